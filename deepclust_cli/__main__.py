@@ -1,0 +1,3 @@
+from deepclust_cli.cli import main
+
+main()

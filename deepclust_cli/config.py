@@ -1,0 +1,150 @@
+"""Structured configs: the schema of a run and of the trainer group, and their validation.
+
+Hydra type-checks every value against these dataclasses while it composes the config (they are
+registered in its ConfigStore: ``deepclust_schema`` for the run, ``schema/method/<name>`` and
+``schema/dataset/<name>`` by the registries). Ranges and cross-field rules are checked in each
+dataclass's ``__post_init__``, which runs when :func:`to_settings` turns the composed config into
+objects — before any data is loaded.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any, List, Mapping, Optional, Type, TypeVar
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING, DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from deepclust_cli.errors import ConfigError, DeepclustError, require
+
+T = TypeVar("T")
+
+
+class Precision(enum.Enum):
+    fp32 = "fp32"
+    bf16 = "bf16"
+    fp16 = "fp16"
+
+
+class OptimizerName(enum.Enum):
+    adam = "adam"
+    adamw = "adamw"
+    sgd = "sgd"
+
+
+class ScheduleName(enum.Enum):
+    none = "none"
+    plateau = "plateau"  # ReduceLROnPlateau on the validation loss; stop once lr < min_lr
+    step = "step"  # multiply by gamma at each epoch in milestones
+    cosine = "cosine"  # cosine annealing from lr to min_lr over max_epochs
+
+
+@dataclass
+class TrainerConfig:
+    """Training knobs shared by the deep methods; a method's stages start from these."""
+
+    max_epochs: int = 100
+    batch_size: int = 256
+    optimizer: OptimizerName = OptimizerName.adam
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    momentum: float = 0.9  # SGD only
+    nesterov: bool = False  # SGD only
+    schedule: ScheduleName = ScheduleName.plateau
+    plateau_factor: float = 0.1
+    plateau_patience: int = 10
+    min_lr: float = 1e-7
+    milestones: List[int] = field(default_factory=list)
+    gamma: float = 0.1
+    num_workers: int = 0
+    precision: Precision = Precision.fp32
+    deterministic: bool = False
+    checkpoint_every: int = 1  # epochs between last.ckpt writes
+    log_every: int = 50  # optimizer steps between TensorBoard points
+
+    def __post_init__(self) -> None:
+        require(self.max_epochs >= 1, f"max_epochs must be >= 1, got {self.max_epochs}")
+        require(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}")
+        require(self.lr > 0, f"lr must be > 0, got {self.lr}")
+        require(self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}")
+        require(0 <= self.momentum < 1, f"momentum must be in [0, 1), got {self.momentum}")
+        require(0 < self.plateau_factor < 1, f"plateau_factor must be in (0, 1), got {self.plateau_factor}")
+        require(self.plateau_patience >= 0, f"plateau_patience must be >= 0, got {self.plateau_patience}")
+        require(0 <= self.min_lr < self.lr, f"min_lr must be in [0, lr={self.lr}), got {self.min_lr}")
+        require(all(m >= 1 for m in self.milestones), f"milestones must be epochs >= 1, got {self.milestones}")
+        require(list(self.milestones) == sorted(self.milestones), f"milestones must increase, got {self.milestones}")
+        require(0 < self.gamma <= 1, f"gamma must be in (0, 1], got {self.gamma}")
+        require(self.num_workers >= 0, f"num_workers must be >= 0, got {self.num_workers}")
+        require(self.checkpoint_every >= 1, f"checkpoint_every must be >= 1, got {self.checkpoint_every}")
+        require(self.log_every >= 1, f"log_every must be >= 1, got {self.log_every}")
+
+
+@dataclass
+class RunConfig:
+    """The top level of ``conf/config.yaml``."""
+
+    method: Any = MISSING
+    dataset: Any = MISSING
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    seed: int = 0
+    gpus: List[int] = field(default_factory=list)
+    data_dir: str = "data"
+    output_dir: str = "outputs"
+    resume: Optional[str] = None  # a checkpoint to continue from (or, with test_only, to evaluate)
+    test_only: bool = False
+    restart: bool = False  # with resume: continue in a new session folder instead of the checkpoint's
+    name: Optional[str] = None  # a label appended to the session folder's name
+
+    def __post_init__(self) -> None:
+        require(self.seed >= 0, f"seed must be >= 0, got {self.seed}")
+        require(not self.test_only or self.resume, "test_only needs a checkpoint: add --resume PATH")
+        require(not self.restart or self.resume, "restart only applies with --resume PATH")
+        require(
+            self.name is None or ("/" not in self.name and self.name.strip() == self.name and self.name),
+            f"name must be a non-empty label without '/' or surrounding spaces, got {self.name!r}",
+        )
+
+
+ConfigStore.instance().store(name="deepclust_schema", node=RunConfig)
+
+
+def to_settings(cfg: DictConfig) -> RunConfig:
+    """Turn the composed config into dataclass objects, running every ``__post_init__`` check.
+
+    Sections are checked one by one first so that a message names the section it is about.
+    """
+    for section in ("method", "dataset", "trainer"):
+        if OmegaConf.is_config(cfg.get(section)):
+            _instantiate(cfg[section], section)
+    return _instantiate(cfg, "")
+
+
+def make_config(schema: Type[T], values: Mapping[str, Any], where: str = "") -> T:
+    """Build ``schema(**values)`` with OmegaConf's type checks: the library path to a validated config.
+
+    Unknown keys and values of the wrong type fail with one ``ConfigError`` line naming the key;
+    ``where`` (e.g. ``"method"``) prefixes the key in messages.
+    """
+    try:
+        node = OmegaConf.merge(OmegaConf.structured(schema), dict(values))
+    except OmegaConfBaseException as error:
+        raise ConfigError(_omegaconf_message(error, where)) from None
+    return _instantiate(node, where)
+
+
+def _instantiate(node: DictConfig, where: str) -> Any:
+    try:
+        return OmegaConf.to_object(node)
+    except DeepclustError as error:
+        raise ConfigError(f"{where}: {error}" if where else str(error)) from None
+    except OmegaConfBaseException as error:
+        raise ConfigError(_omegaconf_message(error, where)) from None
+
+
+def _omegaconf_message(error: OmegaConfBaseException, where: str) -> str:
+    """OmegaConf messages span several lines (key, types); keep the first and name the key."""
+    message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    key = ".".join(part for part in (where, getattr(error, "full_key", None) or "") if part)
+    return f"{key}: {message}" if key else message

@@ -1,0 +1,55 @@
+import pytest
+from omegaconf import OmegaConf
+
+from deepclust_cli.config import RunConfig, TrainerConfig, make_config, to_settings
+from deepclust_cli.errors import ConfigError
+
+
+def run_config(**top):
+    base = OmegaConf.structured(RunConfig)
+    return OmegaConf.merge(base, {"method": {"name": "kmeans"}, "dataset": {"name": "blobs"}, **top})
+
+
+@pytest.mark.parametrize(
+    "values, message",
+    [
+        ({"lr": -1}, "trainer: lr must be > 0, got -1.0"),
+        ({"lr": "fast"}, "trainer.lr: Value 'fast' of type 'str' could not be converted to Float"),
+        ({"optimizer": "rmsprop"}, "trainer.optimizer: Invalid value 'rmsprop', expected one of [adam, adamw, sgd]"),
+        ({"precision": "fp64"}, "trainer.precision: Invalid value 'fp64', expected one of [fp32, bf16, fp16]"),
+        ({"milestones": [80, 40]}, "trainer: milestones must increase, got [80, 40]"),
+        ({"min_lr": 1.0}, "trainer: min_lr must be in [0, lr=0.001), got 1.0"),
+        ({"epochs": 3}, "trainer.epochs: Key 'epochs' not in 'TrainerConfig'"),
+    ],
+)
+def test_trainer_errors_are_one_line_and_name_the_key(values, message):
+    with pytest.raises(ConfigError) as error:
+        make_config(TrainerConfig, values, "trainer")
+    assert str(error.value) == message
+
+
+def test_valid_trainer_values_become_typed_objects():
+    trainer = make_config(TrainerConfig, {"optimizer": "sgd", "precision": "bf16", "milestones": [80, 120]}, "trainer")
+    assert trainer.optimizer.name == "sgd" and trainer.precision.value == "bf16" and trainer.milestones == [80, 120]
+
+
+def test_test_only_without_resume_is_refused():
+    with pytest.raises(ConfigError, match="test_only needs a checkpoint: add --resume PATH"):
+        to_settings(run_config(test_only=True))
+
+
+def test_restart_without_resume_is_refused():
+    with pytest.raises(ConfigError, match="restart only applies with --resume"):
+        to_settings(run_config(restart=True))
+
+
+def test_bad_name_and_seed():
+    with pytest.raises(ConfigError, match="name must be"):
+        to_settings(run_config(name="a/b"))
+    with pytest.raises(ConfigError, match="seed must be >= 0"):
+        to_settings(run_config(seed=-1))
+
+
+def test_gpus_must_be_integers():
+    with pytest.raises(Exception, match="gpus"):
+        run_config(gpus=["zero"])
