@@ -1,0 +1,215 @@
+"""Clustering and representation metrics: ACC, NMI, ARI and AND's weighted kNN accuracy.
+
+Labels may be numpy arrays, Python sequences or torch tensors (CPU or CUDA); ``y_true`` may hold
+any sortable values (negative, non-contiguous, strings), ``y_pred`` any cluster ids. Nothing here
+invents labels: when ground truth is absent, :func:`clustering_metrics` returns ``{}``.
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Union
+
+import numpy as np
+import torch
+from scipy.optimize import linear_sum_assignment
+from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
+
+ArrayLike = Union[np.ndarray, torch.Tensor, list, tuple]
+Device = Union[str, torch.device, None]
+
+DEFAULT_MAX_BYTES = 256 * 2**20
+
+
+def _labels(y: ArrayLike, name: str) -> Union[np.ndarray, torch.Tensor]:
+    """``y`` as a 1-D tensor (kept on its device) or 1-D numpy array."""
+    if not isinstance(y, torch.Tensor):
+        y = np.asarray(y)
+    if y.ndim != 1:
+        raise ValueError(f"{name} must be 1-D, got shape {tuple(y.shape)}")
+    return y
+
+
+def _pair(y_true: ArrayLike, y_pred: ArrayLike):
+    """Both label vectors, checked for equal non-zero length, in one framework.
+
+    Two tensors on one device stay torch (so the contingency is counted on that device);
+    any other mix goes through numpy, which also covers string labels.
+    """
+    t, p = _labels(y_true, "y_true"), _labels(y_pred, "y_pred")
+    if len(t) != len(p):
+        raise ValueError(f"y_true has {len(t)} labels but y_pred has {len(p)}")
+    if len(t) == 0:
+        raise ValueError("y_true and y_pred are empty")
+    both_torch = isinstance(t, torch.Tensor) and isinstance(p, torch.Tensor) and t.device == p.device
+    if not both_torch:
+        t, p = (v.cpu().numpy() if isinstance(v, torch.Tensor) else v for v in (t, p))
+    return t, p
+
+
+def _numpy(y: ArrayLike, name: str) -> np.ndarray:
+    y = _labels(y, name)
+    return y.cpu().numpy() if isinstance(y, torch.Tensor) else y
+
+
+def _contingency(t, p) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Count table ``C[i, j] = #{n : y_true[n] = class_i and y_pred[n] = cluster_j}``.
+
+    Both label vectors are recoded to dense ids by sorting (``unique(return_inverse)``), and the
+    pair ``(i, j)`` is flattened to ``i * n_clusters + j`` so one ``bincount`` fills the table:
+    O(N log N) with no Python loop over samples or clusters.
+    """
+    if isinstance(t, torch.Tensor):
+        classes, ti = torch.unique(t, sorted=True, return_inverse=True)
+        clusters, pi = torch.unique(p, sorted=True, return_inverse=True)
+        flat = torch.bincount(ti.long() * len(clusters) + pi.long(), minlength=len(classes) * len(clusters))
+        table = flat.view(len(classes), len(clusters)).cpu().numpy()
+        return table.astype(np.int64, copy=False), classes.cpu().numpy(), clusters.cpu().numpy()
+    classes, ti = np.unique(t, return_inverse=True)
+    clusters, pi = np.unique(p, return_inverse=True)
+    flat = np.bincount(ti.ravel().astype(np.int64) * len(clusters) + pi.ravel(), minlength=len(classes) * len(clusters))
+    return flat.reshape(len(classes), len(clusters)).astype(np.int64, copy=False), classes, clusters
+
+
+def contingency(y_true: ArrayLike, y_pred: ArrayLike) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Contingency table ``C`` (int64, ``n_classes × n_clusters``) with its row and column values.
+
+    ``C[i, j]`` counts samples of class ``class_values[i]`` put in cluster ``cluster_values[j]``;
+    both value arrays are sorted ascending (``np.unique`` order).
+    """
+    return _contingency(*_pair(y_true, y_pred))
+
+
+def _assignment(table: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Hungarian matching maximizing ``sum C[row_k, col_k]`` over one-to-one row/column pairs.
+
+    Rectangular tables are fine: ``min(n_classes, n_clusters)`` pairs are matched.
+    """
+    return linear_sum_assignment(table, maximize=True)
+
+
+def _acc_from_table(table: np.ndarray) -> float:
+    rows, cols = _assignment(table)
+    return float(table[rows, cols].sum() / table.sum())
+
+
+def acc(y_true: ArrayLike, y_pred: ArrayLike) -> float:
+    """Clustering accuracy ``ACC = max_m (1/N) sum_n [y_true[n] = m(y_pred[n])]``.
+
+    ``m`` ranges over one-to-one maps from clusters to classes; when the counts differ, the
+    surplus clusters (or classes) stay unmatched and their samples count as errors. The maximum is
+    found with the Hungarian algorithm on the contingency table.
+    """
+    return _acc_from_table(contingency(y_true, y_pred)[0])
+
+
+def cluster_to_class(y_true: ArrayLike, y_pred: ArrayLike) -> dict:
+    """Map every cluster value to a class value, e.g. to order a confusion-matrix plot.
+
+    Clusters matched by the Hungarian assignment behind :func:`acc` map to their matched class.
+    Clusters left unmatched (possible only when there are more clusters than classes) map to their
+    majority class, so the map covers every cluster but is one-to-one only on the matched ones.
+    Keys and values are plain Python scalars.
+    """
+    table, classes, clusters = contingency(y_true, y_pred)
+    target = table.argmax(axis=0)
+    rows, cols = _assignment(table)
+    target[cols] = rows
+    return dict(zip(clusters.tolist(), classes[target].tolist()))
+
+
+def nmi(y_true: ArrayLike, y_pred: ArrayLike) -> float:
+    """Normalized mutual information ``I(T; P) / ((H(T) + H(P)) / 2)`` (scikit-learn, arithmetic mean)."""
+    t, p = _pair(y_true, y_pred)
+    return float(normalized_mutual_info_score(_numpy(t, "y_true"), _numpy(p, "y_pred"), average_method="arithmetic"))
+
+
+def ari(y_true: ArrayLike, y_pred: ArrayLike) -> float:
+    """Adjusted Rand index ``(RI - E[RI]) / (max RI - E[RI])`` (scikit-learn's ``adjusted_rand_score``)."""
+    t, p = _pair(y_true, y_pred)
+    return float(adjusted_rand_score(_numpy(t, "y_true"), _numpy(p, "y_pred")))
+
+
+def clustering_metrics(y_true: Optional[ArrayLike], y_pred: ArrayLike) -> dict:
+    """``{"acc", "nmi", "ari"}`` as Python floats, or ``{}`` when ``y_true`` is None.
+
+    Absent labels skip the metrics rather than fake them.
+    """
+    if y_true is None:
+        return {}
+    t, p = _pair(y_true, y_pred)
+    t_np, p_np = _numpy(t, "y_true"), _numpy(p, "y_pred")
+    return {
+        "acc": _acc_from_table(_contingency(t, p)[0]),
+        "nmi": float(normalized_mutual_info_score(t_np, p_np, average_method="arithmetic")),
+        "ari": float(adjusted_rand_score(t_np, p_np)),
+    }
+
+
+def _features(x: ArrayLike, name: str) -> torch.Tensor:
+    x = x if isinstance(x, torch.Tensor) else torch.as_tensor(np.asarray(x))
+    if x.ndim != 2:
+        raise ValueError(f"{name} must be 2-D (samples × dims), got shape {tuple(x.shape)}")
+    return x
+
+
+def knn_acc(
+    train_features: ArrayLike,
+    train_labels: ArrayLike,
+    test_features: ArrayLike,
+    test_labels: ArrayLike,
+    k: int = 200,
+    temperature: float = 0.1,
+    device: Device = None,
+    chunk_size: Optional[int] = None,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+) -> float:
+    """Top-1 accuracy of the weighted kNN classifier of Wu et al. (2018), used by AND (Huang et al. 2019).
+
+    Features are L2-normalized so ``s_ij = <f_i, g_j>`` is cosine similarity. For test feature
+    ``f_i`` let ``N_k(i)`` be its ``k`` most similar train features (all of them when
+    ``k > N_train``); class ``c`` gets the vote ``w_c(i) = sum_{j in N_k(i), y_j = c} exp(s_ij / T)``
+    and the prediction is ``argmax_c w_c(i)``. Weights are computed as ``exp((s_ij - max_j s_ij) / T)``,
+    the same ratio between classes, so small temperatures cannot overflow.
+
+    Runs with torch on ``device`` (default: the train features' device, else CPU), chunked over
+    test queries: ``chunk_size`` queries at a time, or as many as keep the ``chunk × N_train``
+    float32 similarity block within ``max_bytes``.
+    """
+    train = _features(train_features, "train_features")
+    test = _features(test_features, "test_features")
+    if train.shape[1] != test.shape[1]:
+        raise ValueError(f"train_features have {train.shape[1]} dims but test_features have {test.shape[1]}")
+    y_train, y_test = _numpy(train_labels, "train_labels"), _numpy(test_labels, "test_labels")
+    if len(y_train) != len(train) or len(y_test) != len(test):
+        raise ValueError(
+            f"features and labels differ in length: train {len(train)} vs {len(y_train)}, test {len(test)} vs {len(y_test)}"
+        )
+    if len(train) == 0 or len(test) == 0:
+        raise ValueError("knn_acc needs at least one train and one test sample")
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    if not temperature > 0:
+        raise ValueError(f"temperature must be > 0, got {temperature}")
+    if chunk_size is not None and chunk_size < 1:
+        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+    if max_bytes < 1:
+        raise ValueError(f"max_bytes must be >= 1, got {max_bytes}")
+
+    device = torch.device(device) if device is not None else train.device
+    # One joint recoding, so test labels unseen in train get ids no vote can reach.
+    values, codes = np.unique(np.concatenate([y_train, y_test]), return_inverse=True)
+    codes = torch.as_tensor(codes.ravel(), dtype=torch.long, device=device)
+    code_train, code_test = codes[: len(train)], codes[len(train) :]
+    n_classes = len(values)
+
+    bank = torch.nn.functional.normalize(train.to(device=device, dtype=torch.float32), dim=1)
+    k = min(k, len(bank))
+    chunk = chunk_size or max(1, max_bytes // (4 * len(bank)))
+    correct = torch.zeros((), dtype=torch.long, device=device)
+    for start in range(0, len(test), chunk):
+        query = torch.nn.functional.normalize(test[start : start + chunk].to(device=device, dtype=torch.float32), dim=1)
+        sim, idx = (query @ bank.T).topk(k, dim=1)
+        weight = ((sim - sim[:, :1]) / temperature).exp_()
+        votes = torch.zeros(len(query), n_classes, device=device).scatter_add_(1, code_train[idx], weight)
+        correct += (votes.argmax(dim=1) == code_test[start : start + chunk]).sum()
+    return correct.item() / len(test)
