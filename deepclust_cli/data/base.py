@@ -1,0 +1,162 @@
+"""The in-memory form every loader returns, and the config fields all datasets share.
+
+Vectors are float32 tensors ``N×D``; images are uint8 tensors ``N×C×H×W`` (or, for image folders
+too large for memory, an :class:`ImageFiles`-like lazy source with the same ``subset``/``concat``
+interface). Labels are int64 tensors or ``None``.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Callable, Optional, Protocol, Union
+
+import torch
+from omegaconf import MISSING
+
+from deepclust_cli.errors import DataError, require
+from deepclust_cli.registry import Registry
+
+
+class SplitMode(enum.Enum):
+    """Which samples a method fits on and which it is scored on.
+
+    ``all``: train and test concatenated, fitted and scored together (the deep-clustering
+    convention, e.g. MNIST 70k). ``train_test``: fit on train, score on test (the
+    representation-learning convention, e.g. AND's weighted kNN).
+    """
+
+    all = "all"
+    train_test = "train_test"
+
+
+@dataclass
+class DatasetConfig:
+    """Fields every dataset accepts; families extend it."""
+
+    name: str = MISSING
+    n_classes: Optional[int] = None
+    split: SplitMode = SplitMode.all
+    max_samples: Optional[int] = None
+
+    def __post_init__(self) -> None:
+        require(self.n_classes is None or self.n_classes >= 1, f"n_classes must be >= 1, got {self.n_classes}")
+        require(self.max_samples is None or self.max_samples >= 1, f"max_samples must be >= 1, got {self.max_samples}")
+
+
+@dataclass
+class FileDatasetConfig(DatasetConfig):
+    """A dataset read from files: under ``root`` when given, else under the run's ``data_dir``."""
+
+    root: Optional[str] = None
+    download: bool = False
+
+
+class LazyImages(Protocol):
+    """Images decoded on demand (image folders too large to hold in memory)."""
+
+    def __len__(self) -> int: ...
+    def subset(self, index: torch.Tensor) -> "LazyImages": ...
+    def concat(self, other: "LazyImages") -> "LazyImages": ...
+    def load(self, index: torch.Tensor) -> torch.Tensor: ...
+
+
+@dataclass
+class Split:
+    """One part of a dataset: samples ``x`` and optional integer labels ``y``."""
+
+    x: Union[torch.Tensor, LazyImages]
+    y: Optional[torch.Tensor] = None
+
+    def __post_init__(self) -> None:
+        if self.y is not None and len(self.y) != len(self.x):
+            raise DataError(f"{len(self.x)} samples but {len(self.y)} labels")
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    @property
+    def is_lazy(self) -> bool:
+        return not isinstance(self.x, torch.Tensor)
+
+    def subset(self, index: torch.Tensor) -> "Split":
+        x = self.x.subset(index) if self.is_lazy else self.x[index]
+        return Split(x, None if self.y is None else self.y[index])
+
+    def concat(self, other: "Split") -> "Split":
+        x = self.x.concat(other.x) if self.is_lazy else torch.cat([self.x, other.x])
+        y = None if self.y is None or other.y is None else torch.cat([self.y, other.y])
+        return Split(x, y)
+
+    def images(self) -> torch.Tensor:
+        """All samples as one tensor (decodes a lazy source in full)."""
+        return self.x.load(torch.arange(len(self.x))) if self.is_lazy else self.x
+
+    def vectors(self) -> torch.Tensor:
+        """Samples as float32 rows: images flattened and scaled from [0, 255] to [0, 1]."""
+        x = self.images()
+        if x.dtype == torch.uint8:
+            return x.flatten(1).float().div_(255.0)
+        return x.float().flatten(1)
+
+
+@dataclass
+class Dataset:
+    """What a loader returns: named splits plus what methods need to know about them."""
+
+    name: str
+    train: Split
+    test: Optional[Split] = None
+    n_classes: Optional[int] = None
+    kind: str = "vectors"  # "vectors" or "images"
+    mean: Optional[tuple[float, ...]] = None  # per-channel image statistics in [0, 1] units
+    std: Optional[tuple[float, ...]] = None
+    class_names: Optional[list[str]] = field(default=None, repr=False)
+
+    def partition(self, mode: SplitMode) -> tuple[Split, Split]:
+        """(fit split, evaluation split) for the run's ``dataset.split`` mode."""
+        if mode is SplitMode.all:
+            whole = self.train if self.test is None else self.train.concat(self.test)
+            return whole, whole
+        if self.test is None:
+            raise DataError(f"dataset '{self.name}' has no test split; set dataset.split=all")
+        return self.train, self.test
+
+    def subsample(self, max_samples: int, seed: int) -> "Dataset":
+        """Keep a seeded random subset of at most ``max_samples`` samples in each split."""
+        generator = torch.Generator().manual_seed(seed)
+
+        def cut(split: Optional[Split]) -> Optional[Split]:
+            if split is None or len(split) <= max_samples:
+                return split
+            return split.subset(torch.randperm(len(split), generator=generator)[:max_samples].sort().values)
+
+        return replace(self, train=cut(self.train), test=cut(self.test))
+
+    def check(self) -> None:
+        """Refuse data no method can use: empty splits, NaN or inf values."""
+        for split_name, split in (("train", self.train), ("test", self.test)):
+            if split is None:
+                continue
+            if len(split) == 0:
+                raise DataError(f"dataset '{self.name}': the {split_name} split is empty")
+            if not split.is_lazy and split.x.is_floating_point():
+                bad = int((~torch.isfinite(split.x)).sum())
+                if bad:
+                    raise DataError(f"dataset '{self.name}': {bad} NaN or inf values in the {split_name} split")
+
+
+Loader = Callable[[DatasetConfig, Path, int], Dataset]
+"""``loader(config, data_dir, seed) -> Dataset``; registered under the dataset's name."""
+
+DATASETS: Registry[Loader] = Registry("dataset")
+
+
+def load_dataset(config: DatasetConfig, data_dir: Union[str, Path], seed: int = 0) -> Dataset:
+    """Load the dataset ``config.name`` names, cut it to ``max_samples`` and check its values."""
+    data = DATASETS.get(config.name)(config, Path(data_dir), seed)
+    if config.max_samples is not None:
+        data = data.subsample(config.max_samples, seed)
+    data.check()
+    return data

@@ -1,0 +1,241 @@
+"""The user's own feature vectors: a ``.npy`` array or a ``.csv`` table, with optional labels.
+
+Labels may be any values (class names, integers); they are numbered 0..K-1 in sorted order
+(numerically when they are all numbers, so ``10`` comes after ``9``), and test labels use the
+train labels' numbering. Relative paths are read from the current directory.
+"""
+
+from __future__ import annotations
+
+import csv
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import torch
+from omegaconf import MISSING
+
+from deepclust_cli.data.base import DATASETS, Dataset, DatasetConfig, Split
+from deepclust_cli.data.vision import check_class_count
+from deepclust_cli.errors import DataError, require
+
+FEATURE_SUFFIXES = (".npy", ".csv")
+LABEL_SUFFIXES = (".npy", ".csv", ".txt")
+
+
+@dataclass
+class FeaturesConfig(DatasetConfig):
+    """Features in ``path`` (rows are samples), labels in ``labels`` or in a CSV column.
+
+    ``label_column`` names a column of the CSV ``path`` (its header name, or its 0-based index,
+    negative counting from the end) that holds labels and is not a feature; the test CSV must
+    then hold the same column. ``test_path``/``test_labels`` give a held-out split.
+    """
+
+    path: str = MISSING
+    labels: Optional[str] = None
+    label_column: Optional[str] = None
+    test_path: Optional[str] = None
+    test_labels: Optional[str] = None
+    delimiter: str = ","
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for key in ("path", "test_path"):
+            value = getattr(self, key)
+            require(
+                value is None or value.endswith(FEATURE_SUFFIXES), f"{key} must be a .npy or .csv file, got '{value}'"
+            )
+        for key in ("labels", "test_labels"):
+            value = getattr(self, key)
+            require(
+                value is None or value.endswith(LABEL_SUFFIXES),
+                f"{key} must be a .npy, .csv or .txt file, got '{value}'",
+            )
+        require(self.labels is None or self.label_column is None, "give labels or label_column, not both")
+        require(self.label_column is None or self.path.endswith(".csv"), "label_column needs a .csv path")
+        require(self.test_labels is None or self.test_path is not None, "test_labels needs test_path")
+        require(
+            self.test_labels is None or self.labels is not None or self.label_column is not None,
+            "test_labels needs training labels (labels or label_column) to number its classes",
+        )
+        require(len(self.delimiter) == 1, f"delimiter must be one character, got '{self.delimiter}'")
+
+
+def _existing(path_text: str, what: str) -> Path:
+    path = Path(path_text).expanduser()
+    if not path.is_file():
+        raise DataError(f"{what} file not found: {path}")
+    return path
+
+
+def _load_npy(path: Path) -> np.ndarray:
+    try:
+        array = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as error:
+        raise DataError(
+            f"{path}: not a readable .npy array without pickled objects ({' '.join(str(error).split())})"
+        ) from error
+    if not isinstance(array, np.ndarray):
+        raise DataError(f"{path}: holds an .npz archive, not a single .npy array")
+    return array
+
+
+def _is_number(cell: str) -> bool:
+    try:
+        float(cell)
+    except ValueError:
+        return False
+    return True
+
+
+def _label_column_index(path: Path, first_row: list[str], label_column: str) -> tuple[int, bool]:
+    """(column index, whether the first row is a header) for a CSV with labels in ``label_column``."""
+    if label_column in first_row:
+        return first_row.index(label_column), True
+    try:
+        index = int(label_column)
+    except ValueError:
+        raise DataError(f"{path}: no column named '{label_column}' in the header {first_row}") from None
+    if not -len(first_row) <= index < len(first_row):
+        raise DataError(f"{path}: label_column {index} is outside the {len(first_row)} columns")
+    index %= len(first_row)
+    features = first_row[:index] + first_row[index + 1 :]
+    return index, not all(_is_number(cell) for cell in features)
+
+
+def _read_csv(path: Path, delimiter: str, label_column: Optional[str]) -> tuple[np.ndarray, Optional[np.ndarray]]:
+    """Features (and the label column's values as text) from a CSV whose header is optional.
+
+    The first row is a header when one of its feature cells is not a number.
+    """
+    with path.open(newline="", encoding="utf-8-sig") as file:
+        first_row = next(csv.reader(file, delimiter=delimiter), None)
+    if not first_row:
+        raise DataError(f"{path}: empty CSV file")
+    if label_column is None:
+        label_index, has_header = None, not all(_is_number(cell) for cell in first_row)
+    else:
+        label_index, has_header = _label_column_index(path, first_row, label_column)
+    feature_columns = [column for column in range(len(first_row)) if column != label_index]
+    if not feature_columns:
+        raise DataError(f"{path}: no feature columns besides the label column")
+    csv_format = dict(delimiter=delimiter, skiprows=int(has_header), quotechar='"', encoding="utf-8-sig")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # an empty table is reported below instead
+            features = np.loadtxt(path, usecols=feature_columns, dtype=np.float32, ndmin=2, **csv_format)
+            labels = None
+            if label_index is not None:
+                labels = np.loadtxt(path, usecols=[label_index], dtype=str, ndmin=1, **csv_format)
+    except ValueError as error:
+        raise DataError(f"{path}: {' '.join(str(error).split())}") from error
+    if len(features) == 0:
+        raise DataError(f"{path}: no data rows")
+    return features, labels
+
+
+def read_features(path: Path, delimiter: str, label_column: Optional[str]) -> tuple[np.ndarray, Optional[np.ndarray]]:
+    """A float32 samples × features matrix, plus the label column's values when one is named."""
+    if path.suffix == ".csv":
+        return _read_csv(path, delimiter, label_column)
+    array = _load_npy(path)
+    if array.ndim != 2:
+        raise DataError(f"{path}: features must be a 2-D array (samples × features), got shape {array.shape}")
+    if array.dtype.kind not in "buif":
+        raise DataError(f"{path}: features must be numbers, got dtype {array.dtype}")
+    return array.astype(np.float32), None
+
+
+def read_labels(path: Path, delimiter: str) -> np.ndarray:
+    """Labels from a 1-D ``.npy`` array, or a ``.csv``/``.txt`` file holding one label per row."""
+    if path.suffix == ".npy":
+        labels = _load_npy(path)
+        if labels.ndim == 2 and labels.shape[1] == 1:
+            labels = labels[:, 0]
+        if labels.ndim != 1:
+            raise DataError(f"{path}: labels must be a 1-D array, got shape {labels.shape}")
+        return labels
+    with path.open(newline="", encoding="utf-8-sig") as file:
+        lines = [line for line in file.read().splitlines() if line.strip()]
+    if path.suffix == ".txt":
+        return np.asarray([line.strip() for line in lines], dtype=str)
+    rows = list(csv.reader(lines, delimiter=delimiter))
+    widths = {len(row) for row in rows}
+    if widths - {1}:
+        raise DataError(f"{path}: a labels file holds one label per row, found rows of {max(widths)} columns")
+    return np.asarray([row[0].strip() for row in rows], dtype=str)
+
+
+def _typed(labels: np.ndarray) -> np.ndarray:
+    """Labels written as text become numbers when they all are, so that they sort numerically."""
+    if labels.dtype.kind not in "US":
+        return labels
+    labels = np.char.strip(labels.astype(str))
+    for dtype in (np.int64, np.float64):
+        try:
+            return labels.astype(dtype)
+        except ValueError:
+            continue
+    return labels
+
+
+def number_labels(
+    train: np.ndarray, test: Optional[np.ndarray], train_path: Path, test_path: Optional[Path]
+) -> tuple[torch.Tensor, Optional[torch.Tensor], np.ndarray]:
+    """(train ids, test ids, classes): labels numbered 0..K-1 in the sorted order of the train labels."""
+    classes, train_ids = np.unique(_typed(train), return_inverse=True)
+    if test is None:
+        return torch.from_numpy(train_ids.astype(np.int64)), None, classes
+    test = _typed(test)
+    if (test.dtype.kind in "US") != (classes.dtype.kind in "US"):
+        raise DataError(f"{test_path}: label {test[0].item()!r} does not occur in the training labels of {train_path}")
+    positions = np.searchsorted(classes, test).clip(max=len(classes) - 1)
+    unknown = classes[positions] != test
+    if unknown.any():
+        raise DataError(
+            f"{test_path}: label {test[unknown][0].item()!r} does not occur in the training labels of {train_path}"
+        )
+    return torch.from_numpy(train_ids.astype(np.int64)), torch.from_numpy(positions.astype(np.int64)), classes
+
+
+def _labels_for(
+    features: np.ndarray, features_path: Path, labels_file: Optional[str], column: Optional[np.ndarray], delimiter: str
+) -> tuple[Optional[np.ndarray], Path]:
+    """Raw labels for ``features`` (from a labels file or the label column) and where they came from."""
+    if labels_file is None:
+        return column, features_path
+    labels_path = _existing(labels_file, "labels")
+    labels = read_labels(labels_path, delimiter)
+    if len(labels) != len(features):
+        raise DataError(f"{labels_path}: {len(labels)} labels for the {len(features)} rows of {features_path}")
+    return labels, labels_path
+
+
+@DATASETS.register("features", schema=FeaturesConfig)
+def load_features(config: FeaturesConfig, data_dir: Path, seed: int) -> Dataset:
+    """Feature vectors from the user's files; ``n_classes`` from the labels when there are any."""
+    train_path = _existing(config.path, "features")
+    train_x, train_column = read_features(train_path, config.delimiter, config.label_column)
+    train_labels, train_labels_path = _labels_for(train_x, train_path, config.labels, train_column, config.delimiter)
+    test_x = test_labels = test_labels_path = None
+    if config.test_path is not None:
+        test_path = _existing(config.test_path, "test features")
+        test_x, test_column = read_features(test_path, config.delimiter, config.label_column)
+        if test_x.shape[1] != train_x.shape[1]:
+            raise DataError(f"{test_path}: {test_x.shape[1]} features per row, but {train_path} has {train_x.shape[1]}")
+        test_labels, test_labels_path = _labels_for(
+            test_x, test_path, config.test_labels, test_column, config.delimiter
+        )
+
+    train_y = test_y = class_names = None
+    n_classes = config.n_classes
+    if train_labels is not None:
+        train_y, test_y, classes = number_labels(train_labels, test_labels, train_labels_path, test_labels_path)
+        n_classes = check_class_count(config, len(classes))
+        class_names = [str(name) for name in classes.tolist()]
+    train = Split(torch.from_numpy(train_x), train_y)
+    test = None if test_x is None else Split(torch.from_numpy(test_x), test_y)
+    return Dataset(config.name, train, test, n_classes=n_classes, kind="vectors", class_names=class_names)

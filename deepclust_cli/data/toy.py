@@ -1,0 +1,127 @@
+"""Datasets that need no files: generated 2-D shapes and scikit-learn's bundled digits.
+
+scikit-learn is imported inside the loaders: importing it costs a second of every CLI start.
+Generation is seeded by ``dataset.seed`` (not the run's seed), so sweeping the run's ``seed``
+measures the method's variance on fixed data.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from scipy.spatial.distance import pdist
+
+from deepclust_cli.data.base import DATASETS, Dataset, DatasetConfig, Split
+from deepclust_cli.errors import DataError, require
+
+
+@dataclass
+class GeneratedConfig(DatasetConfig):
+    """``n_samples`` points to fit on, plus ``n_test`` held-out points from the same distribution."""
+
+    n_samples: int = 10000
+    n_test: int = 0
+    noise: float = 0.05
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        require(self.n_samples >= 2, f"n_samples must be >= 2, got {self.n_samples}")
+        require(self.n_test >= 0, f"n_test must be >= 0, got {self.n_test}")
+        require(self.noise >= 0, f"noise must be >= 0, got {self.noise}")
+
+
+@dataclass
+class CirclesConfig(GeneratedConfig):
+    factor: float = 0.5  # inner radius / outer radius
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        require(0 < self.factor < 1, f"factor must be in (0, 1), got {self.factor}")
+
+
+@dataclass
+class BlobsConfig(GeneratedConfig):
+    n_classes: int = 5
+    n_features: int = 2
+    cluster_std: float = 0.5
+    center_box: float = 10.0  # centres uniform in [-center_box, center_box] per coordinate
+    min_separation: float = 10.0  # centre distances of at least this many cluster_std
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        require(self.n_features >= 1, f"n_features must be >= 1, got {self.n_features}")
+        require(self.cluster_std > 0, f"cluster_std must be > 0, got {self.cluster_std}")
+        require(self.center_box > 0, f"center_box must be > 0, got {self.center_box}")
+        require(self.min_separation >= 0, f"min_separation must be >= 0, got {self.min_separation}")
+
+
+def _split_generated(name: str, config: GeneratedConfig, make: Callable[[int], tuple], n_classes: int) -> Dataset:
+    x, y = make(config.n_samples + config.n_test)
+    x = torch.as_tensor(np.asarray(x), dtype=torch.float32)
+    y = torch.as_tensor(np.asarray(y), dtype=torch.int64)
+    train = Split(x[: config.n_samples], y[: config.n_samples])
+    test = Split(x[config.n_samples :], y[config.n_samples :]) if config.n_test else None
+    return Dataset(name, train, test, n_classes=n_classes)
+
+
+@DATASETS.register("twomoons", schema=GeneratedConfig)
+def load_twomoons(config: GeneratedConfig, data_dir: Path, seed: int) -> Dataset:
+    from sklearn.datasets import make_moons
+
+    return _split_generated(
+        "twomoons", config, lambda n: make_moons(n, noise=config.noise, random_state=config.seed), 2
+    )
+
+
+@DATASETS.register("circles", schema=CirclesConfig)
+def load_circles(config: CirclesConfig, data_dir: Path, seed: int) -> Dataset:
+    from sklearn.datasets import make_circles
+
+    return _split_generated(
+        "circles",
+        config,
+        lambda n: make_circles(n, noise=config.noise, factor=config.factor, random_state=config.seed),
+        2,
+    )
+
+
+def blob_centers(config: BlobsConfig, attempts: int = 1000) -> np.ndarray:
+    """Centres uniform in the box, redrawn (seeded) until every pair is ``min_separation``
+    standard deviations apart, so the clusters are separable as the config promises."""
+    rng = np.random.default_rng(config.seed)
+    needed = config.min_separation * config.cluster_std
+    for _ in range(attempts):
+        centers = rng.uniform(-config.center_box, config.center_box, size=(config.n_classes, config.n_features))
+        if config.n_classes == 1 or pdist(centers).min() >= needed:
+            return centers
+    raise DataError(
+        f"dataset 'blobs': cannot place {config.n_classes} centres {needed:g} apart inside ±{config.center_box:g}; "
+        "raise dataset.center_box or lower dataset.min_separation"
+    )
+
+
+@DATASETS.register("blobs", schema=BlobsConfig)
+def load_blobs(config: BlobsConfig, data_dir: Path, seed: int) -> Dataset:
+    from sklearn.datasets import make_blobs
+
+    centers = blob_centers(config)
+
+    def make(n: int) -> tuple:
+        return make_blobs(n, centers=centers, cluster_std=config.cluster_std, random_state=config.seed)
+
+    return _split_generated("blobs", config, make, config.n_classes)
+
+
+@DATASETS.register("digits", schema=DatasetConfig)
+def load_digits(config: DatasetConfig, data_dir: Path, seed: int) -> Dataset:
+    """scikit-learn's 1,797 8×8 digits as 64-d vectors scaled from [0, 16] to [0, 1]."""
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    x = torch.as_tensor(bunch.data, dtype=torch.float32) / 16.0
+    return Dataset("digits", Split(x, torch.as_tensor(bunch.target, dtype=torch.int64)), n_classes=10)
