@@ -1,0 +1,1 @@
+"""The engine methods share: sessions, checkpoints, devices, progress, optimizers."""

@@ -1,0 +1,37 @@
+"""Atomic file writes: a reader sees the old file or the new one, never a half-written one."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import BinaryIO, Callable, Union
+
+
+def atomic_write(path: Union[str, Path], write: Callable[[BinaryIO], None]) -> None:
+    """Write through ``write(file)`` into a temp file beside ``path``, fsync it, rename it over ``path``.
+
+    The rename is atomic on POSIX file systems; syncing the directory afterwards makes the new
+    name itself survive a power loss.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as tmp:
+            write(tmp)
+            tmp.flush()
+            os.fsync(tmp.fileno())
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def atomic_write_text(path: Union[str, Path], text: str) -> None:
+    atomic_write(path, lambda f: f.write(text.encode("utf-8")))

@@ -1,0 +1,98 @@
+"""Checkpoint files: one file per checkpoint, written atomically, loaded without running code.
+
+A checkpoint is a dict of tensors and plain Python values only (str, int, float, bool, None,
+lists, tuples, dicts), so ``torch.load(..., weights_only=True)`` can read it and a crafted file
+cannot execute anything while loading. Layout::
+
+    format            "deepclust-checkpoint/1"
+    package_version   deepclust version that wrote it
+    git_sha           commit of the source tree, or None outside a git checkout
+    created           ISO timestamp
+    method            {"name", "params", "state"}: enough to rebuild the fitted method
+    config            the run's resolved config (absent for library saves)
+    overrides         the command-line overrides that composed it
+    progress          {"stage", "epoch", "step", "done", ...}: where training stands
+    rng               random-number-generator states (python, numpy, torch, cuda)
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import functools
+import pickle
+import subprocess
+import zipfile
+from pathlib import Path
+from typing import Any, Union
+
+import torch
+
+import deepclust_cli
+from deepclust_cli.engine.atomic import atomic_write
+from deepclust_cli.errors import CheckpointError
+
+FORMAT = "deepclust-checkpoint/1"
+
+
+@functools.lru_cache(maxsize=1)
+def git_sha() -> str | None:
+    """HEAD of the git checkout deepclust runs from (None for an installed wheel)."""
+    try:
+        result = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=Path(deepclust_cli.__file__).resolve().parent,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if result.returncode != 0:
+        return None
+    return result.stdout.strip() or None
+
+
+def stamp() -> dict[str, Any]:
+    """The provenance fields every checkpoint carries."""
+    return {
+        "format": FORMAT,
+        "package_version": deepclust_cli.__version__,
+        "git_sha": git_sha(),
+        "created": _dt.datetime.now().isoformat(timespec="seconds"),
+    }
+
+
+def save_checkpoint(path: Union[str, Path], payload: dict[str, Any]) -> None:
+    """Stamp ``payload`` with provenance and write it atomically to ``path``."""
+    atomic_write(path, lambda f: torch.save({**stamp(), **payload}, f))
+
+
+def load_checkpoint(path: Union[str, Path], *, mmap: bool = False) -> dict[str, Any]:
+    """Read a checkpoint onto the CPU with ``weights_only=True``.
+
+    ``mmap=True`` maps tensors instead of reading them, so fetching the config of a large
+    checkpoint costs almost nothing. Every failure becomes one ``CheckpointError`` line naming
+    the file and the problem.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+    except pickle.UnpicklingError as error:
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise CheckpointError(
+            f"{path}: refused to load: it holds objects other than tensors and plain values, "
+            f"which could run code ({first_line})"
+        ) from None
+    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as error:
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise CheckpointError(f"{path}: unreadable checkpoint (truncated or corrupt): {first_line}") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: not a deepclust checkpoint (no '{FORMAT}' format marker)")
+    return payload
+
+
+def session_dir_of(checkpoint_path: Union[str, Path]) -> Path:
+    """The session folder a checkpoint lives in: ``<session>/checkpoints/<file>.ckpt``."""
+    return Path(checkpoint_path).resolve().parent.parent

@@ -1,0 +1,73 @@
+"""The services a method may use while it fits, without knowing whether a CLI session is behind it."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ContextManager, Iterable, Optional, TypeVar, Union
+
+import torch
+
+from deepclust_cli.config import TrainerConfig
+from deepclust_cli.engine.device import autocast
+from deepclust_cli.engine.progress import Progress
+
+if TYPE_CHECKING:
+    from deepclust_cli.methods.base import ClusteringMethod
+
+T = TypeVar("T")
+
+logger = logging.getLogger("deepclust")
+
+
+class Context:
+    """Device, seed, trainer knobs, logging, progress, checkpoints and plot paths for ``fit``.
+
+    This bare context serves library use (``Method(...).fit(X)``): messages go to Python's
+    ``logging`` under the name ``deepclust``, progress goes to stderr, and nothing is written to
+    disk. :class:`deepclust_cli.engine.session.Session` is the same interface backed by a
+    session folder.
+    """
+
+    def __init__(
+        self,
+        device: Union[str, torch.device] = "cpu",
+        seed: int = 0,
+        trainer: Optional[TrainerConfig] = None,
+        show_progress: bool = True,
+    ) -> None:
+        self.device = torch.device(device)
+        self.seed = seed
+        self.trainer = trainer or TrainerConfig()
+        self.show_progress = show_progress
+        self.resumed_progress: Optional[dict[str, Any]] = None  # set when continuing from a checkpoint
+        self.logger = logger
+
+    def log(self, message: str) -> None:
+        self.logger.info(message)
+
+    def warn(self, message: str) -> None:
+        self.logger.warning(message)
+
+    def log_scalars(self, values: dict[str, float], step: int) -> None:
+        """Record scalars (loss, lr, metrics) at ``step``; the bare context keeps none."""
+
+    def progress(
+        self, iterable: Optional[Iterable[T]] = None, *, total: Optional[int] = None, desc: str = "", unit: str = "it"
+    ) -> Progress[T]:
+        return Progress(iterable, total=total, desc=desc, unit=unit, enabled=self.show_progress)
+
+    def autocast(self) -> ContextManager[Any]:
+        return autocast(self.device, self.trainer.precision.value)
+
+    def checkpoint(
+        self, method: "ClusteringMethod", progress: dict[str, Any], *, score: Optional[float] = None
+    ) -> None:
+        """Save ``method`` with its training ``progress``; ``score`` (higher is better) picks best.ckpt.
+
+        The bare context keeps nothing: library users save explicitly with ``method.save(path)``.
+        """
+
+    def plot_path(self, name: str) -> Optional[Path]:
+        """Where to write the PNG called ``name``, or None when plots are not kept."""
+        return None

@@ -1,0 +1,92 @@
+"""Devices, seeds, determinism and mixed precision: what ``gpus``, ``seed`` and ``trainer`` ask for."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+from typing import Any, ContextManager, Sequence
+
+import numpy as np
+import torch
+
+from deepclust_cli.errors import ConfigError
+
+
+def select_device(gpus: Sequence[int]) -> torch.device:
+    """``gpus=[]`` → CPU, ``gpus=[i]`` → ``cuda:i``; a GPU that is not there is a ``ConfigError``."""
+    gpus = list(gpus)
+    if not gpus:
+        return torch.device("cpu")
+    if len(gpus) > 1:
+        raise ConfigError(
+            f"gpus={gpus}: training on several GPUs at once is not supported yet; pass one GPU, e.g. gpus=[{gpus[0]}]"
+        )
+    index = gpus[0]
+    available = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if index < 0 or index >= available:
+        seen = f"CUDA devices 0..{available - 1}" if available else "no CUDA device"
+        raise ConfigError(f"gpus=[{index}] asks for cuda:{index} but this machine has {seen}; use gpus=[] for the CPU")
+    return torch.device("cuda", index)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python's, NumPy's and torch's global generators (all CUDA devices included)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def set_deterministic(enabled: bool) -> None:
+    """Ask torch for bitwise-reproducible kernels (slower; errors on ops that have none)."""
+    if enabled:
+        # cuBLAS needs a fixed workspace to be deterministic; must be set before its first use.
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(enabled, warn_only=False)
+    torch.backends.cudnn.deterministic = enabled
+    torch.backends.cudnn.benchmark = not enabled
+
+
+def autocast(device: torch.device, precision: str) -> ContextManager[Any]:
+    """Mixed-precision context for ``precision`` in {fp32, bf16, fp16}; fp32 is a no-op."""
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def rng_state() -> dict[str, Any]:
+    """Every global generator's state, as tensors and plain values (safe for ``weights_only``)."""
+    version, mt_state, gauss = random.getstate()
+    numpy_state = np.random.get_state(legacy=False)
+    state: dict[str, Any] = {
+        "python": [version, list(mt_state), gauss],
+        "numpy": {
+            "key": torch.from_numpy(numpy_state["state"]["key"].astype(np.int64)),
+            "pos": int(numpy_state["state"]["pos"]),
+            "has_gauss": int(numpy_state["has_gauss"]),
+            "gauss": float(numpy_state["gauss"]),
+        },
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng_state(state: dict[str, Any]) -> None:
+    """Inverse of :func:`rng_state`."""
+    version, mt_state, gauss = state["python"]
+    random.setstate((version, tuple(mt_state), gauss))
+    numpy_state = state["numpy"]
+    np.random.set_state(
+        {
+            "bit_generator": "MT19937",
+            "state": {"key": numpy_state["key"].numpy().astype(np.uint32), "pos": numpy_state["pos"]},
+            "has_gauss": numpy_state["has_gauss"],
+            "gauss": numpy_state["gauss"],
+        }
+    )
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])

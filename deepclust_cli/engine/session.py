@@ -1,0 +1,195 @@
+"""The session folder of one run and the services it offers the method.
+
+Layout (``<output_dir>/<method>/<dataset>/<YYYY-MM-DD_HH-MM-SS.ffffff>[_<name>]/``)::
+
+    config.yaml          the resolved config
+    overrides.yaml       the command-line overrides that composed it
+    run.json             status, device, versions, wall time
+    log.txt              everything the run logged (appended on resume)
+    tb/                  TensorBoard events: losses, learning rates, metrics
+    checkpoints/         last.ckpt, and best.ckpt where the method reports a validation score
+    plots/               PNG figures (confusion matrix, embeddings, curves)
+    metrics.json         the final metrics; metrics_test.json for --test-only evaluations
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import logging
+import math
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Optional
+
+import torch
+import yaml
+
+import deepclust_cli
+from deepclust_cli.config import RunConfig
+from deepclust_cli.engine.atomic import atomic_write_text
+from deepclust_cli.engine.checkpoint import git_sha, load_checkpoint, save_checkpoint
+from deepclust_cli.engine.context import Context
+from deepclust_cli.engine.device import restore_rng_state, rng_state, seed_everything, set_deterministic
+from deepclust_cli.errors import CheckpointError, DeepclustError
+
+if TYPE_CHECKING:
+    from torch.utils.tensorboard import SummaryWriter
+
+    from deepclust_cli.methods.base import ClusteringMethod
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(message)s"
+
+
+class Session(Context):
+    """A :class:`Context` that keeps everything in a session folder.
+
+    Use as a context manager: leaving it closes the log and TensorBoard files and records in
+    ``run.json`` whether the run completed, failed (with the error) or was interrupted.
+    """
+
+    def __init__(
+        self,
+        directory: Path,
+        settings: RunConfig,
+        config: dict[str, Any],
+        overrides: list[str],
+        device: torch.device,
+    ) -> None:
+        super().__init__(device=device, seed=settings.seed, trainer=settings.trainer)
+        self.directory = Path(directory)
+        self.settings = settings
+        self.config = config
+        self.overrides = overrides
+        self.test_only = settings.test_only
+        self.started = time.perf_counter()
+        self.best_score: Optional[float] = None
+        self._writer: Optional["SummaryWriter"] = None
+        self._purge_step: Optional[int] = None
+        for sub in ("checkpoints", "plots", "tb"):
+            (self.directory / sub).mkdir(parents=True, exist_ok=True)
+        self._handlers = self._attach_log_handlers()
+        if not self.test_only:
+            atomic_write_text(self.directory / "config.yaml", yaml.safe_dump(config, sort_keys=False))
+            atomic_write_text(self.directory / "overrides.yaml", yaml.safe_dump(overrides))
+        self._write_run_info("running")
+        seed_everything(settings.seed)
+        set_deterministic(settings.trainer.deterministic)
+        self.log(f"session {self.directory}")
+        self.log(f"device {device}, seed {settings.seed}, deepclust {deepclust_cli.__version__} ({git_sha() or 'no git'})")
+
+    # -- logging -----------------------------------------------------------------------------
+    def _attach_log_handlers(self) -> list[logging.Handler]:
+        file_handler = logging.FileHandler(self.directory / "log.txt", mode="a", encoding="utf-8")
+        file_handler.setFormatter(logging.Formatter(LOG_FORMAT))
+        console = logging.StreamHandler(sys.stdout)
+        console.setFormatter(logging.Formatter("%(message)s"))
+        for handler in (file_handler, console):
+            self.logger.addHandler(handler)
+        self.logger.setLevel(logging.INFO)
+        self.logger.propagate = False
+        return [file_handler, console]
+
+    @property
+    def writer(self) -> "SummaryWriter":
+        if self._writer is None:
+            from torch.utils.tensorboard import SummaryWriter  # slow import: only when used
+
+            self._writer = SummaryWriter(log_dir=str(self.directory / "tb"), purge_step=self._purge_step)
+        return self._writer
+
+    def log_scalars(self, values: dict[str, float], step: int) -> None:
+        for tag, value in values.items():
+            self.writer.add_scalar(tag, value, step)
+
+    def plot_path(self, name: str) -> Path:
+        suffix = "_test" if self.test_only else ""
+        return self.directory / "plots" / f"{name}{suffix}.png"
+
+    # -- checkpoints -------------------------------------------------------------------------
+    def checkpoint(
+        self, method: "ClusteringMethod", progress: dict[str, Any], *, score: Optional[float] = None
+    ) -> None:
+        payload = {
+            "method": method.describe(),
+            "config": self.config,
+            "overrides": self.overrides,
+            "progress": dict(progress),
+            "rng": rng_state(),
+        }
+        save_checkpoint(self.directory / "checkpoints" / "last.ckpt", payload)
+        if score is not None and math.isfinite(score) and (self.best_score is None or score > self.best_score):
+            self.best_score = score
+            save_checkpoint(self.directory / "checkpoints" / "best.ckpt", {**payload, "best_score": score})
+
+    def resume(self, path: Path, method: "ClusteringMethod") -> dict[str, Any]:
+        """Load ``path`` into ``method`` and restore the generators; returns the training progress."""
+        payload = load_checkpoint(path)
+        stored = payload.get("method", {})
+        if stored.get("name") != method.name:
+            raise CheckpointError(f"{path}: holds method '{stored.get('name')}', not '{method.name}'")
+        method.load_state_dict(stored["state"])
+        if "rng" in payload:
+            restore_rng_state(payload["rng"])
+        progress = dict(payload.get("progress", {}))
+        self.resumed_progress = progress
+        self.best_score = payload.get("best_score", self.best_score)
+        self._purge_step = progress.get("step")
+        self.log(f"resumed from {path} at {_describe_progress(progress)}")
+        return progress
+
+    # -- the end of a run --------------------------------------------------------------------
+    def finish(self, metrics: dict[str, float]) -> None:
+        """Write the metrics file, log them to TensorBoard and print them with the session path."""
+        name = "metrics_test.json" if self.test_only else "metrics.json"
+        atomic_write_text(self.directory / name, json.dumps(metrics, indent=2) + "\n")
+        if metrics:
+            prefix = "test" if self.test_only else "metrics"
+            self.log_scalars({f"{prefix}/{key}": value for key, value in metrics.items()}, step=0)
+        shown = "  ".join(f"{key}={value:.4f}" for key, value in metrics.items()) or "none (no labels)"
+        self.log(f"metrics: {shown}")
+        self.log(f"session: {self.directory}")
+
+    def __enter__(self) -> "Session":
+        return self
+
+    def __exit__(self, kind: Any, error: Optional[BaseException], traceback: Any) -> None:
+        if error is None:
+            status = "completed"
+        elif isinstance(error, KeyboardInterrupt):
+            status = "interrupted"
+        else:
+            status = "failed"
+        message = None
+        if error is not None:
+            message = str(error) if isinstance(error, DeepclustError) else f"{type(error).__name__}: {error}"
+        self._write_run_info(status, message)
+        if self._writer is not None:
+            self._writer.close()
+        for handler in self._handlers:
+            self.logger.removeHandler(handler)
+            handler.close()
+
+    def _write_run_info(self, status: str, error: Optional[str] = None) -> None:
+        info = {
+            "status": status,
+            "error": error,
+            "mode": "test" if self.test_only else ("resume" if self.settings.resume else "train"),
+            "device": str(self.device),
+            "seconds": round(time.perf_counter() - self.started, 3),
+            "updated": _dt.datetime.now().isoformat(timespec="seconds"),
+            "package_version": deepclust_cli.__version__,
+            "git_sha": git_sha(),
+            "torch": torch.__version__,
+            "command": " ".join(sys.argv),
+        }
+        name = "run_test.json" if self.test_only else "run.json"
+        atomic_write_text(self.directory / name, json.dumps(info, indent=2) + "\n")
+
+
+def _describe_progress(progress: dict[str, Any]) -> str:
+    if progress.get("done"):
+        return "the end of training"
+    parts = [f"{key} {progress[key]}" for key in ("stage", "epoch", "step") if key in progress]
+    return ", ".join(parts) or "the start"

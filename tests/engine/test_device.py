@@ -1,0 +1,47 @@
+import random
+
+import numpy as np
+import pytest
+import torch
+
+from deepclust_cli.engine.device import autocast, restore_rng_state, rng_state, seed_everything, select_device
+from deepclust_cli.errors import ConfigError
+
+
+def test_empty_gpu_list_means_cpu():
+    assert select_device([]) == torch.device("cpu")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without that GPU")
+def test_missing_gpu_is_a_clear_error():
+    with pytest.raises(ConfigError, match=r"gpus=\[0\] asks for cuda:0 but this machine has no CUDA device"):
+        select_device([0])
+
+
+def test_several_gpus_are_refused_until_data_parallel_exists():
+    with pytest.raises(ConfigError, match="several GPUs"):
+        select_device([0, 1])
+
+
+def test_seed_everything_repeats_all_generators():
+    seed_everything(7)
+    first = (random.random(), np.random.rand(), torch.rand(1).item())
+    seed_everything(7)
+    assert (random.random(), np.random.rand(), torch.rand(1).item()) == first
+
+
+def test_rng_state_round_trip_through_a_weights_only_checkpoint(tmp_path):
+    seed_everything(3)
+    state = rng_state()
+    expected = (random.random(), np.random.rand(), np.random.randn(), torch.rand(2).tolist())
+    torch.save(state, tmp_path / "rng.pt")
+    restore_rng_state(torch.load(tmp_path / "rng.pt", weights_only=True))
+    assert (random.random(), np.random.rand(), np.random.randn(), torch.rand(2).tolist()) == expected
+
+
+def test_autocast_bf16_on_cpu_lowers_matmul_precision():
+    a = torch.randn(4, 4)
+    with autocast(torch.device("cpu"), "bf16"):
+        assert (a @ a).dtype == torch.bfloat16
+    with autocast(torch.device("cpu"), "fp32"):
+        assert (a @ a).dtype == torch.float32
