@@ -1,0 +1,10 @@
+"""Clustering methods by name; each module registers its method on import.
+
+Library use: ``from deepclust_cli.methods import KMeans; KMeans(n_clusters=3).fit(X).predict(X)``.
+"""
+
+from deepclust_cli.methods.base import METHODS, ClusteringMethod, MethodConfig
+from deepclust_cli.methods.kmeans import KMeans
+from deepclust_cli.methods.spectral import Spectral
+
+__all__ = ["METHODS", "ClusteringMethod", "MethodConfig", "KMeans", "Spectral"]

@@ -1,0 +1,160 @@
+"""The contract every method fulfils, and the registry the CLI builds methods from.
+
+A method is a scikit-learn-style estimator: constructed from validated parameters, ``fit`` on
+samples, ``predict`` cluster labels for any samples, ``save``/``load`` through the checkpoint
+format. Training services (device, logging, checkpoints, plots) come from a
+:class:`~deepclust_cli.engine.context.Context`, so the same code serves the library and the CLI.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar, Optional, Type, TypeVar, Union
+
+import numpy as np
+import torch
+from omegaconf import MISSING, OmegaConf
+
+from deepclust_cli import plots
+from deepclust_cli.config import make_config
+from deepclust_cli.data.base import Split
+from deepclust_cli.engine.checkpoint import load_checkpoint, save_checkpoint
+from deepclust_cli.engine.context import Context
+from deepclust_cli.errors import CheckpointError, DataError, require
+from deepclust_cli.metrics import clustering_metrics
+from deepclust_cli.registry import Registry
+
+M = TypeVar("M", bound="ClusteringMethod")
+ArrayLike = Union[np.ndarray, torch.Tensor]
+
+
+@dataclass
+class MethodConfig:
+    """Parameters every method has. ``n_clusters`` defaults to the dataset's class count in YAML."""
+
+    name: str = MISSING
+    n_clusters: Optional[int] = None
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        require(self.n_clusters is None or self.n_clusters >= 1, f"n_clusters must be >= 1, got {self.n_clusters}")
+        require(self.seed >= 0, f"seed must be >= 0, got {self.seed}")
+
+
+class ClusteringMethod:
+    """Base class: parameter validation, input checks, persistence and the default evaluation.
+
+    Subclasses set ``name`` and ``Config`` and implement ``_fit``, ``_predict``, ``_state`` and
+    ``_load_state``. ``fit`` never uses labels to train; when given, they only feed the metrics a
+    method may log while it trains.
+    """
+
+    name: ClassVar[str]
+    Config: ClassVar[Type[MethodConfig]] = MethodConfig
+
+    def __init__(self, *, device: Union[str, torch.device] = "cpu", **params: Any) -> None:
+        self.config = make_config(self.Config, {"name": self.name, **params}, where=self.name)
+        require(self.config.name == self.name, f"{type(self).__name__} got name={self.config.name!r}")
+        require(self.config.n_clusters is not None, f"{self.name}: n_clusters is required")
+        self.device = torch.device(device)
+        self.fitted = False
+
+    @classmethod
+    def from_config(cls: Type[M], config: MethodConfig, device: Union[str, torch.device] = "cpu") -> M:
+        return cls(device=device, **{k: v for k, v in params_of(config).items() if k != "name"})
+
+    # -- the estimator interface -------------------------------------------------------------
+    def prepare(self, split: Split) -> torch.Tensor:
+        """The input ``fit``/``predict`` take from a dataset split: float vectors by default."""
+        return split.vectors()
+
+    def fit(self: M, x: ArrayLike, y: Optional[ArrayLike] = None, *, context: Optional[Context] = None) -> M:
+        x = self._check_input(x)
+        if len(x) < self.config.n_clusters:
+            raise DataError(f"{self.name}: {len(x)} samples cannot form n_clusters={self.config.n_clusters} clusters")
+        labels = None if y is None else torch.as_tensor(np.asarray(y) if not torch.is_tensor(y) else y)
+        self._fit(x, labels, context or Context(device=self.device, seed=self.config.seed))
+        self.fitted = True
+        return self
+
+    def predict(self, x: ArrayLike) -> np.ndarray:
+        """Cluster labels in ``0..n_clusters-1`` for any samples, seen in ``fit`` or not."""
+        if not self.fitted:
+            raise DataError(f"{self.name} is not fitted yet: call fit(X) or load a checkpoint first")
+        return np.asarray(self._predict(self._check_input(x)).cpu().numpy(), dtype=np.int64)
+
+    def fit_predict(self, x: ArrayLike, y: Optional[ArrayLike] = None, *, context: Optional[Context] = None) -> np.ndarray:
+        return self.fit(x, y, context=context).predict(x)
+
+    def evaluate(self, split: Split, context: Context) -> dict[str, float]:
+        """Metrics of ``predict`` on ``split`` (acc, nmi, ari) and its confusion-matrix plot."""
+        predicted = self.predict(self.prepare(split))
+        if split.y is None:
+            return {}
+        path = context.plot_path("confusion_matrix")
+        if path is not None:
+            plots.confusion_matrix(split.y, predicted, path, title=f"{self.name}: clusters vs classes")
+        return clustering_metrics(split.y, predicted)
+
+    def _check_input(self, x: ArrayLike) -> torch.Tensor:
+        tensor = torch.as_tensor(x) if torch.is_tensor(x) else torch.as_tensor(np.asarray(x))
+        if tensor.ndim != 2:
+            raise DataError(f"{self.name}: expected a 2-D array (samples × features), got shape {tuple(tensor.shape)}")
+        if len(tensor) == 0:
+            raise DataError(f"{self.name}: got no samples")
+        tensor = tensor.to(self.device, torch.float32)
+        bad = int((~torch.isfinite(tensor)).sum())
+        if bad:
+            raise DataError(f"{self.name}: the input holds {bad} NaN or inf values")
+        return tensor
+
+    # -- what subclasses implement -----------------------------------------------------------
+    def _fit(self, x: torch.Tensor, y: Optional[torch.Tensor], context: Context) -> None:
+        raise NotImplementedError
+
+    def _predict(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def _state(self) -> dict[str, Any]:
+        """Fitted state as tensors and plain values (checkpoints load with ``weights_only``)."""
+        raise NotImplementedError
+
+    def _load_state(self, state: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    # -- persistence -------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {"fitted": self.fitted, **(self._state() if self.fitted else {})}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.fitted = bool(state.get("fitted", False))
+        if self.fitted:
+            self._load_state(state)
+
+    def describe(self) -> dict[str, Any]:
+        """Everything needed to rebuild this method: name, parameters, state."""
+        return {"name": self.name, "params": params_of(self.config), "state": self.state_dict()}
+
+    def save(self, path: Union[str, Path]) -> None:
+        save_checkpoint(path, {"method": self.describe()})
+
+    @classmethod
+    def load(cls: Type[M], path: Union[str, Path], device: Union[str, torch.device] = "cpu") -> M:
+        """Rebuild a method saved by ``save`` or by a CLI session (``checkpoints/last.ckpt``)."""
+        stored = load_checkpoint(path).get("method") or {}
+        if cls is not ClusteringMethod and stored.get("name") != cls.name:
+            raise CheckpointError(f"{path}: holds method '{stored.get('name')}', not '{cls.name}'")
+        method_class = METHODS.get(stored["name"]) if cls is ClusteringMethod else cls
+        params = {k: v for k, v in stored["params"].items() if k != "name"}
+        method = method_class(device=device, **params)
+        method.load_state_dict(stored["state"])
+        return method
+
+
+def params_of(config: MethodConfig) -> dict[str, Any]:
+    """A config's fields as plain values (enums as their names), fit for a checkpoint."""
+    return OmegaConf.to_container(OmegaConf.structured(config), enum_to_str=True)  # type: ignore[return-value]
+
+
+METHODS: Registry[Type[ClusteringMethod]] = Registry("method")

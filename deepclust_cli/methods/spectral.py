@@ -1,0 +1,90 @@
+"""Spectral-clustering baseline: scikit-learn's SpectralClustering on a kNN graph from our neighbours module."""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from typing import Any, Optional
+
+import torch
+from scipy.sparse.csgraph import connected_components
+
+from deepclust_cli.engine.context import Context
+from deepclust_cli.errors import require
+from deepclust_cli.methods.base import METHODS, ClusteringMethod, MethodConfig
+from deepclust_cli.neighbors import knn, knn_graph
+
+
+@dataclass
+class SpectralConfig(MethodConfig):
+    n_neighbors: int = 10
+    knn_backend: str = "exact"  # exact (torch, on the run's device) or annoy (approximate)
+    assign_labels: str = "kmeans"  # kmeans, discretize or cluster_qr
+    eigen_solver: str = "arpack"  # arpack or lobpcg
+    n_init: int = 10
+    predict_neighbors: int = 1  # out-of-sample: majority label among this many nearest fitted points
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        require(self.n_neighbors >= 1, f"n_neighbors must be >= 1, got {self.n_neighbors}")
+        require(self.knn_backend in ("exact", "annoy"), f"knn_backend must be 'exact' or 'annoy', got {self.knn_backend!r}")
+        require(
+            self.assign_labels in ("kmeans", "discretize", "cluster_qr"),
+            f"assign_labels must be 'kmeans', 'discretize' or 'cluster_qr', got {self.assign_labels!r}",
+        )
+        require(self.eigen_solver in ("arpack", "lobpcg"), f"eigen_solver must be 'arpack' or 'lobpcg', got {self.eigen_solver!r}")
+        require(self.n_init >= 1, f"n_init must be >= 1, got {self.n_init}")
+        require(self.predict_neighbors >= 1, f"predict_neighbors must be >= 1, got {self.predict_neighbors}")
+
+
+@METHODS.register("spectral", schema=SpectralConfig)
+class Spectral(ClusteringMethod):
+    """Normalized spectral clustering (Ng, Jordan & Weiss, 2002) on the symmetric kNN connectivity
+    graph: the ``n_clusters`` leading eigenvectors of the normalized affinity, then k-means on
+    them. Spectral clustering has no out-of-sample map, so ``predict`` gives each sample the
+    majority label of its ``predict_neighbors`` nearest fitted points; the fitted points and their
+    labels are part of the state.
+    """
+
+    name = "spectral"
+    Config = SpectralConfig
+    config: SpectralConfig
+
+    def _fit(self, x: torch.Tensor, y: Optional[torch.Tensor], context: Context) -> None:
+        from sklearn.cluster import SpectralClustering  # deferred: a slow import for every CLI start
+
+        graph = knn_graph(x, self.config.n_neighbors, backend=self.config.knn_backend, device=context.device)
+        n_components, _ = connected_components(graph, directed=False)
+        if n_components > self.config.n_clusters:
+            context.warn(
+                f"spectral: the {self.config.n_neighbors}-NN graph has {n_components} connected components, "
+                f"more than n_clusters={self.config.n_clusters}; raise method.n_neighbors"
+            )
+        model = SpectralClustering(
+            n_clusters=self.config.n_clusters,
+            affinity="precomputed",
+            assign_labels=self.config.assign_labels,
+            eigen_solver=self.config.eigen_solver,
+            n_init=self.config.n_init,
+            random_state=self.config.seed,
+        )
+        with warnings.catch_warnings():
+            # scikit-learn warns about any disconnected graph; the check above reports the harmful case.
+            warnings.filterwarnings("ignore", message="Graph is not fully connected")
+            labels = model.fit_predict(graph)
+        self.fitted_points = x.cpu()
+        self.fitted_labels = torch.as_tensor(labels, dtype=torch.int64)
+        context.log(f"spectral: {self.config.n_neighbors}-NN graph with {graph.nnz} edges, {n_components} component(s)")
+
+    def _predict(self, x: torch.Tensor) -> torch.Tensor:
+        k = min(self.config.predict_neighbors, len(self.fitted_points))
+        _, nearest = knn(self.fitted_points.to(x.device), k, queries=x)
+        votes = self.fitted_labels.to(x.device)[nearest]
+        return votes[:, 0] if k == 1 else torch.mode(votes, dim=1).values
+
+    def _state(self) -> dict[str, Any]:
+        return {"fitted_points": self.fitted_points, "fitted_labels": self.fitted_labels}
+
+    def _load_state(self, state: dict[str, Any]) -> None:
+        self.fitted_points = state["fitted_points"].float()
+        self.fitted_labels = state["fitted_labels"].long()

@@ -1,0 +1,97 @@
+import numpy as np
+import pytest
+import torch
+
+from deepclust_cli.data import load_dataset
+from deepclust_cli.data.toy import BlobsConfig, GeneratedConfig
+from deepclust_cli.errors import CheckpointError, ConfigError, DataError
+from deepclust_cli.methods import ClusteringMethod, KMeans, Spectral
+from deepclust_cli.metrics import acc
+
+
+@pytest.fixture(scope="module")
+def blobs():
+    data = load_dataset(BlobsConfig(name="blobs", n_samples=600, n_test=200, n_classes=4), "unused", 0)
+    return data.train, data.test
+
+
+@pytest.fixture(scope="module")
+def moons():
+    data = load_dataset(GeneratedConfig(name="twomoons", n_samples=1000, n_test=200, noise=0.05), "unused", 0)
+    return data.train, data.test
+
+
+def test_kmeans_recovers_blobs_and_predicts_unseen_points(blobs):
+    train, test = blobs
+    model = KMeans(n_clusters=4, seed=0).fit(train.x.numpy())
+    assert acc(train.y, model.predict(train.x)) == 1.0
+    assert acc(test.y, model.predict(test.x)) == 1.0
+    assert np.array_equal(model.predict(test.x), model.predict(test.x.numpy()))
+
+
+def test_kmeans_save_load_round_trip(blobs, tmp_path):
+    train, test = blobs
+    model = KMeans(n_clusters=4, seed=0).fit(train.x)
+    model.save(tmp_path / "kmeans.ckpt")
+    loaded = KMeans.load(tmp_path / "kmeans.ckpt")
+    assert loaded.config == model.config
+    assert np.array_equal(loaded.predict(test.x), model.predict(test.x))
+    assert np.array_equal(ClusteringMethod.load(tmp_path / "kmeans.ckpt").predict(test.x), model.predict(test.x))
+    with pytest.raises(CheckpointError, match="holds method 'kmeans', not 'spectral'"):
+        Spectral.load(tmp_path / "kmeans.ckpt")
+
+
+def test_spectral_separates_two_moons_where_kmeans_cannot(moons):
+    train, test = moons
+    spectral = Spectral(n_clusters=2, n_neighbors=10, seed=0).fit(train.x)
+    assert acc(train.y, spectral.predict(train.x)) == 1.0
+    assert acc(test.y, spectral.predict(test.x)) == 1.0
+    assert acc(train.y, KMeans(n_clusters=2, seed=0).fit_predict(train.x)) < 0.9
+
+
+def test_spectral_predict_majority_vote_and_persistence(moons, tmp_path):
+    train, test = moons
+    model = Spectral(n_clusters=2, predict_neighbors=5, seed=0).fit(train.x)
+    model.save(tmp_path / "s.ckpt")
+    loaded = Spectral.load(tmp_path / "s.ckpt")
+    assert np.array_equal(loaded.predict(test.x), model.predict(test.x))
+    assert acc(test.y, loaded.predict(test.x)) == 1.0
+
+
+def test_same_seed_same_labels(blobs):
+    train, _ = blobs
+    first = KMeans(n_clusters=4, seed=3, n_init=1, init="random").fit_predict(train.x)
+    second = KMeans(n_clusters=4, seed=3, n_init=1, init="random").fit_predict(train.x)
+    assert np.array_equal(first, second)
+
+
+def test_parameters_are_validated_like_scikit_learn():
+    with pytest.raises(ConfigError, match="kmeans: n_init must be >= 1, got 0"):
+        KMeans(n_clusters=2, n_init=0)
+    with pytest.raises(ConfigError, match="kmeans.n_init: Value 'ten'"):
+        KMeans(n_clusters=2, n_init="ten")
+    with pytest.raises(ConfigError, match="kmeans.n_neighbors: Key 'n_neighbors' not in 'KMeansConfig'"):
+        KMeans(n_clusters=2, n_neighbors=3)
+    with pytest.raises(ConfigError, match="n_clusters is required"):
+        KMeans()
+    with pytest.raises(ValueError):  # ConfigError is a ValueError, as in scikit-learn
+        Spectral(n_clusters=2, knn_backend="faiss")
+
+
+def test_bad_inputs_fail_with_one_line():
+    model = KMeans(n_clusters=3)
+    with pytest.raises(DataError, match="expected a 2-D array"):
+        model.fit(np.zeros(10))
+    with pytest.raises(DataError, match="2 NaN or inf values"):
+        model.fit(np.array([[0.0, np.nan], [1.0, np.inf], [2.0, 2.0]]))
+    with pytest.raises(DataError, match="2 samples cannot form n_clusters=3"):
+        model.fit(np.zeros((2, 2)))
+    with pytest.raises(DataError, match="not fitted"):
+        model.predict(np.zeros((2, 2)))
+
+
+def test_labels_may_be_given_but_never_change_the_fit(blobs):
+    train, _ = blobs
+    with_labels = KMeans(n_clusters=4, seed=0).fit(train.x, torch.zeros(len(train.x), dtype=torch.long))
+    without = KMeans(n_clusters=4, seed=0).fit(train.x)
+    assert torch.equal(with_labels.centers, without.centers)
