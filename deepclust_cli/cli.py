@@ -1,0 +1,238 @@
+"""The ``deepclust`` command: argv → Hydra → :func:`deepclust_cli.run.run`.
+
+Hydra parses ``key=value`` overrides, ``-m``, ``--help`` and ``--cfg``; this module adds
+``--resume PATH`` / ``--resume=PATH`` / ``--test-only`` (rewritten to overrides before Hydra sees
+argv), rebuilds a resumed run from its checkpoint's own config, checks config-group choices up
+front, and turns every user error into one line on stderr with a non-zero exit.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any, Optional
+
+import hydra
+import yaml
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.core.override_parser.types import Override
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import HydraException, MissingConfigException
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+import deepclust_cli.data  # noqa: F401  (registers datasets and their schemas)
+import deepclust_cli.methods  # noqa: F401  (registers methods and their schemas)
+from deepclust_cli import summary
+from deepclust_cli.engine.checkpoint import load_checkpoint, session_dir_of
+from deepclust_cli.errors import CheckpointError, ConfigError, DeepclustError
+from deepclust_cli.registry import unknown_name_message
+from deepclust_cli.run import mark_failed, run
+
+CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+GROUPS = ("method", "dataset", "trainer", "experiment")
+# Hydra flags that take the next argument as their value (--info's value is optional).
+VALUE_FLAGS = {"--config-dir", "-cd", "--config-name", "-cn", "--config-path", "-cp", "--package", "-p",
+               "--experimental-rerun", "--cfg", "-c"}
+INFO_VALUES = {"all", "config", "defaults", "defaults-tree", "plugins", "searchpath"}
+
+job_errors: list[DeepclustError] = []  # user errors raised inside Hydra jobs, reported after Hydra returns
+
+# ``${suffix:${name}}`` in folder names: "_<name>" for a named run, nothing otherwise.
+OmegaConf.register_new_resolver("suffix", lambda value: f"_{value}" if value else "", replace=True)
+
+
+def main(argv: Optional[list[str]] = None) -> None:
+    """Console entry point; exits with 0, or with the error's code after one line on stderr."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        code = run_cli(argv)
+    except DeepclustError as error:
+        _fail(str(error), error.exit_code)
+    except (HydraException, OmegaConfBaseException) as error:
+        if os.environ.get("DEEPCLUST_DEBUG"):
+            raise
+        _fail(hydra_error_line(error), 2)
+    sys.exit(code)
+
+
+def run_cli(argv: list[str]) -> int:
+    args = translate_argv(argv)
+    overrides = parse_overrides([a for a in args if "=" in a and not a.startswith("-")])
+    check_group_choices(overrides, extra_config_dirs(args))
+    summary.failed_jobs.clear()
+    job_errors.clear()
+    with tempfile.TemporaryDirectory(prefix="deepclust-resume-") as scratch:
+        resume = last_value(overrides, "resume")
+        if resume:
+            args = resume_args(args, overrides, Path(resume), Path(scratch))
+        # Hydra would print its own multi-line report and exit; we want the exception, to print one line.
+        os.environ["HYDRA_FULL_ERROR"] = "1"
+        saved_argv = sys.argv
+        sys.argv = ["deepclust", *overrides_last(args)]
+        try:
+            hydra_main()
+        finally:
+            sys.argv = saved_argv
+            GlobalHydra.instance().clear()
+    if len(job_errors) == 1 and not summary.failed_jobs:
+        raise job_errors[0]
+    return 1 if summary.failed_jobs or job_errors else 0
+
+
+@hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")
+def hydra_main(cfg: DictConfig) -> Optional[dict[str, float]]:
+    """The task Hydra runs once per job. User errors are kept for :func:`run_cli` to report in one
+    line (raised here, Hydra would print its own report first); in a sweep, one failed job is
+    recorded in its folder and the sweep goes on."""
+    hydra_cfg = HydraConfig.get()
+    directory = Path(hydra_cfg.runtime.output_dir)
+    task_overrides = list(hydra_cfg.overrides.task)
+    try:
+        return run(cfg, directory, task_overrides)
+    except DeepclustError as error:
+        job_errors.append(error)
+        if hydra_cfg.mode == RunMode.MULTIRUN:
+            mark_failed(directory, str(error), task_overrides)
+            print(f"deepclust: job {hydra_cfg.job.num} failed: {error}", file=sys.stderr)
+        elif directory.is_dir() and not any(directory.iterdir()):
+            directory.rmdir()  # Hydra made the folder; a run refused before it began leaves no trace
+        return None
+
+
+def translate_argv(argv: list[str]) -> list[str]:
+    """``--resume PATH``, ``--resume=PATH`` → ``resume='PATH'``; ``--test-only`` → ``test_only=true``."""
+    args: list[str] = []
+    position = 0
+    while position < len(argv):
+        arg = argv[position]
+        if arg == "--resume":
+            if position + 1 >= len(argv) or argv[position + 1].startswith("-"):
+                raise ConfigError("--resume needs a checkpoint path: --resume outputs/.../checkpoints/last.ckpt")
+            args.append(f"resume={quote(argv[position + 1])}")
+            position += 2
+            continue
+        if arg.startswith("--resume="):
+            args.append(f"resume={quote(arg.split('=', 1)[1])}")
+        elif arg == "--test-only":
+            args.append("test_only=true")
+        else:
+            args.append(arg)
+        position += 1
+    return args
+
+
+def overrides_last(args: list[str]) -> list[str]:
+    """Flags first, overrides after: Hydra's argparse rejects overrides on both sides of a flag."""
+    flags: list[str] = []
+    overrides: list[str] = []
+    position = 0
+    while position < len(args):
+        arg = args[position]
+        takes_value = arg in VALUE_FLAGS or (arg in ("--info", "-i") and position + 1 < len(args) and args[position + 1] in INFO_VALUES)
+        if takes_value and position + 1 < len(args):
+            flags += args[position : position + 2]
+            position += 2
+            continue
+        (flags if arg.startswith("-") else overrides).append(arg)
+        position += 1
+    return [*flags, *overrides]
+
+
+def quote(value: str) -> str:
+    """A Hydra override value that stays one literal string whatever characters the path has."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def parse_overrides(overrides: list[str]) -> list[Override]:
+    try:
+        return OverridesParser.create().parse_overrides(overrides)
+    except HydraException as error:
+        raise ConfigError(hydra_error_line(error)) from None
+
+
+def last_value(overrides: list[Override], key: str) -> Any:
+    """The value the last override of ``key`` sets (None when none does or it is a sweep)."""
+    values = [o.value() for o in overrides if o.key_or_group == key and not o.is_sweep_override()]
+    return values[-1] if values else None
+
+
+def check_group_choices(overrides: list[Override], config_dirs: list[Path]) -> None:
+    """Fail before any work when ``method=``, ``dataset=``, ``trainer=`` or ``experiment=`` names
+    a config that does not exist — every value of a sweep included."""
+    for override in overrides:
+        group = override.key_or_group
+        if group not in GROUPS or override.is_delete():
+            continue
+        values = list(override.sweep_string_iterator()) if override.is_sweep_override() else [override.value()]
+        known = sorted(
+            {path.stem for directory in config_dirs for path in (directory / group).glob("*.yaml")}
+        )
+        for value in values:
+            if value is not None and str(value) not in known:
+                raise ConfigError(unknown_name_message(group, str(value), known))
+
+
+def extra_config_dirs(args: list[str]) -> list[Path]:
+    """Our ``conf/`` plus any ``--config-dir``/``-cd`` the user adds."""
+    dirs = [CONF_DIR]
+    for position, arg in enumerate(args):
+        if arg in ("--config-dir", "-cd") and position + 1 < len(args):
+            dirs.append(Path(args[position + 1]))
+        elif arg.startswith("--config-dir="):
+            dirs.append(Path(arg.split("=", 1)[1]))
+    return dirs
+
+
+def resume_args(args: list[str], overrides: list[Override], checkpoint: Path, scratch: Path) -> list[str]:
+    """Compose a resumed run from the checkpoint's own config, with today's overrides on top.
+
+    The stored (resolved) config becomes the primary config of this invocation, on top of the
+    same schemas, so new ``key=value`` overrides are type-checked and applied as usual. Training
+    continues in the checkpoint's session folder unless ``restart=true``.
+    """
+    payload = load_checkpoint(checkpoint, mmap=True)
+    stored = payload.get("config")
+    if not stored:
+        raise CheckpointError(
+            f"{checkpoint}: saved by the library (method.save), not by a session; load it with Method.load(path)"
+        )
+    for group in ("method", "dataset"):
+        if any(o.key_or_group == group for o in overrides):
+            raise ConfigError(f"{group}= cannot change when resuming; override its fields instead, e.g. {group}.<key>=<value>")
+    primary = {
+        "defaults": [
+            "deepclust_schema",
+            f"/schema/method/{stored['method']['name']}@method",
+            f"/schema/dataset/{stored['dataset']['name']}@dataset",
+            {"hydra": "default"},
+            "_self_",
+        ],
+        **stored,
+    }
+    (scratch / "resumed.yaml").write_text(yaml.safe_dump(primary, sort_keys=False))
+    extra = ["--config-dir", str(scratch), "--config-name", "resumed"]
+    if last_value(overrides, "restart") is not True:
+        extra.append(f"hydra.run.dir={quote(str(session_dir_of(checkpoint)))}")
+    return [*args, *extra]
+
+
+def hydra_error_line(error: Exception) -> str:
+    """Hydra's and OmegaConf's reports span lines; keep what names the problem, on one line."""
+    if isinstance(error, MissingConfigException) and error.missing_cfg_file and "/" in error.missing_cfg_file:
+        group, name = error.missing_cfg_file.rsplit("/", 1)
+        return unknown_name_message(group, name, sorted(error.options or []))
+    lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
+    cause = error.__cause__
+    if isinstance(cause, OmegaConfBaseException) and str(cause).strip():
+        lines.append(str(cause).strip().splitlines()[0])
+    return ": ".join(lines[:1] + lines[-1:] if len(lines) > 1 else lines) or type(error).__name__
+
+
+def _fail(message: str, code: int) -> None:
+    print(f"deepclust: error: {message}", file=sys.stderr)
+    sys.exit(code)

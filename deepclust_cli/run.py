@@ -1,0 +1,95 @@
+"""One run, end to end — the data path:
+
+config (validated) → device → session folder → dataset → method → fit (or resume, or nothing for
+--test-only) → evaluate → metrics.json, plots, printed summary.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+from omegaconf import DictConfig, OmegaConf
+
+from deepclust_cli.config import RunConfig, to_settings
+from deepclust_cli.data import Dataset, load_dataset
+from deepclust_cli.engine.atomic import atomic_write_text
+from deepclust_cli.engine.checkpoint import load_checkpoint
+from deepclust_cli.engine.device import select_device
+from deepclust_cli.engine.session import Session
+from deepclust_cli.errors import CheckpointError, ConfigError
+from deepclust_cli.methods import METHODS
+
+# Overrides that say how to invoke a run, not what the experiment is; they are not replayed on resume.
+INVOCATION_KEYS = ("resume", "test_only", "restart")
+
+
+def run(cfg: DictConfig, directory: Path, task_overrides: list[str]) -> dict[str, float]:
+    """Run the experiment ``cfg`` in the session folder ``directory``; returns its metrics."""
+    settings = to_settings(cfg)
+    method_class = METHODS.get(settings.method.name)
+    device = select_device(settings.gpus)
+    overrides = experiment_overrides(settings, task_overrides)
+    check_writable(directory)
+    config = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
+    for key in INVOCATION_KEYS:
+        config.pop(key, None)
+
+    with Session(directory, settings, config, overrides, device) as session:
+        data = load_dataset(settings.dataset, settings.data_dir, settings.seed)
+        fit_split, eval_split = data.partition(settings.dataset.split)
+        session.log(describe(data, len(fit_split), len(eval_split)))
+        method = method_class.from_config(settings.method, device=device)
+        progress: dict[str, Any] = {}
+        if settings.resume:
+            progress = session.resume(Path(settings.resume), method)
+        if settings.test_only:
+            if not method.fitted:
+                raise CheckpointError(
+                    f"{settings.resume}: training had not finished when it was saved; "
+                    f"continue it first with --resume {settings.resume}"
+                )
+        elif progress.get("done"):
+            session.log("training had already finished; evaluating")
+        else:
+            method.fit(method.prepare(fit_split), fit_split.y, context=session)
+            session.checkpoint(method, {**progress, "done": True})
+        metrics = method.evaluate(eval_split, session)
+        session.finish(metrics)
+    return metrics
+
+
+def experiment_overrides(settings: RunConfig, task_overrides: list[str]) -> list[str]:
+    """The overrides that define the experiment: a resumed run's original ones, then the new ones."""
+    fresh = [o for o in task_overrides if o.split("=", 1)[0].lstrip("+~") not in INVOCATION_KEYS]
+    if not settings.resume:
+        return fresh
+    original = list(load_checkpoint(settings.resume, mmap=True).get("overrides", []))
+    return original + [o for o in fresh if o not in original]
+
+
+def check_writable(directory: Path) -> None:
+    probe = directory / ".write-test"
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as error:
+        raise ConfigError(f"cannot write the session folder {directory}: {error.strerror}; set output_dir=<writable dir>") from None
+
+
+def describe(data: Dataset, n_fit: int, n_eval: int) -> str:
+    shape = "lazy" if data.train.is_lazy else "×".join(str(s) for s in data.train.x.shape[1:])
+    classes = f"{data.n_classes} classes" if data.n_classes else "no labels"
+    return f"dataset {data.name}: {n_fit} samples to fit, {n_eval} to evaluate, {shape} {data.kind}, {classes}"
+
+
+def mark_failed(directory: Path, message: str, overrides: list[str]) -> None:
+    """Record a job that failed before its session opened, so sweep summaries can show it."""
+    directory.mkdir(parents=True, exist_ok=True)
+    if not (directory / "run.json").exists():
+        atomic_write_text(directory / "run.json", json.dumps({"status": "failed", "error": message}, indent=2) + "\n")
+    if not (directory / "overrides.yaml").exists():
+        atomic_write_text(directory / "overrides.yaml", yaml.safe_dump(overrides))
