@@ -33,7 +33,9 @@ from deepclust_cli.errors import CheckpointError, ConfigError, DeepclustError
 from deepclust_cli.registry import unknown_name_message
 from deepclust_cli.run import mark_failed, run
 
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+PACKAGE_DIR = Path(__file__).resolve().parent
+# A source checkout keeps conf/ beside the package; a wheel carries it inside (see pyproject.toml).
+CONF_DIR = next(d for d in (PACKAGE_DIR.parent / "conf", PACKAGE_DIR / "conf") if (d / "config.yaml").is_file())
 GROUPS = ("method", "dataset", "trainer", "experiment")
 # Hydra flags that take the next argument as their value (--info's value is optional).
 VALUE_FLAGS = {"--config-dir", "-cd", "--config-name", "-cn", "--config-path", "-cp", "--package", "-p",
@@ -57,6 +59,10 @@ def main(argv: Optional[list[str]] = None) -> None:
         if os.environ.get("DEEPCLUST_DEBUG"):
             raise
         _fail(hydra_error_line(error), 2)
+    except OSError as error:  # a full disk, a read-only or mistyped output_dir: the environment, not a bug
+        if os.environ.get("DEEPCLUST_DEBUG") or error.filename is None:
+            raise
+        _fail(f"{error.filename}: {error.strerror}", 1)
     sys.exit(code)
 
 

@@ -16,6 +16,8 @@ import numpy as np
 import scipy.sparse
 import torch
 
+from deepclust_cli.engine.progress import Progress
+
 ArrayLike = Union[np.ndarray, torch.Tensor]
 Device = Union[str, torch.device, None]
 
@@ -52,6 +54,7 @@ def knn(
     n_trees: int = 50,
     search_k: int = -1,
     seed: int = 0,
+    progress: Optional[str] = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The ``k`` nearest rows of ``data`` to each query: ``(distances, indices)``, ascending by distance.
 
@@ -75,6 +78,9 @@ def knn(
       searched with ``search_k`` (``-1``: Annoy's default ``n_trees * k``). Approximate; rows
       where Annoy finds fewer than ``k`` neighbours are recomputed exactly.
 
+    ``progress``: a label under which the exact search reports its progress over query chunks
+    (a bar on a terminal, plain lines otherwise); None keeps it quiet.
+
     Raises ValueError for ``k < 1``, ``k`` above the number of candidate points (``n``, or
     ``n - 1`` when excluding self), non-2-D or non-finite input, or an unknown backend or metric.
     """
@@ -97,7 +103,7 @@ def knn(
 
     if backend == "exact":
         self_index = torch.arange(len(q), device=device) if exclude_self else None
-        return _exact(x, q, k, metric, device, self_index, max_bytes)
+        return _exact(x, q, k, metric, device, self_index, max_bytes, progress)
     return _annoy(x, q if queries is not None else None, k, metric, device, exclude_self, max_bytes, n_trees, search_k, seed)
 
 
@@ -114,6 +120,7 @@ def _exact(
     device: torch.device,
     self_index: Optional[torch.Tensor],
     max_bytes: int,
+    progress: Optional[str] = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Brute-force top-k in ``q_chunk × d_chunk`` blocks with a running merge.
 
@@ -137,7 +144,8 @@ def _exact(
     neg_x_sq = -(x * x).sum(dim=1) if metric == "euclidean" else None
 
     out_i = torch.empty(m, k, dtype=torch.long, device=device)
-    for q0 in range(0, m, q_chunk):
+    chunks = Progress(range(0, m, q_chunk), desc=progress or "", unit="chunk", enabled=progress is not None)
+    for q0 in chunks:
         q = q_all[q0 : q0 + q_chunk]
         best_s = torch.full((len(q), k), -math.inf, dtype=x.dtype, device=device)
         best_i = torch.full((len(q), k), -1, dtype=torch.long, device=device)

@@ -14,12 +14,12 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 
 from deepclust_cli.config import RunConfig, to_settings
-from deepclust_cli.data import Dataset, load_dataset
+from deepclust_cli.data import Dataset, Split, load_dataset
 from deepclust_cli.engine.atomic import atomic_write_text
 from deepclust_cli.engine.checkpoint import load_checkpoint
 from deepclust_cli.engine.device import select_device
 from deepclust_cli.engine.session import Session
-from deepclust_cli.errors import CheckpointError, ConfigError
+from deepclust_cli.errors import CheckpointError
 from deepclust_cli.methods import METHODS
 
 # Overrides that say how to invoke a run, not what the experiment is; they are not replayed on resume.
@@ -32,7 +32,6 @@ def run(cfg: DictConfig, directory: Path, task_overrides: list[str]) -> dict[str
     method_class = METHODS.get(settings.method.name)
     device = select_device(settings.gpus)
     overrides = experiment_overrides(settings, task_overrides)
-    check_writable(directory)
     config = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
     for key in INVOCATION_KEYS:
         config.pop(key, None)
@@ -40,7 +39,7 @@ def run(cfg: DictConfig, directory: Path, task_overrides: list[str]) -> dict[str
     with Session(directory, settings, config, overrides, device) as session:
         data = load_dataset(settings.dataset, settings.data_dir, settings.seed)
         fit_split, eval_split = data.partition(settings.dataset.split)
-        session.log(describe(data, len(fit_split), len(eval_split)))
+        session.log(describe(data, fit_split, eval_split))
         method = method_class.from_config(settings.method, device=device)
         progress: dict[str, Any] = {}
         if settings.resume:
@@ -70,20 +69,14 @@ def experiment_overrides(settings: RunConfig, task_overrides: list[str]) -> list
     return original + [o for o in fresh if o not in original]
 
 
-def check_writable(directory: Path) -> None:
-    probe = directory / ".write-test"
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as error:
-        raise ConfigError(f"cannot write the session folder {directory}: {error.strerror}; set output_dir=<writable dir>") from None
-
-
-def describe(data: Dataset, n_fit: int, n_eval: int) -> str:
+def describe(data: Dataset, fit_split: Split, eval_split: Split) -> str:
     shape = "lazy" if data.train.is_lazy else "×".join(str(s) for s in data.train.x.shape[1:])
     classes = f"{data.n_classes} classes" if data.n_classes else "no labels"
-    return f"dataset {data.name}: {n_fit} samples to fit, {n_eval} to evaluate, {shape} {data.kind}, {classes}"
+    if fit_split is eval_split:
+        sizes = f"{len(fit_split)} samples, fitted and evaluated together"
+    else:
+        sizes = f"{len(fit_split)} samples to fit, {len(eval_split)} held out to evaluate"
+    return f"dataset {data.name}: {sizes}, {shape} {data.kind}, {classes}"
 
 
 def mark_failed(directory: Path, message: str, overrides: list[str]) -> None:

@@ -61,7 +61,7 @@ def columns_of(rows: list[dict[str, Any]]) -> list[str]:
 def to_markdown(rows: list[dict[str, Any]], columns: list[str]) -> str:
     lines = ["| " + " | ".join(columns) + " |", "|" + "|".join("---" for _ in columns) + "|"]
     for row in rows:
-        lines.append("| " + " | ".join(_cell(row.get(c)) for c in columns) + " |")
+        lines.append("| " + " | ".join(_cell(row.get(c), c) for c in columns) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -105,9 +105,9 @@ def _first(rows: list[dict[str, Any]], key: str) -> Any:
     return next((row[key] for row in rows if key in row), None)
 
 
-def _cell(value: Any) -> str:
+def _cell(value: Any, column: str) -> str:
     if value is None:
         return ""
     if isinstance(value, float):
-        return f"{value:.4f}"
+        return f"{value:.1f}" if column == "seconds" else f"{value:.4f}"
     return str(value).replace("|", "\\|")

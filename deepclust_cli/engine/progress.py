@@ -46,6 +46,7 @@ class Progress(Iterable[T]):
         self.interval = interval
         self.enabled = enabled
         self.count = 0
+        self.printed_count = 0
         self.postfix: dict[str, Any] = {}
         self.started = time.perf_counter()
         self.last_line = self.started
@@ -82,9 +83,9 @@ class Progress(Iterable[T]):
         if self._bar is not None:
             self._bar.close()
             self._bar = None
-        elif self.enabled and self.count:
+        elif self.enabled and self.count != self.printed_count:
             self._print_line()
-            self.enabled = False
+        self.enabled = False
 
     def line(self) -> str:
         elapsed = time.perf_counter() - self.started
@@ -102,6 +103,7 @@ class Progress(Iterable[T]):
 
     def _print_line(self) -> None:
         self.last_line = time.perf_counter()
+        self.printed_count = self.count
         print(self.line(), file=self.stream, flush=True)
 
 

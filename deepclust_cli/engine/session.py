@@ -87,8 +87,9 @@ class Session(Context):
         console.setFormatter(logging.Formatter("%(message)s"))
         for handler in (file_handler, console):
             self.logger.addHandler(handler)
+        self._logger_settings = (self.logger.level, self.logger.propagate)
         self.logger.setLevel(logging.INFO)
-        self.logger.propagate = False
+        self.logger.propagate = False  # the console handler already prints; the root logger must not again
         return [file_handler, console]
 
     @property
@@ -170,6 +171,8 @@ class Session(Context):
         for handler in self._handlers:
             self.logger.removeHandler(handler)
             handler.close()
+        self.logger.setLevel(self._logger_settings[0])
+        self.logger.propagate = self._logger_settings[1]
 
     def _write_run_info(self, status: str, error: Optional[str] = None) -> None:
         info = {

@@ -53,7 +53,13 @@ class Spectral(ClusteringMethod):
     def _fit(self, x: torch.Tensor, y: Optional[torch.Tensor], context: Context) -> None:
         from sklearn.cluster import SpectralClustering  # deferred: a slow import for every CLI start
 
-        graph = knn_graph(x, self.config.n_neighbors, backend=self.config.knn_backend, device=context.device)
+        graph = knn_graph(
+            x,
+            self.config.n_neighbors,
+            backend=self.config.knn_backend,
+            device=context.device,
+            progress="spectral: kNN graph" if context.show_progress else None,
+        )
         n_components, _ = connected_components(graph, directed=False)
         if n_components > self.config.n_clusters:
             context.warn(

@@ -67,7 +67,7 @@ def test_checkpoint_that_would_run_code_is_refused_without_running_it(tmp_path):
 
 def test_plain_pickle_file_is_refused(tmp_path):
     path = tmp_path / "legacy.ckpt"
-    path.write_bytes(pickle.dumps({"a": 1}))
+    path.write_bytes(pickle.dumps({"a": 1}, protocol=2))
     with pytest.raises(CheckpointError):
         load_checkpoint(path)
 
