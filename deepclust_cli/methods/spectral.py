@@ -20,7 +20,7 @@ class SpectralConfig(MethodConfig):
     n_neighbors: int = 10
     knn_backend: str = "exact"  # exact (torch, on the run's device) or annoy (approximate)
     assign_labels: str = "kmeans"  # kmeans, discretize or cluster_qr
-    eigen_solver: str = "arpack"  # arpack or lobpcg
+    eigen_solver: str = "lobpcg"  # lobpcg, or arpack (shift-invert: minutes from ~20k points)
     n_init: int = 10
     predict_neighbors: int = 1  # out-of-sample: majority label among this many nearest fitted points
 

@@ -16,9 +16,9 @@ import torchvision.datasets
 
 from deepclust_cli.data import load_dataset
 from deepclust_cli.data.vision import STL10Config, VisionConfig
+from conftest import SHARED_DATA as REAL_DATA
 from deepclust_cli.errors import ConfigError, DataError
 
-REAL_DATA = Path("/work/shared/data")
 
 
 def write_idx(path: Path, array: np.ndarray, compress: bool = False) -> None:
