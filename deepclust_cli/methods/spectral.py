@@ -74,10 +74,11 @@ class Spectral(ClusteringMethod):
             n_init=self.config.n_init,
             random_state=self.config.seed,
         )
-        with warnings.catch_warnings():
-            # scikit-learn warns about any disconnected graph; the check above reports the harmful case.
-            warnings.filterwarnings("ignore", message="Graph is not fully connected")
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
             labels = model.fit_predict(graph)
+        for message in {_solver_note(str(w.message)) for w in caught} - {None}:
+            context.warn(f"spectral: {message}")
         self.fitted_points = x.cpu()
         self.fitted_labels = torch.as_tensor(labels, dtype=torch.int64)
         context.log(f"spectral: {self.config.n_neighbors}-NN graph with {graph.nnz} edges, {n_components} component(s)")
@@ -94,3 +95,16 @@ class Spectral(ClusteringMethod):
     def _load_state(self, state: dict[str, Any]) -> None:
         self.fitted_points = state["fitted_points"].float()
         self.fitted_labels = state["fitted_labels"].long()
+
+
+def _solver_note(message: str) -> str | None:
+    """One line for what scikit-learn's eigen-solvers warn about, in several lines each.
+
+    A disconnected graph is reported by ``_fit`` itself when it matters (more components than
+    clusters), so that warning is dropped.
+    """
+    if "Graph is not fully connected" in message:
+        return None
+    if "not reaching the requested tolerance" in message:
+        return "LOBPCG stopped at its iteration limit short of its tolerance; eigen_solver=arpack is exact but slower"
+    return " ".join(message.split())
