@@ -48,6 +48,14 @@ job_errors: list[DeepclustError] = []  # user errors raised inside Hydra jobs, r
 OmegaConf.register_new_resolver("suffix", lambda value: f"_{value}" if value else "", replace=True)
 
 
+def group_listing() -> str:
+    """``group: option, option`` lines for --help (Hydra's own listing would show the schema groups too)."""
+    return "\n".join(f"{group}: {', '.join(sorted(p.stem for p in (CONF_DIR / group).glob('*.yaml')))}" for group in GROUPS)
+
+
+OmegaConf.register_new_resolver("config_groups", group_listing, replace=True)
+
+
 def main(argv: Optional[list[str]] = None) -> None:
     """Console entry point; exits with 0, or with the error's code after one line on stderr."""
     argv = list(sys.argv[1:] if argv is None else argv)

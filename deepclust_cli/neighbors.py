@@ -301,3 +301,28 @@ def knn_graph(
     keys = keys[first]
     indptr = np.r_[0, np.cumsum(np.bincount(keys // n, minlength=n))]
     return scipy.sparse.csr_matrix((vals, keys % n, indptr), shape=(n, n))
+
+
+def gaussian_affinity(x: torch.Tensor, n_neighbors: int, scale_k: int, local_scale: bool = True) -> torch.Tensor:
+    """Dense symmetric kNN Gaussian affinity of one batch, on the batch's device (SpectralNet, §4).
+
+    ``W_ij = exp(−‖x_i − x_j‖² / σ_i²)`` when ``x_j`` is one of ``x_i``'s ``n_neighbors`` nearest
+    points in the batch (itself not counted), else 0; returned as ``(W + Wᵀ)/2``. The scale
+    ``σ_i`` is the distance from ``x_i`` to its ``scale_k``-th nearest neighbour (``local_scale``),
+    or the median of those distances over the batch (global). ``scale_k`` counts neighbours
+    without the point itself and is honoured in both modes — the reference package ignores it in
+    local mode and uses the median of all neighbour distances instead. Both counts are capped at
+    the batch size minus one.
+    """
+    m = len(x)
+    if m < 2:
+        raise ValueError(f"an affinity needs at least 2 points, got {m}")
+    n_neighbors, scale_k = min(n_neighbors, m - 1), min(scale_k, m - 1)
+    distances, indices = knn(x.float(), max(n_neighbors, scale_k))
+    sigma = distances[:, scale_k - 1]
+    sigma = sigma if local_scale else sigma.median().expand(m)
+    sigma = sigma.clamp_min(torch.finfo(torch.float32).tiny ** 0.25)  # duplicates put σ at 0
+    weights = torch.exp(-distances[:, :n_neighbors].square() / sigma.square().unsqueeze(1))
+    affinity = torch.zeros(m, m, dtype=weights.dtype, device=x.device)
+    affinity.scatter_(1, indices[:, :n_neighbors], weights)
+    return (affinity + affinity.T) / 2

@@ -58,3 +58,67 @@ def confusion_matrix(y_true: Any, y_pred: Any, path: Path, title: str = "") -> N
     axes.set_ylabel("class")
     axes.set_title(title)
     save(figure, path)
+
+
+MAX_SCATTER_POINTS = 20_000
+
+
+def project_2d(points: Any, max_points: int = MAX_SCATTER_POINTS, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """A seeded subsample of at most ``max_points`` rows and their 2-D coordinates: the points
+    themselves when 2-D, their two leading principal components when wider. Returns (coordinates, rows)."""
+    import torch
+
+    points = torch.as_tensor(points).detach().float().cpu()
+    rows = torch.arange(len(points))
+    if len(points) > max_points:
+        rows = torch.randperm(len(points), generator=torch.Generator().manual_seed(seed))[:max_points].sort().values
+    sample = points[rows].reshape(len(rows), -1)
+    if sample.shape[1] == 1:
+        sample = torch.cat([sample, torch.zeros_like(sample)], dim=1)
+    elif sample.shape[1] > 2:
+        centred = sample - sample.mean(dim=0)
+        _, _, components = torch.linalg.svd(centred, full_matrices=False)
+        sample = centred @ components[:2].T
+    return sample.numpy(), rows.numpy()
+
+
+def embedding(points: Any, clusters: Any, classes: Any, path: Path, title: str = "") -> None:
+    """Scatter of the embedding (PCA to 2-D when wider) coloured by cluster, and beside it by class."""
+    coordinates, rows = project_2d(points)
+    panels = [("clusters", np.asarray(clusters)[rows])]
+    if classes is not None:
+        panels.append(("classes", np.asarray(classes)[rows]))
+    figure, axes = pyplot().subplots(1, len(panels), figsize=(5.5 * len(panels), 5), squeeze=False)
+    size = max(0.5, min(8.0, 4000 / len(rows)))
+    for axis, (label, colours) in zip(axes[0], panels):
+        _, codes = np.unique(colours, return_inverse=True)
+        axis.scatter(coordinates[:, 0], coordinates[:, 1], c=codes, cmap="tab20", s=size, linewidths=0, rasterized=True)
+        axis.set_title(f"coloured by {label}")
+        axis.set_xticks([])
+        axis.set_yticks([])
+    figure.suptitle(title + ("" if len(rows) == len(np.asarray(clusters)) else f" ({len(rows)} shown)"))
+    save(figure, path)
+
+
+def training_curves(histories: dict[str, dict[str, list[float]]], path: Path) -> None:
+    """One panel per training stage: training and validation loss per epoch, learning rate on a second axis."""
+    stages = [(name, history) for name, history in histories.items() if history.get("train")]
+    if not stages:
+        return
+    figure, axes = pyplot().subplots(1, len(stages), figsize=(5 * len(stages), 3.8), squeeze=False)
+    for axis, (name, history) in zip(axes[0], stages):
+        epochs = np.arange(1, len(history["train"]) + 1)
+        axis.plot(epochs, history["train"], label="train")
+        axis.plot(epochs, history["valid"], label="validation")
+        if min(history["train"] + history["valid"]) > 0:
+            axis.set_yscale("log")
+        axis.set_xlabel("epoch")
+        axis.set_ylabel("loss")
+        axis.set_title(name)
+        rate = axis.twinx()
+        rate.plot(epochs, history["lr"], color="grey", linestyle=":", label="lr")
+        rate.set_yscale("log")
+        rate.set_ylabel("learning rate")
+        axis.legend(loc="lower left", fontsize=8)
+    figure.tight_layout()
+    save(figure, path)

@@ -17,6 +17,7 @@ def atomic_write(path: Union[str, Path], write: Callable[[BinaryIO], None]) -> N
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600 files; results should read like any other file
     try:
         with os.fdopen(fd, "wb") as tmp:
             write(tmp)
@@ -35,3 +36,9 @@ def atomic_write(path: Union[str, Path], write: Callable[[BinaryIO], None]) -> N
 
 def atomic_write_text(path: Union[str, Path], text: str) -> None:
     atomic_write(path, lambda f: f.write(text.encode("utf-8")))
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ContextManager, Iterable, Optional, TypeVar, Union
+from typing import TYPE_CHECKING, Any, Callable, ContextManager, Iterable, Iterator, Optional, TypeVar, Union
 
 import torch
 
@@ -48,6 +50,18 @@ class Context:
 
     def warn(self, message: str) -> None:
         self.logger.warning(message)
+
+    @contextlib.contextmanager
+    def warnings_as_log(self, prefix: str, rewrite: Optional[Callable[[str], Optional[str]]] = None) -> Iterator[None]:
+        """Turn the warnings a library raises inside the block into one log line each (libraries
+        print several lines per warning). ``rewrite`` may shorten a message or drop it (None)."""
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            yield
+        messages = (" ".join(str(w.message).split()) for w in caught)
+        for message in dict.fromkeys(rewrite(m) if rewrite else m for m in messages):
+            if message:
+                self.warn(f"{prefix}: {message}")
 
     def log_scalars(self, values: dict[str, float], step: int) -> None:
         """Record scalars (loss, lr, metrics) at ``step``; the bare context keeps none."""

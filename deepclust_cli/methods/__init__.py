@@ -6,5 +6,6 @@ Library use: ``from deepclust_cli.methods import KMeans; KMeans(n_clusters=3).fi
 from deepclust_cli.methods.base import METHODS, ClusteringMethod, MethodConfig
 from deepclust_cli.methods.kmeans import KMeans
 from deepclust_cli.methods.spectral import Spectral
+from deepclust_cli.methods.spectralnet import SpectralNet
 
-__all__ = ["METHODS", "ClusteringMethod", "MethodConfig", "KMeans", "Spectral"]
+__all__ = ["METHODS", "ClusteringMethod", "MethodConfig", "KMeans", "Spectral", "SpectralNet"]

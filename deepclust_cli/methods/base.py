@@ -88,8 +88,15 @@ class ClusteringMethod:
         return self.fit(x, y, context=context).predict(x)
 
     def evaluate(self, split: Split, context: Context) -> dict[str, float]:
-        """Metrics of ``predict`` on ``split`` (acc, nmi, ari) and its confusion-matrix plot."""
-        predicted = self.predict(self.prepare(split))
+        """Metrics of ``predict`` on ``split`` (acc, nmi, ari), the confusion matrix and the
+        embedding coloured by cluster (and by class) as plots."""
+        if not self.fitted:
+            raise DataError(f"{self.name} is not fitted yet: call fit(X) or load a checkpoint first")
+        predicted, embedding = self._predict_and_embed(self._check_input(self.prepare(split)))
+        predicted = predicted.cpu().numpy()
+        path = context.plot_path("embedding")
+        if path is not None:
+            plots.embedding(embedding, predicted, split.y, path, title=f"{self.name} on {len(predicted)} samples")
         if split.y is None:
             return {}
         path = context.plot_path("confusion_matrix")
@@ -116,8 +123,13 @@ class ClusteringMethod:
     def _predict(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
+    def _predict_and_embed(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Labels and the space they were assigned in (the input itself unless the method embeds)."""
+        return self._predict(x), x
+
     def _state(self) -> dict[str, Any]:
-        """Fitted state as tensors and plain values (checkpoints load with ``weights_only``)."""
+        """The method's state as tensors and plain values (checkpoints load with ``weights_only``):
+        the fitted model, or — mid-training — whatever training needs to continue."""
         raise NotImplementedError
 
     def _load_state(self, state: dict[str, Any]) -> None:
@@ -125,12 +137,11 @@ class ClusteringMethod:
 
     # -- persistence -------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        return {"fitted": self.fitted, **(self._state() if self.fitted else {})}
+        return {"fitted": self.fitted, **self._state()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.fitted = bool(state.get("fitted", False))
-        if self.fitted:
-            self._load_state(state)
+        self._load_state(state)
 
     def describe(self) -> dict[str, Any]:
         """Everything needed to rebuild this method: name, parameters, state."""

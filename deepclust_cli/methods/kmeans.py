@@ -61,7 +61,8 @@ class KMeans(ClusteringMethod):
         return nearest[:, 0]
 
     def _state(self) -> dict[str, Any]:
-        return {"centers": self.centers.cpu()}
+        return {"centers": self.centers.cpu()} if self.fitted else {}
 
     def _load_state(self, state: dict[str, Any]) -> None:
-        self.centers = state["centers"].float()
+        if self.fitted:
+            self.centers = state["centers"].float()

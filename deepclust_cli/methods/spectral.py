@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from typing import Any, Optional
 
@@ -74,11 +73,8 @@ class Spectral(ClusteringMethod):
             n_init=self.config.n_init,
             random_state=self.config.seed,
         )
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
+        with context.warnings_as_log("spectral", _solver_note):
             labels = model.fit_predict(graph)
-        for message in {_solver_note(str(w.message)) for w in caught} - {None}:
-            context.warn(f"spectral: {message}")
         self.fitted_points = x.cpu()
         self.fitted_labels = torch.as_tensor(labels, dtype=torch.int64)
         context.log(f"spectral: {self.config.n_neighbors}-NN graph with {graph.nnz} edges, {n_components} component(s)")
@@ -90,11 +86,12 @@ class Spectral(ClusteringMethod):
         return votes[:, 0] if k == 1 else torch.mode(votes, dim=1).values
 
     def _state(self) -> dict[str, Any]:
-        return {"fitted_points": self.fitted_points, "fitted_labels": self.fitted_labels}
+        return {"fitted_points": self.fitted_points, "fitted_labels": self.fitted_labels} if self.fitted else {}
 
     def _load_state(self, state: dict[str, Any]) -> None:
-        self.fitted_points = state["fitted_points"].float()
-        self.fitted_labels = state["fitted_labels"].long()
+        if self.fitted:
+            self.fitted_points = state["fitted_points"].float()
+            self.fitted_labels = state["fitted_labels"].long()
 
 
 def _solver_note(message: str) -> str | None:
@@ -107,4 +104,4 @@ def _solver_note(message: str) -> str | None:
         return None
     if "not reaching the requested tolerance" in message:
         return "LOBPCG stopped at its iteration limit short of its tolerance; eigen_solver=arpack is exact but slower"
-    return " ".join(message.split())
+    return message

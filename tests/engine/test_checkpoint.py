@@ -103,3 +103,12 @@ def test_atomic_write_text_replaces(tmp_path):
     atomic.atomic_write_text(path, "one")
     atomic.atomic_write_text(path, "two")
     assert path.read_text() == "two"
+
+
+def test_atomic_files_get_ordinary_permissions(tmp_path):
+    old = os.umask(0o022)
+    try:
+        atomic.atomic_write_text(tmp_path / "config.yaml", "a: 1\n")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "config.yaml").stat().st_mode & 0o777 == 0o644

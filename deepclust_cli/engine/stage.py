@@ -1,0 +1,143 @@
+"""A training stage: optimizer, plateau schedule with a min-lr stop, epoch loop, resumable state.
+
+Multi-stage methods (SpectralNet's autoencoder, Siamese and spectral nets) run one
+:class:`Stage` each. The stage owns everything that must survive an interruption — optimizer and
+schedule state, the epoch counter, the loss history — in ``state_dict()``, so a method that keeps
+its stages in its own state resumes mid-stage from any checkpoint.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable
+
+import torch
+
+from deepclust_cli.config import Precision, ScheduleName, TrainerConfig
+from deepclust_cli.engine.context import Context
+from deepclust_cli.engine.optim import LRSchedule, make_optimizer
+from deepclust_cli.errors import require
+
+
+@dataclass
+class StageConfig:
+    """Per-stage knobs: Adam at ``lr``, × ``lr_decay`` after ``patience`` epochs without a better
+    validation loss, stop when the rate reaches ``min_lr`` or after ``epochs`` epochs."""
+
+    epochs: int = 30
+    batch_size: int = 256
+    lr: float = 1e-3
+    lr_decay: float = 0.1
+    patience: int = 10
+    min_lr: float = 1e-7
+
+    def __post_init__(self) -> None:
+        require(self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}")
+        require(self.batch_size >= 2, f"batch_size must be >= 2, got {self.batch_size}")
+        require(self.lr > 0, f"lr must be > 0, got {self.lr}")
+        require(0 < self.lr_decay < 1, f"lr_decay must be in (0, 1), got {self.lr_decay}")
+        require(self.patience >= 0, f"patience must be >= 0, got {self.patience}")
+        require(0 <= self.min_lr < self.lr, f"min_lr must be in [0, lr={self.lr}), got {self.min_lr}")
+
+
+def epoch_generator(seed: int, stage: str, epoch: int, stream: int = 0) -> torch.Generator:
+    """A CPU generator fixed by (seed, stage, epoch, stream): shuffles that do not depend on how
+    many epochs ran in this process, so a resumed run draws what an uninterrupted one draws."""
+    key = hashlib.sha256(f"{seed}/{stage}/{epoch}/{stream}".encode()).digest()
+    return torch.Generator().manual_seed(int.from_bytes(key[:8], "little"))
+
+
+def batches(n: int, batch_size: int, generator: torch.Generator, device: torch.device) -> list[torch.Tensor]:
+    """A shuffled partition of ``range(n)`` into index batches on ``device``."""
+    return list(torch.randperm(n, generator=generator).to(device).split(batch_size))
+
+
+class Stage:
+    """One stage's optimizer, schedule, epoch counter and loss history, and its epoch loop."""
+
+    def __init__(self, name: str, parameters: Iterable[torch.nn.Parameter], config: StageConfig, trainer: TrainerConfig) -> None:
+        self.name = name
+        self.config = config
+        settings = dataclasses.replace(
+            trainer,
+            lr=config.lr,
+            max_epochs=config.epochs,
+            schedule=ScheduleName.plateau,
+            plateau_factor=config.lr_decay,
+            plateau_patience=config.patience,
+            min_lr=config.min_lr,
+        )
+        parameters = list(parameters)
+        self.optimizer = make_optimizer(parameters, settings)
+        self.schedule = LRSchedule(self.optimizer, settings)
+        device = parameters[0].device if parameters else torch.device("cpu")
+        # fp16 gradients underflow without loss scaling; bf16 and fp32 need none.
+        self.scaler = torch.amp.GradScaler(device.type, enabled=trainer.precision is Precision.fp16)
+        self.epoch = 0
+        self.done = False
+        self.history: dict[str, list[float]] = {"train": [], "valid": [], "lr": []}
+
+    def step(self, loss: torch.Tensor) -> None:
+        """One optimizer step on ``loss`` (scaled for fp16)."""
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+
+    def run(
+        self,
+        context: Context,
+        train_epoch: Callable[[int], float],
+        validate: Callable[[], float],
+        checkpoint: Callable[[], None],
+    ) -> None:
+        """Train until ``epochs`` or the min-lr stop, from wherever the stage stands.
+
+        ``train_epoch(epoch)`` returns the mean training loss, ``validate()`` the validation
+        loss that drives the schedule, ``checkpoint()`` saves the method (every
+        ``trainer.checkpoint_every`` epochs and when the stage ends).
+        """
+        if self.done:
+            return
+        progress = context.progress(total=self.config.epochs, desc=self.name, unit="epoch")
+        progress.update(self.epoch)
+        every = context.trainer.checkpoint_every
+        while not self.done:
+            train_loss = train_epoch(self.epoch)
+            valid_loss = validate()
+            lr = self.schedule.lr
+            self.schedule.step(valid_loss)
+            self.epoch += 1
+            for key, value in (("train", train_loss), ("valid", valid_loss), ("lr", lr)):
+                self.history[key].append(float(value))
+            self.done = self.epoch >= self.config.epochs or self.schedule.exhausted
+            context.log_scalars(
+                {f"{self.name}/loss_train": train_loss, f"{self.name}/loss_valid": valid_loss, f"{self.name}/lr": lr},
+                step=self.epoch,
+            )
+            progress.set(loss=train_loss, valid=valid_loss, lr=lr)
+            progress.update()
+            if self.done or self.epoch % every == 0:
+                checkpoint()
+        progress.close()
+        reason = "its learning rate reached min_lr" if self.schedule.exhausted else f"{self.epoch} epochs"
+        context.log(f"{self.name}: stopped after {reason}; loss {self.history['train'][-1]:.6g}, valid {self.history['valid'][-1]:.6g}")
+
+    def state_dict(self) -> dict[str, Any]:
+        """Progress and history; optimizer and schedule only while the stage still has epochs to run."""
+        state: dict[str, Any] = {"epoch": self.epoch, "done": self.done, "history": self.history}
+        if not self.done:
+            state["optimizer"] = self.optimizer.state_dict()
+            state["schedule"] = self.schedule.state_dict()
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.epoch = int(state["epoch"])
+        self.done = bool(state["done"])
+        self.history = {key: list(values) for key, values in state["history"].items()}
+        if "optimizer" in state:
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.schedule.load_state_dict(state["schedule"])
+

@@ -1,0 +1,466 @@
+"""SpectralNet (Shaham, Stanton, Li, Nadler, Basri & Kluger, ICLR 2018).
+
+A network learns a map whose outputs on a batch approximate the leading eigenvectors of the
+batch's graph Laplacian; k-means on those outputs gives the clusters, and the map embeds unseen
+points. Three stages, each optional but the last:
+
+1. an autoencoder, whose codes become the input of the later nets;
+2. a Siamese net trained to pull kNN pairs together and push random pairs apart, whose outputs
+   are the space the affinities are measured in;
+3. the spectral net: an MLP followed by an orthonormalization layer, trained by alternating an
+   orthogonalization step (recompute the layer from one batch) and a gradient step on
+   ``Σ_ij W_ij ‖y_i − y_j‖² / (2m)`` for another batch.
+
+``predict`` assigns points to k-means centroids fitted once on the training embedding and kept in
+the state, so labels are the same on every call and defined for unseen points.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, List, Optional
+
+import numpy as np
+import torch
+from torch import nn
+
+from deepclust_cli import plots
+from deepclust_cli.engine.context import Context
+from deepclust_cli.engine.stage import Stage, StageConfig, batches, epoch_generator
+from deepclust_cli.errors import DataError, require
+from deepclust_cli.methods.base import METHODS, ClusteringMethod, MethodConfig
+from deepclust_cli.nets.autoencoder import Autoencoder
+from deepclust_cli.nets.mlp import apply_in_batches, mlp
+from deepclust_cli.nets.orthonorm import SpectralNetwork
+from deepclust_cli.neighbors import gaussian_affinity, knn
+
+
+@dataclass
+class AutoencoderStage(StageConfig):
+    """Stage 1: encoder widths (the last is the code size), mirrored decoder, MSE."""
+
+    enabled: bool = False
+    hidden: List[int] = field(default_factory=lambda: [512, 512, 2048, 10])
+    epochs: int = 40
+    batch_size: int = 256
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        require(len(self.hidden) >= 1 and min(self.hidden) >= 1, f"ae.hidden must be positive widths, got {self.hidden}")
+
+
+@dataclass
+class SiameseStage(StageConfig):
+    """Stage 2: ``n_neighbors`` nearest neighbours of each point are positive pairs, as many
+    random other points are negative pairs; contrastive loss with ``margin``."""
+
+    enabled: bool = False
+    hidden: List[int] = field(default_factory=lambda: [1024, 1024, 512, 10])
+    n_neighbors: int = 2
+    knn_backend: str = "exact"  # exact, or annoy for large n
+    margin: float = 1.0
+    epochs: int = 30
+    batch_size: int = 128  # pairs per batch
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        require(len(self.hidden) >= 1 and min(self.hidden) >= 1, f"siamese.hidden must be positive widths, got {self.hidden}")
+        require(self.n_neighbors >= 1, f"siamese.n_neighbors must be >= 1, got {self.n_neighbors}")
+        require(self.knn_backend in ("exact", "annoy"), f"siamese.knn_backend must be exact or annoy, got {self.knn_backend!r}")
+        require(self.margin > 0, f"siamese.margin must be > 0, got {self.margin}")
+
+
+@dataclass
+class SpectralStage(StageConfig):
+    """Stage 3: hidden widths of the spectral net (a tanh layer of output_dim units follows), the
+    batch affinity and the orthonormalization."""
+
+    hidden: List[int] = field(default_factory=lambda: [1024, 1024, 512])
+    output_dim: Optional[int] = None  # embedding width; None: n_clusters, as in the paper
+    epochs: int = 30
+    batch_size: int = 1024
+    min_lr: float = 1e-8
+    n_neighbors: int = 30
+    scale_k: int = 15
+    scale: str = "local"  # local: σ_i per point; global: one σ, the median
+    laplacian: str = "unnormalized"  # or normalized: L_sym, and k-means on unit-length rows (Ng, Jordan & Weiss)
+    affinity_input: str = "auto"  # auto (siamese > code > raw), raw, code or siamese
+    orthonorm: str = "qr"  # qr, or cholesky (the older variant)
+    orthonorm_gradient: bool = True  # differentiate through W from the orthogonalization batch
+    ridge: float = 1e-4  # relative ridge for rank-deficient batches
+    sparse: bool = False  # batches of seed points plus their nearest neighbours (large n)
+    sparse_neighbors: int = 4  # neighbours added per seed point in sparse mode
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        require(min(self.hidden, default=1) >= 1, f"spectral.hidden must be positive widths, got {self.hidden}")
+        require(self.output_dim is None or self.output_dim >= 1, f"spectral.output_dim must be >= 1, got {self.output_dim}")
+        require(self.n_neighbors >= 1, f"spectral.n_neighbors must be >= 1, got {self.n_neighbors}")
+        require(self.scale_k >= 1, f"spectral.scale_k must be >= 1, got {self.scale_k}")
+        require(self.scale in ("local", "global"), f"spectral.scale must be local or global, got {self.scale!r}")
+        require(
+            self.laplacian in ("unnormalized", "normalized"),
+            f"spectral.laplacian must be unnormalized or normalized, got {self.laplacian!r}",
+        )
+        require(
+            self.affinity_input in ("auto", "raw", "code", "siamese"),
+            f"spectral.affinity_input must be auto, raw, code or siamese, got {self.affinity_input!r}",
+        )
+        require(self.orthonorm in ("qr", "cholesky"), f"spectral.orthonorm must be qr or cholesky, got {self.orthonorm!r}")
+        require(self.ridge > 0, f"spectral.ridge must be > 0, got {self.ridge}")
+        require(self.sparse_neighbors >= 1, f"spectral.sparse_neighbors must be >= 1, got {self.sparse_neighbors}")
+
+
+@dataclass
+class SpectralNetConfig(MethodConfig):
+    ae: AutoencoderStage = field(default_factory=AutoencoderStage)
+    siamese: SiameseStage = field(default_factory=SiameseStage)
+    spectral: SpectralStage = field(default_factory=SpectralStage)
+    validation_fraction: float = 0.1  # held out per stage for the LR schedule
+    kmeans_n_init: int = 10
+
+    @property
+    def embedding_dim(self) -> int:
+        return self.spectral.output_dim or self.n_clusters
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        require(0 < self.validation_fraction < 0.5, f"validation_fraction must be in (0, 0.5), got {self.validation_fraction}")
+        require(self.kmeans_n_init >= 1, f"kmeans_n_init must be >= 1, got {self.kmeans_n_init}")
+        if self.n_clusters is not None:
+            width = self.embedding_dim
+            require(
+                self.spectral.batch_size > width,
+                f"spectral.batch_size ({self.spectral.batch_size}) must exceed the embedding width ({width}) "
+                "to orthonormalize a batch",
+            )
+        wanted = {"code": self.ae.enabled, "siamese": self.siamese.enabled}
+        require(
+            wanted.get(self.spectral.affinity_input, True),
+            f"spectral.affinity_input={self.spectral.affinity_input} needs the "
+            f"{'ae' if self.spectral.affinity_input == 'code' else 'siamese'} stage enabled",
+        )
+
+
+def spectral_loss(affinity: torch.Tensor, y: torch.Tensor, normalized: bool = False) -> torch.Tensor:
+    """``Σ_ij W_ij ‖y_i − y_j‖² / (2m) = trace(Yᵀ L Y) / m`` with ``L = D − W``, computed in the
+    Laplacian form (one m×m×k product instead of an m×m distance matrix).
+
+    ``normalized``: the same with ``y_i / √d_i``, i.e. ``trace(Yᵀ L_sym Y) / m`` with
+    ``L_sym = I − D^-½ W D^-½`` (the reference's ``is_normalized``).
+    """
+    degree = affinity.sum(dim=1)
+    if normalized:
+        y = y / degree.clamp_min(torch.finfo(y.dtype).tiny).sqrt().unsqueeze(1)
+    return ((degree * (y * y).sum(dim=1)).sum() - (y * (affinity @ y)).sum()) / len(y)
+
+
+def contrastive_loss(first: torch.Tensor, second: torch.Tensor, positive: torch.Tensor, margin: float) -> torch.Tensor:
+    """Hadsell et al. (2006): ``y·d² + (1 − y)·max(margin − d, 0)²`` averaged over pairs, d = ‖f(a) − f(b)‖."""
+    distance = (first - second).square().sum(dim=1).clamp_min(1e-12).sqrt()
+    return torch.where(positive, distance.square(), (margin - distance).clamp_min(0).square()).mean()
+
+
+@METHODS.register("spectralnet", schema=SpectralNetConfig)
+class SpectralNet(ClusteringMethod):
+    """SpectralNet: optional autoencoder → optional Siamese net → spectral net → k-means."""
+
+    name = "spectralnet"
+    Config = SpectralNetConfig
+    config: SpectralNetConfig
+
+    def __init__(self, **params: Any) -> None:
+        super().__init__(**params)
+        self.in_dim: Optional[int] = None
+        self.nets: dict[str, nn.Module] = {}
+        self.stages: dict[str, Stage] = {}
+        self.stage_states: dict[str, dict[str, Any]] = {}  # loaded from a checkpoint, applied when fit resumes
+        self.centroids: Optional[torch.Tensor] = None
+
+    # -- building ----------------------------------------------------------------------------
+    def _build_nets(self, in_dim: int) -> None:
+        """Fresh networks, initialized from the method's seed without touching the global generator."""
+        config = self.config
+        self.in_dim = in_dim
+        self.nets = {}
+        code_dim = in_dim
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(config.seed)
+            if config.ae.enabled:
+                self.nets["ae"] = Autoencoder(in_dim, config.ae.hidden)
+                code_dim = config.ae.hidden[-1]
+            if config.siamese.enabled:
+                self.nets["siamese"] = mlp(code_dim, config.siamese.hidden, activation="relu")
+            self.nets["spectral"] = SpectralNetwork(
+                code_dim, config.spectral.hidden, config.embedding_dim, config.spectral.orthonorm, config.spectral.ridge
+            )
+        for net in self.nets.values():
+            net.to(self.device)
+        self.stages = {}
+        self.centroids = None
+
+    def _build_stages(self, context: Context) -> None:
+        """One training stage per network, continuing from loaded stage states when there are any."""
+        stage_configs = {"ae": self.config.ae, "siamese": self.config.siamese, "spectral": self.config.spectral}
+        self.stages = {name: Stage(name, net.parameters(), stage_configs[name], context.trainer) for name, net in self.nets.items()}
+        for name, state in self.stage_states.items():
+            self.stages[name].load_state_dict(state)
+        self.stage_states = {}
+
+    # -- training ----------------------------------------------------------------------------
+    def _fit(self, x: torch.Tensor, y: Optional[torch.Tensor], context: Context) -> None:
+        resuming = context.resumed_progress is not None and bool(self.nets)
+        if resuming and self.in_dim != x.shape[1]:
+            raise DataError(f"spectralnet: the checkpoint was trained on {self.in_dim}-d inputs, this data is {x.shape[1]}-d")
+        if not resuming:
+            self._build_nets(x.shape[1])
+            self.stage_states = {}
+        self._build_stages(context)
+        train, valid = self._split(len(x))
+
+        def checkpoint(stage: str) -> Callable[[], None]:
+            return lambda: context.checkpoint(self, {"stage": stage, "epoch": self.stages[stage].epoch})
+
+        if "ae" in self.nets:
+            self._train_autoencoder(x, train, valid, context, checkpoint("ae"))
+        codes = self._codes(x)
+        if "siamese" in self.nets:
+            self._train_siamese(codes, train, valid, context, checkpoint("siamese"))
+        affinity_space = self._affinity_space(x, codes)
+        self._train_spectral(x, codes, affinity_space, train, valid, context, checkpoint("spectral"))
+
+        from sklearn.cluster import KMeans  # deferred: a slow import for every CLI start
+
+        embedding = self._cluster_space(apply_in_batches(self.nets["spectral"], codes)).cpu().numpy()
+        kmeans = KMeans(self.config.n_clusters, n_init=self.config.kmeans_n_init, random_state=self.config.seed)
+        with context.warnings_as_log("spectralnet k-means"):
+            kmeans.fit(embedding)
+        self.centroids = torch.as_tensor(kmeans.cluster_centers_, dtype=torch.float32)
+        path = context.plot_path("training_curves")
+        if path is not None:
+            plots.training_curves({name: stage.history for name, stage in self.stages.items()}, path)
+
+    def _split(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """A seeded split into training and validation indices (the validation loss drives the schedule)."""
+        n_valid = max(2, round(self.config.validation_fraction * n))
+        if n - n_valid <= self.config.embedding_dim:
+            raise DataError(f"spectralnet: {n} samples leave too few to train a {self.config.embedding_dim}-d embedding")
+        order = torch.randperm(n, generator=epoch_generator(self.config.seed, "split", 0)).to(self.device)
+        return order[n_valid:], order[:n_valid]
+
+    def _train_autoencoder(self, x: torch.Tensor, train: torch.Tensor, valid: torch.Tensor, context: Context, checkpoint: Callable[[], None]) -> None:
+        net, stage = self.nets["ae"], self.stages["ae"]
+
+        def loss_of(rows: torch.Tensor) -> torch.Tensor:
+            with context.autocast():
+                reconstruction = net(x[rows])
+            return (reconstruction.float() - x[rows]).square().mean()
+
+        self._run_stage(stage, net, train, valid, loss_of, context, checkpoint)
+
+    def _train_siamese(self, codes: torch.Tensor, train: torch.Tensor, valid: torch.Tensor, context: Context, checkpoint: Callable[[], None]) -> None:
+        net, stage, config = self.nets["siamese"], self.stages["siamese"], self.config.siamese
+        partners, positive = self._siamese_pairs(codes, config)
+        per_point = partners.shape[1]
+
+        def loss_of(rows: torch.Tensor) -> torch.Tensor:
+            # All pairs of a batch of points: each point is embedded once for its 2·n_neighbors pairs.
+            with context.autocast():
+                anchors = net(codes[rows]).float()
+                others = net(codes[partners[rows].reshape(-1)]).float()
+            anchors = anchors.repeat_interleave(per_point, dim=0)
+            return contrastive_loss(anchors, others, positive[rows].reshape(-1), config.margin)
+
+        self._run_stage(stage, net, train, valid, loss_of, context, checkpoint, rows_per_batch=max(1, config.batch_size // per_point))
+
+    def _siamese_pairs(self, codes: torch.Tensor, config: SiameseStage) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per point: its ``n_neighbors`` nearest neighbours (positive) and as many random points
+        outside that set (negative). Returns partner indices and the positive mask, both n×2k."""
+        n, k = len(codes), config.n_neighbors
+        _, neighbours = knn(codes, k, backend=config.knn_backend, seed=self.config.seed)
+        generator = epoch_generator(self.config.seed, "siamese-negatives", 0)
+        negatives = torch.randint(n, (n, k), generator=generator).to(codes.device)
+        clash = (negatives.unsqueeze(2) == neighbours.unsqueeze(1)).any(dim=2) | (negatives == torch.arange(n, device=codes.device).unsqueeze(1))
+        # Redraw the few clashes once; a second clash is as likely as the first (~k/n) and just stays a weak negative.
+        redraw = torch.randint(n, (n, k), generator=generator).to(codes.device)
+        negatives = torch.where(clash, redraw, negatives)
+        partners = torch.cat([neighbours, negatives], dim=1)
+        positive = torch.zeros_like(partners, dtype=torch.bool)
+        positive[:, :k] = True
+        return partners, positive
+
+    def _train_spectral(
+        self,
+        x: torch.Tensor,
+        codes: torch.Tensor,
+        affinity_space: torch.Tensor,
+        train: torch.Tensor,
+        valid: torch.Tensor,
+        context: Context,
+        checkpoint: Callable[[], None],
+    ) -> None:
+        net, stage, config = self.nets["spectral"], self.stages["spectral"], self.config.spectral
+        neighbour_table = self._sparse_neighbours(affinity_space, train) if config.sparse else None
+        deficient = 0
+
+        def batch_rows(order: torch.Tensor) -> list[torch.Tensor]:
+            """Index batches into ``train``: plain batches, or in sparse mode seeds plus their neighbours.
+
+            A last batch under half the size is dropped (its points come up in other epochs'
+            shuffles): a few dozen points make a meaningless kNN graph and an unstable
+            orthonormalization.
+            """
+            per_batch = config.batch_size if neighbour_table is None else max(1, config.batch_size // (1 + config.sparse_neighbors))
+            chunks = list(order.split(per_batch))
+            if len(chunks) > 1 and len(chunks[-1]) < per_batch / 2:
+                chunks.pop()
+            if neighbour_table is None:
+                return chunks
+            return [torch.cat([seeds, neighbour_table[seeds].reshape(-1)]) for seeds in chunks]
+
+        def train_epoch(epoch: int) -> float:
+            nonlocal deficient
+            grad_order = torch.randperm(len(train), generator=epoch_generator(self.config.seed, "spectral", epoch, 0)).to(self.device)
+            orth_order = torch.randperm(len(train), generator=epoch_generator(self.config.seed, "spectral", epoch, 1)).to(self.device)
+            total, count = torch.zeros((), device=self.device), 0
+            for grad_rows, orth_rows in zip(batch_rows(grad_order), batch_rows(orth_order)):
+                net.eval()
+                with torch.set_grad_enabled(config.orthonorm_gradient), context.autocast():
+                    weights, rank_deficient = net.fit_orthonorm(net.body(codes[train[orth_rows]]))
+                deficient += rank_deficient
+                net.train()
+                loss = self._spectral_batch_loss(x, codes, affinity_space, train[grad_rows], context, weights)
+                stage.step(loss)
+                total += loss.detach() * len(grad_rows)
+                count += len(grad_rows)
+            return float(total) / max(count, 1)
+
+        def validate() -> float:
+            net.eval()
+            total, count = torch.zeros((), device=self.device), 0
+            with torch.no_grad():
+                for rows in valid.split(config.batch_size):
+                    if len(rows) >= 2:
+                        total += self._spectral_batch_loss(x, codes, affinity_space, rows, context) * len(rows)
+                        count += len(rows)
+            return float(total) / max(count, 1)
+
+        stage.run(context, train_epoch, validate, checkpoint)
+        if deficient:
+            context.warn(
+                f"spectral: {deficient} batch outputs were rank-deficient (fewer than {self.config.embedding_dim} "
+                f"independent directions); they were orthonormalized with ridge {config.ridge:g}"
+            )
+
+    def _spectral_batch_loss(
+        self,
+        x: torch.Tensor,
+        codes: torch.Tensor,
+        affinity_space: torch.Tensor,
+        rows: torch.Tensor,
+        context: Context,
+        weights: Optional[torch.Tensor] = None,
+    ) -> torch.Tensor:
+        """The spectral loss of one batch, its outputs orthonormalized by ``weights`` (the kept W
+        when None). SpectralNetAE adds its reconstruction term here."""
+        config, net = self.config.spectral, self.nets["spectral"]
+        with context.autocast():
+            raw = net.body(codes[rows])
+        outputs = raw.float() @ (net.orthonorm_weights if weights is None else weights)
+        affinity = gaussian_affinity(affinity_space[rows], config.n_neighbors, config.scale_k, config.scale == "local")
+        return spectral_loss(affinity, outputs, normalized=config.laplacian == "normalized")
+
+    def _sparse_neighbours(self, affinity_space: torch.Tensor, train: torch.Tensor) -> torch.Tensor:
+        """For sparse batches: each training point's ``sparse_neighbors`` nearest training points
+        (Annoy), as positions in ``train``."""
+        config = self.config.spectral
+        _, table = knn(affinity_space[train], config.sparse_neighbors, backend="annoy", seed=self.config.seed)
+        return table.to(self.device)
+
+    def _run_stage(
+        self,
+        stage: Stage,
+        net: nn.Module,
+        train: torch.Tensor,
+        valid: torch.Tensor,
+        loss_of: Callable[[torch.Tensor], torch.Tensor],
+        context: Context,
+        checkpoint: Callable[[], None],
+        rows_per_batch: Optional[int] = None,
+    ) -> None:
+        """The epoch loop shared by the autoencoder and Siamese stages: minibatches of training
+        rows, the mean loss over validation rows."""
+        size = rows_per_batch or stage.config.batch_size
+
+        def train_epoch(epoch: int) -> float:
+            net.train()
+            total = torch.zeros((), device=self.device)
+            for rows in batches(len(train), size, epoch_generator(self.config.seed, stage.name, epoch), self.device):
+                loss = loss_of(train[rows])
+                stage.step(loss)
+                total += loss.detach() * len(rows)
+            return float(total) / len(train)
+
+        def validate() -> float:
+            net.eval()
+            with torch.no_grad():
+                total = sum(loss_of(rows) * len(rows) for rows in valid.split(size))
+            return float(total) / len(valid)
+
+        stage.run(context, train_epoch, validate, checkpoint)
+
+    # -- embedding and prediction ------------------------------------------------------------
+    def _codes(self, x: torch.Tensor) -> torch.Tensor:
+        return apply_in_batches(self.nets["ae"].encoder, x) if "ae" in self.nets else x
+
+    def _affinity_space(self, x: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
+        """Where affinities are measured: Siamese outputs, AE codes or the raw input."""
+        choice = self.config.spectral.affinity_input
+        if choice == "auto":
+            choice = "siamese" if "siamese" in self.nets else "code" if "ae" in self.nets else "raw"
+        if choice == "siamese":
+            return apply_in_batches(self.nets["siamese"], codes)
+        return codes if choice == "code" else x
+
+    def transform(self, x: Any) -> np.ndarray:
+        """The spectral embedding (n × output_dim) of any samples, seen in ``fit`` or not."""
+        if not self.nets:
+            raise DataError("spectralnet is not fitted yet: call fit(X) or load a checkpoint first")
+        return apply_in_batches(self.nets["spectral"], self._codes(self._check_input(x))).cpu().numpy()
+
+    def _cluster_space(self, embedding: torch.Tensor) -> torch.Tensor:
+        """Where k-means runs: the embedding, or its rows scaled to unit length for the normalized Laplacian."""
+        if self.config.spectral.laplacian == "normalized":
+            return torch.nn.functional.normalize(embedding, dim=1)
+        return embedding
+
+    def _predict_and_embed(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        embedding = apply_in_batches(self.nets["spectral"], self._codes(x))
+        _, nearest = knn(self.centroids.to(embedding.device), 1, queries=self._cluster_space(embedding))
+        return nearest[:, 0], embedding
+
+    def _predict(self, x: torch.Tensor) -> torch.Tensor:
+        return self._predict_and_embed(x)[0]
+
+    # -- state -------------------------------------------------------------------------------
+    def _state(self) -> dict[str, Any]:
+        if not self.nets:
+            return {}
+        stages = {name: stage.state_dict() for name, stage in self.stages.items()} or self.stage_states
+        state: dict[str, Any] = {
+            "in_dim": self.in_dim,
+            "nets": {name: {k: v.cpu() for k, v in net.state_dict().items()} for name, net in self.nets.items()},
+            "stages": stages,
+        }
+        if self.centroids is not None:
+            state["centroids"] = self.centroids.cpu()
+        return state
+
+    def _load_state(self, state: dict[str, Any]) -> None:
+        if "nets" not in state:
+            return
+        self._build_nets(int(state["in_dim"]))
+        for name, net in self.nets.items():
+            net.load_state_dict(state["nets"][name])
+        self.stage_states = dict(state["stages"])
+        self.centroids = state["centroids"].float() if "centroids" in state else None

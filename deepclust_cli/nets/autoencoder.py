@@ -1,0 +1,29 @@
+"""A fully connected autoencoder: ReLU encoder to a linear code, mirrored decoder."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from deepclust_cli.nets.mlp import mlp
+
+
+class Autoencoder(nn.Module):
+    """Encoder ``in_dim → widths[0] → … → widths[-1]`` (ReLU between, linear code) and the mirrored
+    decoder back to ``in_dim`` (linear output), trained on the reconstruction error MSE(x, x̂).
+
+    SpectralNet's MNIST setting is ``widths = [512, 512, 2048, 10]`` (Shaham et al., 2018, §5).
+    """
+
+    def __init__(self, in_dim: int, widths: Sequence[int]) -> None:
+        super().__init__()
+        self.encoder = mlp(in_dim, widths, activation="relu")
+        self.decoder = mlp(widths[-1], [*reversed(widths[:-1]), in_dim], activation="relu")
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        return self.encoder(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.decoder(self.encoder(x))

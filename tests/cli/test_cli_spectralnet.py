@@ -1,0 +1,105 @@
+"""SpectralNet through the CLI: every stage, plots, test-only, and resume equivalence."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from deepclust_cli.engine.checkpoint import load_checkpoint
+from deepclust_cli.engine.session import Session
+
+TINY_RUN = [
+    "method=spectralnet",
+    "dataset=blobs",
+    "dataset.n_samples=400",
+    "dataset.n_classes=3",
+    "dataset.n_features=6",
+    "method.ae.enabled=true",
+    "method.ae.hidden=[16,3]",
+    "method.ae.epochs=3",
+    "method.ae.batch_size=64",
+    "method.siamese.enabled=true",
+    "method.siamese.hidden=[16,3]",
+    "method.siamese.epochs=2",
+    "method.siamese.batch_size=64",
+    "method.spectral.hidden=[16]",
+    "method.spectral.epochs=3",
+    "method.spectral.batch_size=100",
+    "method.spectral.n_neighbors=8",
+    "method.spectral.scale_k=3",
+]
+
+
+class SimulatedCrash(Exception):
+    """Stands for a process killed right after a checkpoint was written."""
+
+
+def test_every_stage_through_the_cli_then_test_only(deepclust):
+    trained = deepclust(*TINY_RUN)
+    assert trained.code == 0, trained.err
+    session = trained.session()
+    for plot in ("confusion_matrix", "embedding", "training_curves"):
+        assert (session / "plots" / f"{plot}.png").stat().st_size > 1000, plot
+    checkpoint = load_checkpoint(session / "checkpoints" / "last.ckpt")
+    state = checkpoint["method"]["state"]
+    assert set(state["nets"]) == {"ae", "siamese", "spectral"}
+    assert [state["stages"][name]["epoch"] for name in ("ae", "siamese", "spectral")] == [3, 2, 3]
+    assert "optimizer" not in state["stages"]["spectral"]  # finished stages keep no optimizer state
+    metrics = json.loads((session / "metrics.json").read_text())
+    assert metrics["acc"] > 0.9
+    for stage in ("ae", "siamese", "spectral"):
+        assert f"{stage}: stopped after" in (session / "log.txt").read_text()
+    tested = deepclust("--resume", str(session / "checkpoints" / "last.ckpt"), "--test-only", output_dir=False)
+    assert tested.code == 0, tested.err
+    assert json.loads((session / "metrics_test.json").read_text()) == metrics
+
+
+@pytest.mark.parametrize("crash_at", [2, 4, 7], ids=["within-ae", "between-ae-and-siamese", "within-spectral"])
+def test_resume_gives_the_metrics_of_an_uninterrupted_run(deepclust, monkeypatch, tmp_path, crash_at):
+    uninterrupted = deepclust(*TINY_RUN)
+    assert uninterrupted.code == 0, uninterrupted.err
+    expected = json.loads((uninterrupted.session() / "metrics.json").read_text())
+
+    written = []
+    save = Session.checkpoint
+
+    def checkpoint_then_crash(self, method, progress, **kwargs):
+        save(self, method, progress, **kwargs)
+        written.append(dict(progress))
+        if len(written) == crash_at:
+            raise SimulatedCrash(progress)
+
+    monkeypatch.setattr(Session, "checkpoint", checkpoint_then_crash)
+    with pytest.raises(SimulatedCrash):
+        deepclust(*TINY_RUN)
+    monkeypatch.setattr(Session, "checkpoint", save)
+
+    sessions = sorted((tmp_path / "outputs" / "spectralnet" / "blobs").iterdir())
+    crashed = sessions[-1]
+    assert not (crashed / "metrics.json").exists()
+    assert json.loads((crashed / "run.json").read_text())["status"] == "failed"
+    stopped_at = load_checkpoint(crashed / "checkpoints" / "last.ckpt")["progress"]
+    assert stopped_at == written[-1] and not stopped_at.get("done")
+
+    resumed = deepclust("--resume", str(crashed / "checkpoints" / "last.ckpt"), output_dir=False)
+    assert resumed.code == 0, resumed.err
+    assert resumed.session() == crashed
+    assert json.loads((crashed / "metrics.json").read_text()) == expected
+    assert "resumed from" in (crashed / "log.txt").read_text()
+
+
+def test_test_only_refuses_an_unfinished_checkpoint(deepclust, monkeypatch, tmp_path):
+    save = Session.checkpoint
+
+    def crash(self, method, progress, **kwargs):
+        save(self, method, progress, **kwargs)
+        raise SimulatedCrash(progress)
+
+    monkeypatch.setattr(Session, "checkpoint", crash)
+    with pytest.raises(SimulatedCrash):
+        deepclust(*TINY_RUN)
+    monkeypatch.setattr(Session, "checkpoint", save)
+    checkpoint = next(Path(tmp_path / "outputs").rglob("last.ckpt"))
+    result = deepclust("--resume", str(checkpoint), "--test-only", output_dir=False)
+    assert result.code == 1
+    assert "training had not finished when it was saved; continue it first with --resume" in result.err

@@ -1,0 +1,199 @@
+import json
+import logging
+
+import numpy as np
+import pytest
+import torch
+
+from deepclust_cli.data import load_dataset
+from deepclust_cli.data.toy import BlobsConfig, GeneratedConfig
+from deepclust_cli.engine.context import Context
+from deepclust_cli.errors import ConfigError
+from deepclust_cli.methods import SpectralNet
+from deepclust_cli.methods.spectralnet import contrastive_loss, spectral_loss
+from deepclust_cli.metrics import acc
+from deepclust_cli.nets.orthonorm import SpectralNetwork, orthonormalizer
+from deepclust_cli.neighbors import gaussian_affinity
+
+QUIET = Context(show_progress=False)
+TINY = {"hidden": [32, 32], "batch_size": 128, "epochs": 4, "n_neighbors": 8, "scale_k": 3, "lr": 1e-2}
+
+
+PRESET_TWOMOONS = {"hidden": [128, 128], "batch_size": 712, "epochs": 40, "lr": 1e-2, "n_neighbors": 8, "scale_k": 2, "scale": "global"}
+
+
+@pytest.fixture(scope="module")
+def moons():
+    data = load_dataset(GeneratedConfig(name="twomoons", n_samples=4000, n_test=300, noise=0.05), "unused", 0)
+    return data.train, data.test
+
+
+@pytest.mark.parametrize("method", ["qr", "cholesky"])
+def test_orthonormalization_layer_gives_identity_gram(method):
+    raw = torch.randn(256, 6, generator=torch.Generator().manual_seed(0)) @ torch.randn(6, 6, generator=torch.Generator().manual_seed(1))
+    weights, deficient = orthonormalizer(raw, method)
+    y = raw @ weights
+    assert not deficient
+    assert torch.allclose(y.T @ y / len(y), torch.eye(6), atol=1e-5)
+    assert torch.allclose(torch.linalg.inv(weights).diagonal() > 0, torch.ones(6, dtype=torch.bool))  # R's diagonal is positive
+
+
+def test_qr_and_cholesky_agree_and_the_layer_keeps_its_weights():
+    net = SpectralNetwork(4, [16], 3)
+    x = torch.randn(64, 4)
+    raw = net.body(x)
+    w_qr, _ = orthonormalizer(raw, "qr")
+    w_chol, _ = orthonormalizer(raw, "cholesky")
+    assert torch.allclose(w_qr, w_chol, atol=1e-4)
+    net.fit_orthonorm(raw)
+    y = net(x)
+    assert torch.allclose(y.T @ y / 64, torch.eye(3), atol=1e-4)
+    assert "orthonorm_weights" in net.state_dict()
+
+
+@pytest.mark.parametrize("method", ["qr", "cholesky"])
+def test_rank_deficient_batch_is_recovered_with_a_ridge(method):
+    rank_two = torch.randn(100, 2) @ torch.randn(2, 4)
+    weights, deficient = orthonormalizer(rank_two, method)
+    assert deficient
+    assert torch.isfinite(weights).all()
+    y = rank_two @ weights
+    assert torch.isfinite(y).all() and y.abs().max() < 1e4
+
+
+def test_spectral_loss_is_the_laplacian_trace():
+    generator = torch.Generator().manual_seed(0)
+    affinity = torch.rand(7, 7, generator=generator)
+    affinity = (affinity + affinity.T) / 2
+    y = torch.randn(7, 3, generator=generator)
+    laplacian = torch.diag(affinity.sum(1)) - affinity
+    assert spectral_loss(affinity, y) == pytest.approx(float(torch.trace(y.T @ laplacian @ y) / 7), rel=1e-5)
+    pairwise = sum(affinity[i, j] * (y[i] - y[j]).square().sum() for i in range(7) for j in range(7)) / (2 * 7)
+    assert spectral_loss(affinity, y) == pytest.approx(float(pairwise), rel=1e-5)
+
+
+def test_normalized_loss_is_the_symmetric_normalized_laplacian_trace():
+    generator = torch.Generator().manual_seed(1)
+    affinity = torch.rand(6, 6, generator=generator)
+    affinity = (affinity + affinity.T) / 2
+    y = torch.randn(6, 2, generator=generator)
+    inverse_sqrt_degree = torch.diag(affinity.sum(1).rsqrt())
+    symmetric = torch.eye(6) - inverse_sqrt_degree @ affinity @ inverse_sqrt_degree
+    expected = float(torch.trace(y.T @ symmetric @ y) / 6)
+    assert spectral_loss(affinity, y, normalized=True) == pytest.approx(expected, rel=1e-5)
+
+
+def test_local_and_global_scale_on_hand_checked_distances():
+    x = torch.tensor([[0.0], [1.0], [3.0], [6.0]])
+    e = np.exp
+    # local, scale_k=1: σ = distance to the nearest other point = 1, 1, 2, 3; 2 neighbours per row.
+    local = gaussian_affinity(x, n_neighbors=2, scale_k=1, local_scale=True)
+    expected_local = {
+        (0, 1): (e(-1) + e(-1)) / 2,
+        (0, 2): (e(-9) + 0) / 2,
+        (1, 2): (e(-4) + e(-4 / 4)) / 2,
+        (1, 3): (0 + e(-25 / 9)) / 2,
+        (2, 3): (e(-9 / 4) + e(-9 / 9)) / 2,
+        (0, 3): 0.0,
+    }
+    # global, scale_k=2: second-neighbour distances 3, 2, 3, 5 → median σ = 3.
+    global_ = gaussian_affinity(x, n_neighbors=2, scale_k=2, local_scale=False)
+    expected_global = {
+        (0, 1): e(-1 / 9),
+        (0, 2): (e(-9 / 9) + 0) / 2,
+        (1, 2): (e(-4 / 9) + e(-4 / 9)) / 2,
+        (1, 3): (0 + e(-25 / 9)) / 2,
+        (2, 3): (e(-9 / 9) + e(-9 / 9)) / 2,
+    }
+    for expected, affinity in ((expected_local, local), (expected_global, global_)):
+        assert torch.allclose(affinity, affinity.T)
+        assert torch.all(affinity.diagonal() == 0)
+        for (i, j), value in expected.items():
+            assert float(affinity[i, j]) == pytest.approx(value, rel=1e-5), (i, j)
+
+
+def test_scale_k_changes_the_local_scale():
+    x = torch.randn(50, 3, generator=torch.Generator().manual_seed(0))
+    assert not torch.allclose(gaussian_affinity(x, 10, 2, True), gaussian_affinity(x, 10, 8, True))
+
+
+def test_contrastive_loss_by_hand():
+    a = torch.tensor([[0.0, 0.0], [0.0, 0.0]])
+    b = torch.tensor([[0.3, 0.4], [0.6, 0.0]])  # distances 0.5 and 0.6
+    positive = torch.tensor([True, False])
+    assert float(contrastive_loss(a, b, positive, margin=1.0)) == pytest.approx((0.25 + 0.16) / 2)
+
+
+def test_siamese_pairs_are_neighbours_and_non_neighbours():
+    codes = torch.randn(200, 5, generator=torch.Generator().manual_seed(0))
+    method = SpectralNet(n_clusters=2, siamese={"enabled": True, "n_neighbors": 3})
+    partners, positive = method._siamese_pairs(codes, method.config.siamese)
+    assert partners.shape == (200, 6) and positive[:, :3].all() and not positive[:, 3:].any()
+    nearest = torch.cdist(codes, codes).fill_diagonal_(float("inf")).topk(3, largest=False).indices
+    assert torch.equal(partners[:, :3].sort(1).values, nearest.sort(1).values)
+    negatives = partners[:, 3:]
+    clashes = (negatives.unsqueeze(2) == nearest.unsqueeze(1)).any(2) | (negatives == torch.arange(200).unsqueeze(1))
+    assert clashes.float().mean() < 0.01
+
+
+def test_two_moons_and_unseen_points(moons):
+    train, test = moons
+    model = SpectralNet(n_clusters=2, seed=0, spectral=PRESET_TWOMOONS)
+    model.fit(train.x, context=QUIET)
+    assert acc(train.y, model.predict(train.x)) == 1.0
+    first, second = model.predict(test.x), model.predict(test.x.numpy())
+    assert np.array_equal(first, second)
+    assert acc(test.y, first) == 1.0
+    embedding = model.transform(test.x)
+    assert embedding.shape == (300, 2)
+    distances = ((embedding[:, None, :] - model.centroids.numpy()[None]) ** 2).sum(-1)
+    assert np.array_equal(distances.argmin(1), first)  # labels are the nearest stored centroid
+
+
+def test_save_and_load_keep_predictions(moons, tmp_path):
+    train, test = moons
+    model = SpectralNet(n_clusters=2, seed=0, spectral=TINY).fit(train.x, context=QUIET)
+    model.save(tmp_path / "model.ckpt")
+    loaded = SpectralNet.load(tmp_path / "model.ckpt")
+    assert np.array_equal(loaded.predict(test.x), model.predict(test.x))
+    assert np.allclose(loaded.transform(test.x), model.transform(test.x))
+
+
+def test_same_seed_same_result(moons):
+    train, _ = moons
+    runs = [SpectralNet(n_clusters=2, seed=3, spectral=TINY).fit(train.x, context=QUIET).transform(train.x) for _ in range(2)]
+    assert np.array_equal(runs[0], runs[1])
+
+
+def test_every_stage_trains_and_the_sparse_mode_runs():
+    data = load_dataset(BlobsConfig(name="blobs", n_samples=600, n_classes=3, n_features=8), "unused", 0)
+    model = SpectralNet(
+        n_clusters=3,
+        ae={"enabled": True, "hidden": [32, 4], "epochs": 3, "batch_size": 64},
+        siamese={"enabled": True, "hidden": [32, 4], "epochs": 3, "batch_size": 64},
+        spectral={**TINY, "sparse": True, "sparse_neighbors": 3, "batch_size": 120},
+    ).fit(data.train.x, context=QUIET)
+    assert [model.stages[name].epoch for name in ("ae", "siamese", "spectral")] == [3, 3, 4]
+    assert all(len(stage.history["train"]) == stage.epoch for stage in model.stages.values())
+    assert acc(data.train.y, model.predict(data.train.x)) > 0.9
+
+
+def test_rank_deficient_training_warns_and_finishes(caplog):
+    x = torch.zeros(300, 2)
+    x[:, 0] = torch.arange(300) % 2  # two distinct points repeated: outputs cannot span 3 dimensions
+    model = SpectralNet(n_clusters=3, spectral={**TINY, "epochs": 2})
+    with caplog.at_level(logging.WARNING, logger="deepclust"):
+        model.fit(x, context=QUIET)
+    assert "rank-deficient" in caplog.text
+    assert np.isfinite(model.transform(x)).all()
+
+
+def test_config_errors():
+    with pytest.raises(ConfigError, match="affinity_input=code needs the ae stage"):
+        SpectralNet(n_clusters=2, spectral={"affinity_input": "code"})
+    with pytest.raises(ConfigError, match=r"spectral.batch_size \(8\) must exceed the embedding width \(10\)"):
+        SpectralNet(n_clusters=10, spectral={"batch_size": 8})
+    with pytest.raises(ConfigError, match="spectral.scale must be local or global"):
+        SpectralNet(n_clusters=2, spectral={"scale": "median"})
+    with pytest.raises(ConfigError, match="spectralnet.spectral.epochs"):
+        SpectralNet(n_clusters=2, spectral={"epochs": "many"})
