@@ -62,6 +62,7 @@ class TrainerConfig:
     precision: Precision = Precision.fp32
     deterministic: bool = False
     checkpoint_every: int = 1  # epochs between last.ckpt writes
+    checkpoint_min_seconds: float = 10.0  # skip a write while the last is younger (stage ends always write)
     log_every: int = 50  # optimizer steps between TensorBoard points
 
     def __post_init__(self) -> None:
@@ -78,6 +79,7 @@ class TrainerConfig:
         require(0 < self.gamma <= 1, f"gamma must be in (0, 1], got {self.gamma}")
         require(self.num_workers >= 0, f"num_workers must be >= 0, got {self.num_workers}")
         require(self.checkpoint_every >= 1, f"checkpoint_every must be >= 1, got {self.checkpoint_every}")
+        require(self.checkpoint_min_seconds >= 0, f"checkpoint_min_seconds must be >= 0, got {self.checkpoint_min_seconds}")
         require(self.log_every >= 1, f"log_every must be >= 1, got {self.log_every}")
 
 

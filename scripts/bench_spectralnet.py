@@ -111,7 +111,8 @@ def run_ours(name: str, data_dir: Path, seed: int, workdir: Path) -> dict:
 def reference_python(env: Path) -> Path:
     """The reference's interpreter, installing it into ``env`` on first use."""
     python = env / "bin" / "python"
-    if not python.exists():
+    installed = python.exists() and subprocess.run([str(python), "-c", "import spectralnet"], capture_output=True).returncode == 0
+    if not installed:
         print(f"installing spectralnet=={REFERENCE_VERSION} into {env} ...", flush=True)
         subprocess.run([sys.executable, "-m", "venv", str(env)], check=True)
         subprocess.run(

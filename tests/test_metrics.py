@@ -229,3 +229,24 @@ def test_knn_acc_bad_arguments():
         knn_acc(TRAIN, TRAIN_Y, [[1.0, 0.0, 0.0]], [7])
     with pytest.raises(ValueError, match="length"):
         knn_acc(TRAIN, TRAIN_Y[:3], [unit(0)], [7])
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(st.integers(0, 4), min_size=1, max_size=40).flatmap(
+        lambda t: st.tuples(st.just(t), st.lists(st.integers(-2, 5), min_size=len(t), max_size=len(t)))
+    )
+)
+def test_nmi_and_ari_match_scikit_learn_on_any_labelling(pair):
+    y_true, y_pred = pair
+    assert nmi(y_true, y_pred) == pytest.approx(normalized_mutual_info_score(y_true, y_pred), abs=1e-10)
+    assert ari(y_true, y_pred) == pytest.approx(adjusted_rand_score(y_true, y_pred), abs=1e-10)
+
+
+@pytest.mark.parametrize(
+    "y_true, y_pred",
+    [([0, 0, 0], [5, 5, 5]), ([0, 1, 2], [0, 1, 2]), ([0, 1, 2], [7, 7, 7]), ([1, 1, 2, 2], [3, 4, 3, 4]), ([0], [0])],
+)
+def test_nmi_and_ari_limit_cases_match_scikit_learn(y_true, y_pred):
+    assert nmi(y_true, y_pred) == pytest.approx(normalized_mutual_info_score(y_true, y_pred), abs=1e-12)
+    assert ari(y_true, y_pred) == pytest.approx(adjusted_rand_score(y_true, y_pred), abs=1e-12)

@@ -1,6 +1,7 @@
 """Datasets that need no files: generated 2-D shapes and scikit-learn's bundled digits.
 
-scikit-learn is imported inside the loaders: importing it costs a second of every CLI start.
+The shapes are drawn here with NumPy (the constructions of scikit-learn's ``make_moons``,
+``make_circles`` and ``make_blobs``): importing scikit-learn for them cost a second of every run.
 Generation is seeded by ``dataset.seed`` (not the run's seed), so sweeping the run's ``seed``
 measures the method's variance on fixed data.
 """
@@ -47,6 +48,7 @@ class CirclesConfig(GeneratedConfig):
 @dataclass
 class BlobsConfig(GeneratedConfig):
     n_classes: int = 5
+    noise: float = 0.0  # the spread is cluster_std
     n_features: int = 2
     cluster_std: float = 0.5
     center_box: float = 10.0  # centres uniform in [-center_box, center_box] per coordinate
@@ -60,34 +62,50 @@ class BlobsConfig(GeneratedConfig):
         require(self.min_separation >= 0, f"min_separation must be >= 0, got {self.min_separation}")
 
 
-def _split_generated(name: str, config: GeneratedConfig, make: Callable[[int], tuple], n_classes: int) -> Dataset:
-    x, y = make(config.n_samples + config.n_test)
-    x = torch.as_tensor(np.asarray(x), dtype=torch.float32)
-    y = torch.as_tensor(np.asarray(y), dtype=torch.int64)
+def _split_generated(
+    name: str, config: GeneratedConfig, make: Callable[[int, np.random.Generator], tuple], n_classes: int
+) -> Dataset:
+    """Draw ``n_samples + n_test`` shuffled points with ``make(n, rng)``, add Gaussian ``noise``, split."""
+    rng = np.random.default_rng(config.seed)
+    x, y = make(config.n_samples + config.n_test, rng)
+    order = rng.permutation(len(x))
+    x = x[order] + rng.normal(scale=config.noise, size=x.shape) if config.noise else x[order]
+    x = torch.as_tensor(x, dtype=torch.float32)
+    y = torch.as_tensor(y[order], dtype=torch.int64)
     train = Split(x[: config.n_samples], y[: config.n_samples])
     test = Split(x[config.n_samples :], y[config.n_samples :]) if config.n_test else None
     return Dataset(name, train, test, n_classes=n_classes)
 
 
+def _two_halves(n: int) -> tuple[int, int]:
+    return n // 2, n - n // 2
+
+
 @DATASETS.register("twomoons", schema=GeneratedConfig)
 def load_twomoons(config: GeneratedConfig, data_dir: Path, seed: int) -> Dataset:
-    from sklearn.datasets import make_moons
+    """Two interleaved half circles: (cos t, sin t) and (1 − cos t, ½ − sin t), t evenly in [0, π]."""
 
-    return _split_generated(
-        "twomoons", config, lambda n: make_moons(n, noise=config.noise, random_state=config.seed), 2
-    )
+    def make(n: int, rng: np.random.Generator) -> tuple:
+        outer, inner = _two_halves(n)
+        t_outer, t_inner = np.linspace(0, np.pi, outer), np.linspace(0, np.pi, inner)
+        x = np.concatenate([np.c_[np.cos(t_outer), np.sin(t_outer)], np.c_[1 - np.cos(t_inner), 0.5 - np.sin(t_inner)]])
+        return x, np.repeat([0, 1], [outer, inner])
+
+    return _split_generated("twomoons", config, make, 2)
 
 
 @DATASETS.register("circles", schema=CirclesConfig)
 def load_circles(config: CirclesConfig, data_dir: Path, seed: int) -> Dataset:
-    from sklearn.datasets import make_circles
+    """Two concentric circles, radii 1 and ``factor``, points at even angles in [0, 2π)."""
 
-    return _split_generated(
-        "circles",
-        config,
-        lambda n: make_circles(n, noise=config.noise, factor=config.factor, random_state=config.seed),
-        2,
-    )
+    def make(n: int, rng: np.random.Generator) -> tuple:
+        outer, inner = _two_halves(n)
+        t_outer = np.linspace(0, 2 * np.pi, outer, endpoint=False)
+        t_inner = np.linspace(0, 2 * np.pi, inner, endpoint=False)
+        x = np.concatenate([np.c_[np.cos(t_outer), np.sin(t_outer)], config.factor * np.c_[np.cos(t_inner), np.sin(t_inner)]])
+        return x, np.repeat([0, 1], [outer, inner])
+
+    return _split_generated("circles", config, make, 2)
 
 
 def blob_centers(config: BlobsConfig, attempts: int = 1000) -> np.ndarray:
@@ -107,12 +125,15 @@ def blob_centers(config: BlobsConfig, attempts: int = 1000) -> np.ndarray:
 
 @DATASETS.register("blobs", schema=BlobsConfig)
 def load_blobs(config: BlobsConfig, data_dir: Path, seed: int) -> Dataset:
-    from sklearn.datasets import make_blobs
-
+    """Isotropic Gaussians (standard deviation ``cluster_std``) around well-separated centres,
+    equally many points each (the first centres take the remainder)."""
     centers = blob_centers(config)
 
-    def make(n: int) -> tuple:
-        return make_blobs(n, centers=centers, cluster_std=config.cluster_std, random_state=config.seed)
+    def make(n: int, rng: np.random.Generator) -> tuple:
+        sizes = np.full(config.n_classes, n // config.n_classes)
+        sizes[: n % config.n_classes] += 1
+        labels = np.repeat(np.arange(config.n_classes), sizes)
+        return centers[labels] + rng.normal(scale=config.cluster_std, size=(n, config.n_features)), labels
 
     return _split_generated("blobs", config, make, config.n_classes)
 

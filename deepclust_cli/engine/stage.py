@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import time
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
@@ -96,14 +97,17 @@ class Stage:
         """Train until ``epochs`` or the min-lr stop, from wherever the stage stands.
 
         ``train_epoch(epoch)`` returns the mean training loss, ``validate()`` the validation
-        loss that drives the schedule, ``checkpoint()`` saves the method (every
-        ``trainer.checkpoint_every`` epochs and when the stage ends).
+        loss that drives the schedule, ``checkpoint()`` saves the method: every
+        ``trainer.checkpoint_every`` epochs unless the last save is younger than
+        ``trainer.checkpoint_min_seconds`` (short epochs would spend their time saving), and
+        always when the stage ends.
         """
         if self.done:
             return
         progress = context.progress(total=self.config.epochs, desc=self.name, unit="epoch")
         progress.update(self.epoch)
-        every = context.trainer.checkpoint_every
+        every, min_seconds = context.trainer.checkpoint_every, context.trainer.checkpoint_min_seconds
+        last_save = time.monotonic()
         while not self.done:
             train_loss = train_epoch(self.epoch)
             valid_loss = validate()
@@ -119,8 +123,9 @@ class Stage:
             )
             progress.set(loss=train_loss, valid=valid_loss, lr=lr)
             progress.update()
-            if self.done or self.epoch % every == 0:
+            if self.done or (self.epoch % every == 0 and time.monotonic() - last_save >= min_seconds):
                 checkpoint()
+                last_save = time.monotonic()
         progress.close()
         reason = "its learning rate reached min_lr" if self.schedule.exhausted else f"{self.epoch} epochs"
         context.log(f"{self.name}: stopped after {reason}; loss {self.history['train'][-1]:.6g}, valid {self.history['valid'][-1]:.6g}")

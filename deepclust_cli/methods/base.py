@@ -59,6 +59,7 @@ class ClusteringMethod:
         require(self.config.n_clusters is not None, f"{self.name}: n_clusters is required")
         self.device = torch.device(device)
         self.fitted = False
+        self.params = params_of(self.config)  # computed once: every checkpoint stores them
 
     @classmethod
     def from_config(cls: Type[M], config: MethodConfig, device: Union[str, torch.device] = "cpu") -> M:
@@ -145,7 +146,7 @@ class ClusteringMethod:
 
     def describe(self) -> dict[str, Any]:
         """Everything needed to rebuild this method: name, parameters, state."""
-        return {"name": self.name, "params": params_of(self.config), "state": self.state_dict()}
+        return {"name": self.name, "params": self.params, "state": self.state_dict()}
 
     def save(self, path: Union[str, Path]) -> None:
         save_checkpoint(path, {"method": self.describe()})

@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from deepclust_cli import plots
+from deepclust_cli.clustering import kmeans
 from deepclust_cli.engine.context import Context
 from deepclust_cli.engine.stage import Stage, StageConfig, batches, epoch_generator
 from deepclust_cli.errors import DataError, require
@@ -32,7 +33,7 @@ from deepclust_cli.methods.base import METHODS, ClusteringMethod, MethodConfig
 from deepclust_cli.nets.autoencoder import Autoencoder
 from deepclust_cli.nets.mlp import apply_in_batches, mlp
 from deepclust_cli.nets.orthonorm import SpectralNetwork
-from deepclust_cli.neighbors import gaussian_affinity, knn
+from deepclust_cli.neighbors import gaussian_knn_weights, knn
 
 
 @dataclass
@@ -72,19 +73,14 @@ class SiameseStage(StageConfig):
 
 @dataclass
 class SpectralStage(StageConfig):
-    """Stage 3: hidden widths of the spectral net (a tanh layer of output_dim units follows), the
-    batch affinity and the orthonormalization."""
+    """Stage 3: hidden widths of the spectral net (a tanh layer of output_dim units follows) and
+    its orthonormalization layer."""
 
-    hidden: List[int] = field(default_factory=lambda: [1024, 1024, 512])
+    hidden: List[int] = field(default_factory=lambda: [128, 128])
     output_dim: Optional[int] = None  # embedding width; None: n_clusters, as in the paper
-    epochs: int = 30
+    epochs: int = 40
     batch_size: int = 1024
     min_lr: float = 1e-8
-    n_neighbors: int = 30
-    scale_k: int = 15
-    scale: str = "local"  # local: σ_i per point; global: one σ, the median
-    laplacian: str = "unnormalized"  # or normalized: L_sym, and k-means on unit-length rows (Ng, Jordan & Weiss)
-    affinity_input: str = "auto"  # auto (siamese > code > raw), raw, code or siamese
     orthonorm: str = "qr"  # qr, or cholesky (the older variant)
     orthonorm_gradient: bool = True  # differentiate through W from the orthogonalization batch
     ridge: float = 1e-4  # relative ridge for rank-deficient batches
@@ -95,17 +91,6 @@ class SpectralStage(StageConfig):
         super().__post_init__()
         require(min(self.hidden, default=1) >= 1, f"spectral.hidden must be positive widths, got {self.hidden}")
         require(self.output_dim is None or self.output_dim >= 1, f"spectral.output_dim must be >= 1, got {self.output_dim}")
-        require(self.n_neighbors >= 1, f"spectral.n_neighbors must be >= 1, got {self.n_neighbors}")
-        require(self.scale_k >= 1, f"spectral.scale_k must be >= 1, got {self.scale_k}")
-        require(self.scale in ("local", "global"), f"spectral.scale must be local or global, got {self.scale!r}")
-        require(
-            self.laplacian in ("unnormalized", "normalized"),
-            f"spectral.laplacian must be unnormalized or normalized, got {self.laplacian!r}",
-        )
-        require(
-            self.affinity_input in ("auto", "raw", "code", "siamese"),
-            f"spectral.affinity_input must be auto, raw, code or siamese, got {self.affinity_input!r}",
-        )
         require(self.orthonorm in ("qr", "cholesky"), f"spectral.orthonorm must be qr or cholesky, got {self.orthonorm!r}")
         require(self.ridge > 0, f"spectral.ridge must be > 0, got {self.ridge}")
         require(self.sparse_neighbors >= 1, f"spectral.sparse_neighbors must be >= 1, got {self.sparse_neighbors}")
@@ -113,6 +98,14 @@ class SpectralStage(StageConfig):
 
 @dataclass
 class SpectralNetConfig(MethodConfig):
+    """The graph (``n_neighbors``, ``scale_k``, ``scale``, ``affinity_input``, ``laplacian``) and the
+    three training stages."""
+
+    n_neighbors: int = 30  # kNN of the batch affinity
+    scale_k: int = 15  # σ = distance to the scale_k-th neighbour (the point itself not counted)
+    scale: str = "local"  # local: σ_i per point; global: one σ, the batch median
+    affinity_input: str = "auto"  # auto (siamese > code > raw), raw, code or siamese
+    laplacian: str = "unnormalized"  # or normalized: L_sym, and k-means on unit-length rows (Ng, Jordan & Weiss)
     ae: AutoencoderStage = field(default_factory=AutoencoderStage)
     siamese: SiameseStage = field(default_factory=SiameseStage)
     spectral: SpectralStage = field(default_factory=SpectralStage)
@@ -125,6 +118,17 @@ class SpectralNetConfig(MethodConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        require(self.n_neighbors >= 1, f"n_neighbors must be >= 1, got {self.n_neighbors}")
+        require(self.scale_k >= 1, f"scale_k must be >= 1, got {self.scale_k}")
+        require(self.scale in ("local", "global"), f"scale must be local or global, got {self.scale!r}")
+        require(
+            self.affinity_input in ("auto", "raw", "code", "siamese"),
+            f"affinity_input must be auto, raw, code or siamese, got {self.affinity_input!r}",
+        )
+        require(
+            self.laplacian in ("unnormalized", "normalized"),
+            f"laplacian must be unnormalized or normalized, got {self.laplacian!r}",
+        )
         require(0 < self.validation_fraction < 0.5, f"validation_fraction must be in (0, 0.5), got {self.validation_fraction}")
         require(self.kmeans_n_init >= 1, f"kmeans_n_init must be >= 1, got {self.kmeans_n_init}")
         if self.n_clusters is not None:
@@ -136,23 +140,25 @@ class SpectralNetConfig(MethodConfig):
             )
         wanted = {"code": self.ae.enabled, "siamese": self.siamese.enabled}
         require(
-            wanted.get(self.spectral.affinity_input, True),
-            f"spectral.affinity_input={self.spectral.affinity_input} needs the "
-            f"{'ae' if self.spectral.affinity_input == 'code' else 'siamese'} stage enabled",
+            wanted.get(self.affinity_input, True),
+            f"affinity_input={self.affinity_input} needs the {'ae' if self.affinity_input == 'code' else 'siamese'} stage enabled",
         )
 
 
-def spectral_loss(affinity: torch.Tensor, y: torch.Tensor, normalized: bool = False) -> torch.Tensor:
-    """``Σ_ij W_ij ‖y_i − y_j‖² / (2m) = trace(Yᵀ L Y) / m`` with ``L = D − W``, computed in the
-    Laplacian form (one m×m×k product instead of an m×m distance matrix).
+def spectral_loss(weights: torch.Tensor, indices: torch.Tensor, y: torch.Tensor, normalized: bool = False) -> torch.Tensor:
+    """``Σ_ij S_ij ‖y_i − y_j‖² / (2m) = trace(Yᵀ L Y) / m`` for the symmetric affinity
+    ``S = (W + Wᵀ)/2`` and ``L = D − S``, where ``W`` holds each point's kNN ``weights`` at ``indices``.
 
-    ``normalized``: the same with ``y_i / √d_i``, i.e. ``trace(Yᵀ L_sym Y) / m`` with
-    ``L_sym = I − D^-½ W D^-½`` (the reference's ``is_normalized``).
+    Because ``‖y_i − y_j‖²`` is symmetric, ``Σ_ij S_ij ‖y_i − y_j‖² = Σ_ij W_ij ‖y_i − y_j‖²``: the
+    sum runs over each point's own neighbour list, O(m·k) work with no m × m matrix.
+    ``normalized``: the same with ``y_i / √d_i`` (``d = S·1``), i.e. ``trace(Yᵀ L_sym Y) / m`` with
+    ``L_sym = I − D^-½ S D^-½`` (the reference's ``is_normalized``).
     """
-    degree = affinity.sum(dim=1)
     if normalized:
+        degree = (weights.sum(dim=1) + torch.zeros_like(weights[:, 0]).index_add_(0, indices.reshape(-1), weights.reshape(-1))) / 2
         y = y / degree.clamp_min(torch.finfo(y.dtype).tiny).sqrt().unsqueeze(1)
-    return ((degree * (y * y).sum(dim=1)).sum() - (y * (affinity @ y)).sum()) / len(y)
+    differences = y.unsqueeze(1) - y[indices]
+    return (weights * differences.square().sum(dim=2)).sum() / (2 * len(y))
 
 
 def contrastive_loss(first: torch.Tensor, second: torch.Tensor, positive: torch.Tensor, margin: float) -> torch.Tensor:
@@ -229,13 +235,8 @@ class SpectralNet(ClusteringMethod):
         affinity_space = self._affinity_space(x, codes)
         self._train_spectral(x, codes, affinity_space, train, valid, context, checkpoint("spectral"))
 
-        from sklearn.cluster import KMeans  # deferred: a slow import for every CLI start
-
-        embedding = self._cluster_space(apply_in_batches(self.nets["spectral"], codes)).cpu().numpy()
-        kmeans = KMeans(self.config.n_clusters, n_init=self.config.kmeans_n_init, random_state=self.config.seed)
-        with context.warnings_as_log("spectralnet k-means"):
-            kmeans.fit(embedding)
-        self.centroids = torch.as_tensor(kmeans.cluster_centers_, dtype=torch.float32)
+        embedding = self._cluster_space(apply_in_batches(self.nets["spectral"], codes))
+        self.centroids = kmeans(embedding, self.config.n_clusters, n_init=self.config.kmeans_n_init, seed=self.config.seed).centers.cpu()
         path = context.plot_path("training_curves")
         if path is not None:
             plots.training_curves({name: stage.history for name, stage in self.stages.items()}, path)
@@ -363,12 +364,12 @@ class SpectralNet(ClusteringMethod):
     ) -> torch.Tensor:
         """The spectral loss of one batch, its outputs orthonormalized by ``weights`` (the kept W
         when None). SpectralNetAE adds its reconstruction term here."""
-        config, net = self.config.spectral, self.nets["spectral"]
+        config, net = self.config, self.nets["spectral"]
         with context.autocast():
             raw = net.body(codes[rows])
         outputs = raw.float() @ (net.orthonorm_weights if weights is None else weights)
-        affinity = gaussian_affinity(affinity_space[rows], config.n_neighbors, config.scale_k, config.scale == "local")
-        return spectral_loss(affinity, outputs, normalized=config.laplacian == "normalized")
+        weights, indices = gaussian_knn_weights(affinity_space[rows], config.n_neighbors, config.scale_k, config.scale == "local")
+        return spectral_loss(weights, indices, outputs, normalized=config.laplacian == "normalized")
 
     def _sparse_neighbours(self, affinity_space: torch.Tensor, train: torch.Tensor) -> torch.Tensor:
         """For sparse batches: each training point's ``sparse_neighbors`` nearest training points
@@ -415,7 +416,7 @@ class SpectralNet(ClusteringMethod):
 
     def _affinity_space(self, x: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
         """Where affinities are measured: Siamese outputs, AE codes or the raw input."""
-        choice = self.config.spectral.affinity_input
+        choice = self.config.affinity_input
         if choice == "auto":
             choice = "siamese" if "siamese" in self.nets else "code" if "ae" in self.nets else "raw"
         if choice == "siamese":
@@ -430,7 +431,7 @@ class SpectralNet(ClusteringMethod):
 
     def _cluster_space(self, embedding: torch.Tensor) -> torch.Tensor:
         """Where k-means runs: the embedding, or its rows scaled to unit length for the normalized Laplacian."""
-        if self.config.spectral.laplacian == "normalized":
+        if self.config.laplacian == "normalized":
             return torch.nn.functional.normalize(embedding, dim=1)
         return embedding
 

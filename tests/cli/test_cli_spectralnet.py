@@ -25,8 +25,9 @@ TINY_RUN = [
     "method.spectral.hidden=[16]",
     "method.spectral.epochs=3",
     "method.spectral.batch_size=100",
-    "method.spectral.n_neighbors=8",
-    "method.spectral.scale_k=3",
+    "method.n_neighbors=8",
+    "method.scale_k=3",
+    "trainer.checkpoint_min_seconds=0",
 ]
 
 

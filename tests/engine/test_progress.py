@@ -33,3 +33,4 @@ def test_disabled_progress_is_silent():
 
 def test_format_seconds():
     assert format_seconds(3725) == "1:02:05"
+
