@@ -18,6 +18,7 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from deepclust_cli.errors import ConfigError, DeepclustError, require
+from deepclust_cli.metrics import METRIC_NAMES
 
 T = TypeVar("T")
 
@@ -84,6 +85,19 @@ class TrainerConfig:
 
 
 @dataclass
+class SummaryConfig:
+    """How a sweep's ``summary.md`` ranks its configurations: by ``sort_by`` (a metric, or
+    ``seconds``), best first — highest, or lowest with ``ascending``."""
+
+    sort_by: str = "acc"
+    ascending: bool = False
+
+    def __post_init__(self) -> None:
+        names = (*METRIC_NAMES, "seconds")
+        require(self.sort_by in names, f"summary.sort_by must be one of {', '.join(names)}, got {self.sort_by!r}")
+
+
+@dataclass
 class RunConfig:
     """The top level of ``conf/config.yaml``."""
 
@@ -98,6 +112,7 @@ class RunConfig:
     test_only: bool = False
     restart: bool = False  # with resume: continue in a new session folder instead of the checkpoint's
     name: Optional[str] = None  # a label appended to the session folder's name
+    summary: SummaryConfig = field(default_factory=SummaryConfig)
 
     def __post_init__(self) -> None:
         require(self.seed >= 0, f"seed must be >= 0, got {self.seed}")

@@ -89,19 +89,35 @@ def embedding(points: Any, clusters: Any, classes: Any, path: Path, title: str =
     if classes is not None:
         panels.append(("classes", np.asarray(classes)[rows]))
     figure, axes = pyplot().subplots(1, len(panels), figsize=(5.5 * len(panels), 5), squeeze=False)
-    size = max(0.5, min(8.0, 4000 / len(rows)))
     for axis, (label, colours) in zip(axes[0], panels):
-        _, codes = np.unique(colours, return_inverse=True)
-        axis.scatter(coordinates[:, 0], coordinates[:, 1], c=codes, cmap="tab20", s=size, linewidths=0, rasterized=True)
-        axis.set_title(f"coloured by {label}")
-        axis.set_xticks([])
-        axis.set_yticks([])
+        _scatter(axis, coordinates, colours, f"coloured by {label}")
     figure.suptitle(title + ("" if len(rows) == len(np.asarray(clusters)) else f" ({len(rows)} shown)"))
     save(figure, path)
 
 
+def embeddings_side_by_side(panels: list[tuple[str, Any, Any]], path: Path, title: str = "") -> None:
+    """Several embeddings of the same samples, one panel each, coloured alike (by class): each
+    ``(panel title, points, colours)`` is projected to 2-D on its own, on the same sampled rows."""
+    figure, axes = pyplot().subplots(1, len(panels), figsize=(5.5 * len(panels), 5), squeeze=False)
+    for axis, (label, points, colours) in zip(axes[0], panels):
+        coordinates, rows = project_2d(points)
+        _scatter(axis, coordinates, np.asarray(colours)[rows], label)
+    figure.suptitle(title)
+    save(figure, path)
+
+
+def _scatter(axis: Any, coordinates: np.ndarray, colours: np.ndarray, title: str) -> None:
+    _, codes = np.unique(colours, return_inverse=True)
+    size = max(0.5, min(8.0, 4000 / len(coordinates)))
+    axis.scatter(coordinates[:, 0], coordinates[:, 1], c=codes, cmap="tab20", s=size, linewidths=0, rasterized=True)
+    axis.set_title(title)
+    axis.set_xticks([])
+    axis.set_yticks([])
+
+
 def training_curves(histories: dict[str, dict[str, list[float]]], path: Path) -> None:
-    """One panel per training stage: training and validation loss per epoch, learning rate on a second axis."""
+    """One panel per training stage: training and validation loss per epoch, the objective's terms
+    (any other history key, e.g. SpectralNetAE's reconstruction) dashed, learning rate on a second axis."""
     stages = [(name, history) for name, history in histories.items() if history.get("train")]
     if not stages:
         return
@@ -110,7 +126,10 @@ def training_curves(histories: dict[str, dict[str, list[float]]], path: Path) ->
         epochs = np.arange(1, len(history["train"]) + 1)
         axis.plot(epochs, history["train"], label="train")
         axis.plot(epochs, history["valid"], label="validation")
-        if min(history["train"] + history["valid"]) > 0:
+        terms = {key: values for key, values in history.items() if key not in ("train", "valid", "lr")}
+        for key, values in terms.items():
+            axis.plot(epochs, values, linestyle="--", label=key)
+        if min(sum(terms.values(), history["train"] + history["valid"])) > 0:
             axis.set_yscale("log")
         axis.set_xlabel("epoch")
         axis.set_ylabel("loss")

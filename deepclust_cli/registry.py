@@ -1,8 +1,10 @@
 """Registries that map names to methods and datasets, with their config schemas.
 
 Registering a name also stores its config dataclass in Hydra's ConfigStore under
-``schema/<kind>/<name>``; the YAML file ``conf/<kind>/<name>.yaml`` lists that schema first in
-its defaults, so Hydra type-checks every value while it composes the config.
+``schema/<kind>/<name>``; the YAML file ``conf/<kind>/<name>.yaml`` names that schema in its
+defaults (``- /schema/<kind>@_here_: <name>``), so Hydra type-checks every value while it composes
+the config, and a variant's YAML can take another method's values and swap in its own schema
+(``- override /schema/method@_here_: <variant>``).
 """
 
 from __future__ import annotations

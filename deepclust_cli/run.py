@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
 from deepclust_cli.config import RunConfig, to_settings
@@ -67,6 +68,17 @@ def experiment_overrides(settings: RunConfig, task_overrides: list[str]) -> list
         return fresh
     original = list(load_checkpoint(settings.resume, mmap=True).get("overrides", []))
     return original + [o for o in fresh if o not in original]
+
+
+def session_settings(directory: Path) -> RunConfig:
+    """The validated settings of the session in ``directory``, from its resolved ``config.yaml``."""
+    values = yaml.safe_load((directory / "config.yaml").read_text())
+    store = ConfigStore.instance()
+    cfg = OmegaConf.merge(OmegaConf.structured(RunConfig), {k: v for k, v in values.items() if k not in ("method", "dataset")})
+    for group in ("method", "dataset"):
+        schema = store.load(f"schema/{group}/{values[group]['name']}.yaml").node
+        cfg[group] = OmegaConf.merge(schema, values[group])
+    return to_settings(cfg)
 
 
 def describe(data: Dataset, fit_split: Split, eval_split: Split) -> str:

@@ -1,8 +1,12 @@
-"""Sweep summaries: one table of every job's overrides, status and metrics.
+"""Sweep summaries: the configurations ranked by a metric, and every job's overrides and metrics.
 
 Hydra calls :class:`SweepSummary` when a ``-m`` sweep ends; it reads each job folder from disk
-(so it works for any launcher, local or cluster) and writes ``summary.csv`` and ``summary.md``
-into the sweep folder.
+(so it works for any launcher, local or cluster) and writes into the sweep folder
+``summary.md`` (the ranking, then the jobs), ``summary.csv`` (the jobs) and ``ranking.csv``.
+
+The ranking groups jobs that differ only in ``seed``: each configuration shows the mean ± sample
+standard deviation of every metric over its completed seeds, and configurations are ordered by
+``summary.sort_by``.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import statistics
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +23,9 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from deepclust_cli.engine.atomic import atomic_write_text
+from deepclust_cli.metrics import METRIC_NAMES
 
-METRIC_ORDER = ("acc", "nmi", "ari", "knn_acc")
+SEED_KEY = "seed"
 
 failed_jobs: list[str] = []  # job folders of the last sweep that did not complete; sets the exit code
 
@@ -45,17 +51,88 @@ def collect_jobs(sweep_dir: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def columns_of(rows: list[dict[str, Any]]) -> list[str]:
-    """``job``, overrides in first-seen order, metrics in canonical order, then status/seconds/error."""
-    tail = ["status", "seconds", "error"]
+TAIL = ("status", "seconds", "error")
+
+
+def override_and_metric_columns(rows: list[dict[str, Any]]) -> tuple[list[str], list[str]]:
+    """Override keys in first-seen order; metrics in canonical order, then other numeric keys."""
     seen: list[str] = []
     for row in rows:
         seen += [key for key in row if key not in seen]
-    metrics = [m for m in METRIC_ORDER if m in seen] + sorted(
-        k for k in seen if k not in METRIC_ORDER and isinstance(_first(rows, k), float) and k not in tail
+    metrics = [m for m in METRIC_NAMES if m in seen] + sorted(
+        k for k in seen if k not in METRIC_NAMES and isinstance(_first(rows, k), float) and k not in TAIL
     )
-    overrides = [k for k in seen if k not in metrics and k not in tail and k != "job"]
-    return ["job", *overrides, *metrics, *[t for t in tail if t in seen]]
+    overrides = [k for k in seen if k not in metrics and k not in TAIL and k != "job"]
+    return overrides, metrics
+
+
+def columns_of(rows: list[dict[str, Any]]) -> list[str]:
+    """``job``, overrides in first-seen order, metrics in canonical order, then status/seconds/error."""
+    overrides, metrics = override_and_metric_columns(rows)
+    return ["job", *overrides, *metrics, *[t for t in TAIL if any(t in row for row in rows)]]
+
+
+def rank(rows: list[dict[str, Any]], sort_by: str = "acc", ascending: bool = False) -> tuple[list[str], list[dict[str, Any]]]:
+    """Configurations (jobs equal in every override but ``seed``), best first by the mean of ``sort_by``.
+
+    Returns the columns that tell configurations apart (overrides that vary, then ``jobs`` as
+    completed/launched, the metrics and ``seconds``) and one row per configuration, where each
+    metric is a list of its completed jobs' values. Configurations without a value of
+    ``sort_by`` come last, in launch order.
+    """
+    overrides, metrics = override_and_metric_columns(rows)
+    varying = [k for k in overrides if k != SEED_KEY and len({str(row.get(k)) for row in rows}) > 1]
+    values = [*metrics, *(["seconds"] if any("seconds" in row for row in rows) else [])]
+    groups: dict[tuple[str, ...], dict[str, Any]] = {}
+    for row in rows:
+        key = tuple(str(row.get(k, "")) for k in overrides if k != SEED_KEY)
+        group = groups.setdefault(key, {**{k: row.get(k, "") for k in varying}, "launched": 0, "completed": 0, **{v: [] for v in values}})
+        group["launched"] += 1
+        if row.get("status") == "completed":
+            group["completed"] += 1
+            for name in values:
+                if isinstance(row.get(name), (int, float)):
+                    group[name].append(float(row[name]))
+    ordered = list(groups.values())
+    scored = [g for g in ordered if g.get(sort_by)]
+    scored.sort(key=lambda g: statistics.fmean(g[sort_by]), reverse=not ascending)
+    ranked = scored + [g for g in ordered if not g.get(sort_by)]
+    for group in ranked:
+        group["jobs"] = f"{group.pop('completed')}/{group.pop('launched')}"
+    return [*varying, "jobs", *values], ranked
+
+
+def ranking_markdown(columns: list[str], groups: list[dict[str, Any]], sort_by: str, ascending: bool) -> str:
+    seeds = max((len(g[sort_by]) for g in groups if sort_by in g), default=0)
+    order = "lowest" if ascending else "highest"
+    how = f"mean ± std over {seeds} seeds" if seeds > 1 else "one job per configuration"
+    lines = [f"ranked by {sort_by}, {order} first ({how})", "", "| rank | " + " | ".join(columns) + " |"]
+    lines.append("|" + "|".join("---" for _ in range(len(columns) + 1)) + "|")
+    for position, group in enumerate(groups, 1):
+        cells = [_spread(group[c], c) if isinstance(group[c], list) else _cell(group[c], c) for c in columns]
+        lines.append(f"| {position if group.get(sort_by) else '—'} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def ranking_csv(columns: list[str], groups: list[dict[str, Any]]) -> str:
+    """Per configuration: each metric's mean and sample std (empty when it has fewer than two values)."""
+    listed = {column for column in columns if groups and isinstance(groups[0][column], list)}
+    header = ["rank"]
+    for column in columns:
+        header += [f"{column}_mean", f"{column}_std"] if column in listed else [column]
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(header)
+    for position, group in enumerate(groups, 1):
+        line: list[Any] = [position]
+        for column in columns:
+            value = group[column]
+            if isinstance(value, list):
+                line += [statistics.fmean(value) if value else "", statistics.stdev(value) if len(value) > 1 else ""]
+            else:
+                line.append(value)
+        writer.writerow(line)
+    return buffer.getvalue()
 
 
 def to_markdown(rows: list[dict[str, Any]], columns: list[str]) -> str:
@@ -73,22 +150,35 @@ def to_csv(rows: list[dict[str, Any]], columns: list[str]) -> str:
     return buffer.getvalue()
 
 
-def write_summary(sweep_dir: Path) -> list[dict[str, Any]]:
+def write_summary(sweep_dir: Path, sort_by: str = "acc", ascending: bool = False) -> list[dict[str, Any]]:
+    """Write ``summary.md``, ``summary.csv`` and ``ranking.csv`` for the jobs in ``sweep_dir``."""
     rows = collect_jobs(sweep_dir)
     columns = columns_of(rows)
+    ranking_columns, groups = rank(rows, sort_by, ascending)
+    completed = sum(row["status"] == "completed" for row in rows)
+    markdown = [
+        f"# sweep summary: {len(rows)} jobs, {completed} completed",
+        "",
+        ranking_markdown(ranking_columns, groups, sort_by, ascending),
+        "## jobs",
+        "",
+        to_markdown(rows, columns),
+    ]
     atomic_write_text(sweep_dir / "summary.csv", to_csv(rows, columns))
-    atomic_write_text(sweep_dir / "summary.md", to_markdown(rows, columns))
+    atomic_write_text(sweep_dir / "ranking.csv", ranking_csv(ranking_columns, groups))
+    atomic_write_text(sweep_dir / "summary.md", "\n".join(markdown))
     return rows
 
 
 class SweepSummary(Callback):
-    """Hydra callback: write and print the sweep's summary table when the sweep ends."""
+    """Hydra callback: write and print the sweep's summary when the sweep ends."""
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
         if not sweep_dir.is_dir():
             return
-        rows = write_summary(sweep_dir)
+        summary = config.get("summary") or {}
+        rows = write_summary(sweep_dir, str(summary.get("sort_by", "acc")), bool(summary.get("ascending", False)))
         failed_jobs[:] = [row["job"] for row in rows if row["status"] != "completed"]
         print(f"\nsweep summary ({len(rows)} jobs, {len(failed_jobs)} not completed): {sweep_dir / 'summary.md'}")
         print((sweep_dir / "summary.md").read_text(), end="")
@@ -103,6 +193,16 @@ def _read_json(path: Path) -> dict[str, Any]:
 
 def _first(rows: list[dict[str, Any]], key: str) -> Any:
     return next((row[key] for row in rows if key in row), None)
+
+
+def _spread(values: list[float], column: str) -> str:
+    """``mean ± std`` (sample std) of a configuration's values; the value alone when there is one."""
+    if not values:
+        return ""
+    if len(values) == 1:
+        return _cell(values[0], column)
+    mean, std = statistics.fmean(values), statistics.stdev(values)
+    return f"{_cell(mean, column)} ± {_cell(std, column)}"
 
 
 def _cell(value: Any, column: str) -> str:

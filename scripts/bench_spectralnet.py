@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -32,6 +31,8 @@ from deepclust_cli.data.base import DatasetConfig, SplitMode
 from deepclust_cli.data.toy import CirclesConfig, GeneratedConfig
 from deepclust_cli.data.vision import VisionConfig
 from deepclust_cli.metrics import acc, nmi
+
+from benchlib import machine, run_deepclust
 
 REPO = Path(__file__).resolve().parents[1]
 REFERENCE_VERSION = "1.1.0"
@@ -91,21 +92,7 @@ def dataset_config(name: str) -> DatasetConfig:
 
 
 def run_ours(name: str, data_dir: Path, seed: int, workdir: Path) -> dict:
-    command = [
-        str(Path(sys.executable).with_name("deepclust")),
-        f"experiment=spectralnet_{name}",
-        f"data_dir={data_dir}",
-        f"output_dir={workdir / 'outputs'}",
-        f"seed={seed}",
-    ]
-    start = time.perf_counter()
-    result = subprocess.run(command, capture_output=True, text=True)
-    seconds = time.perf_counter() - start
-    if result.returncode != 0:
-        raise SystemExit(f"ours failed on {name}:\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}")
-    session = Path([line for line in result.stdout.splitlines() if line.startswith("session: ")][-1][9:])
-    metrics = json.loads((session / "metrics.json").read_text())
-    return {"acc": metrics["acc"], "nmi": metrics["nmi"], "seconds": seconds}
+    return run_deepclust([f"experiment=spectralnet_{name}", f"data_dir={data_dir}", f"seed={seed}"], workdir / "outputs")
 
 
 def reference_python(env: Path) -> Path:
@@ -122,17 +109,22 @@ def reference_python(env: Path) -> Path:
     return python
 
 
-def run_reference(name: str, python: Path, x: np.ndarray, y: np.ndarray, seed: int, workdir: Path) -> dict:
+def run_reference(name: str, python: Path, x: np.ndarray, y: np.ndarray, seed: int, workdir: Path, timeout: float) -> dict:
+    """The reference on ``x``; after ``timeout`` seconds it is stopped and reported as "> timeout"."""
     np.save(workdir / "x.npy", x.astype(np.float32))
     (workdir / "runner.py").write_text(REFERENCE_RUNNER)
     params = json.dumps(REFERENCE_PARAMS[name])
     start = time.perf_counter()
-    result = subprocess.run(
-        [str(python), str(workdir / "runner.py"), str(workdir / "x.npy"), params, str(seed), str(workdir / "pred.npy")],
-        capture_output=True,
-        text=True,
-        cwd=workdir,
-    )
+    try:
+        result = subprocess.run(
+            [str(python), str(workdir / "runner.py"), str(workdir / "x.npy"), params, str(seed), str(workdir / "pred.npy")],
+            capture_output=True,
+            text=True,
+            cwd=workdir,
+            timeout=timeout,
+        )
+    except subprocess.TimeoutExpired:
+        return {"error": f"unfinished > {timeout:.0f}s", "seconds": timeout, "unfinished": True}
     seconds = time.perf_counter() - start
     if result.returncode != 0:
         return {"error": (result.stderr.strip().splitlines() or ["failed"])[-1], "seconds": seconds}
@@ -146,6 +138,7 @@ def main() -> None:
     parser.add_argument("--data-dir", type=Path, default=REPO.parent / "shared" / "data")
     parser.add_argument("--seeds", default="0", help="comma-separated; each seed is one run of each implementation")
     parser.add_argument("--no-reference", action="store_true", help="time ours only")
+    parser.add_argument("--reference-timeout", type=float, default=3 * 3600, help="seconds before the reference is stopped")
     parser.add_argument("--reference-env", type=Path, default=REPO / ".bench" / f"spectralnet-{REFERENCE_VERSION}")
     args = parser.parse_args()
 
@@ -161,25 +154,24 @@ def main() -> None:
         for seed in seeds:
             with tempfile.TemporaryDirectory(prefix=f"bench-{name}-") as scratch:
                 ours = run_ours(name, args.data_dir.resolve(), seed, Path(scratch))
-                theirs = run_reference(name, python, x, y, seed, Path(scratch)) if python else {}
+                theirs = run_reference(name, python, x, y, seed, Path(scratch), args.reference_timeout) if python else {}
             ref_cells = (
                 f"{theirs['acc']:>8.4f} {theirs['nmi']:>6.3f} {theirs['seconds']:>7.1f}s"
                 if "acc" in theirs
                 else f"{theirs.get('error', '—')[:24]:>24}"
             )
-            ratio = f"{ours['seconds'] / theirs['seconds']:>8.2f}" if "acc" in theirs else f"{'—':>8}"
+            if "acc" in theirs:
+                ratio = f"{ours['seconds'] / theirs['seconds']:>8.2f}"
+            elif theirs.get("unfinished"):
+                ratio = f"{'< ' + format(ours['seconds'] / theirs['seconds'], '.2f'):>8}"
+            else:
+                ratio = f"{'—':>8}"
             print(
                 f"{name:<9} {len(x):>6} {seed:>4} | {ours['acc']:>8.4f} {ours['nmi']:>6.3f} {ours['seconds']:>7.1f}s | "
                 f"{ref_cells} | {ratio}",
                 flush=True,
             )
-    print(f"\nmachine: {os.cpu_count()} CPU cores; torch sees {'a GPU' if _has_gpu() else 'no GPU'}")
-
-
-def _has_gpu() -> bool:
-    import torch
-
-    return torch.cuda.is_available()
+    print(f"\nmachine: {machine()}")
 
 
 if __name__ == "__main__":

@@ -41,6 +41,20 @@ def deepclust(capsys, tmp_path):
     return invoke
 
 
+@pytest.fixture
+def tiny_spectralnet_ae() -> list[str]:
+    """Overrides for a SpectralNetAE run of a second or two: 300 blobs, a 16-unit net, 2 epochs."""
+    return [
+        "method=spectralnet_ae",
+        "dataset=blobs",
+        "dataset.n_samples=300",
+        "dataset.n_classes=3",
+        "method.spectral.hidden=[16]",
+        "method.spectral.epochs=2",
+        "method.spectral.batch_size=100",
+    ]
+
+
 def run_deepclust_process(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     """The installed console script in a fresh process: exit codes and stderr exactly as users see them."""
     executable = Path(sys.executable).with_name("deepclust")

@@ -12,7 +12,7 @@ import dataclasses
 import hashlib
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Mapping, Union
 
 import torch
 
@@ -25,7 +25,9 @@ from deepclust_cli.errors import require
 @dataclass
 class StageConfig:
     """Per-stage knobs: Adam at ``lr``, × ``lr_decay`` after ``patience`` epochs without a better
-    validation loss, stop when the rate reaches ``min_lr`` or after ``epochs`` epochs."""
+    validation loss; stop after ``epochs`` epochs, when the rate reaches ``min_lr``, or — with
+    ``tolerance`` > 0 — when ``tolerance_epochs`` epochs in a row fail to improve the best
+    validation loss by more than ``tolerance``·|best| (converged)."""
 
     epochs: int = 30
     batch_size: int = 256
@@ -33,6 +35,8 @@ class StageConfig:
     lr_decay: float = 0.1
     patience: int = 10
     min_lr: float = 1e-7
+    tolerance: float = 0.0  # relative improvement of the validation loss that counts; 0: no convergence stop
+    tolerance_epochs: int = 10
 
     def __post_init__(self) -> None:
         require(self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}")
@@ -41,6 +45,8 @@ class StageConfig:
         require(0 < self.lr_decay < 1, f"lr_decay must be in (0, 1), got {self.lr_decay}")
         require(self.patience >= 0, f"patience must be >= 0, got {self.patience}")
         require(0 <= self.min_lr < self.lr, f"min_lr must be in [0, lr={self.lr}), got {self.min_lr}")
+        require(self.tolerance >= 0, f"tolerance must be >= 0, got {self.tolerance}")
+        require(self.tolerance_epochs >= 1, f"tolerance_epochs must be >= 1, got {self.tolerance_epochs}")
 
 
 def epoch_generator(seed: int, stage: str, epoch: int, stream: int = 0) -> torch.Generator:
@@ -78,6 +84,7 @@ class Stage:
         self.scaler = torch.amp.GradScaler(device.type, enabled=trainer.precision is Precision.fp16)
         self.epoch = 0
         self.done = False
+        self.converged = False
         self.history: dict[str, list[float]] = {"train": [], "valid": [], "lr": []}
 
     def step(self, loss: torch.Tensor) -> None:
@@ -90,14 +97,16 @@ class Stage:
     def run(
         self,
         context: Context,
-        train_epoch: Callable[[int], float],
+        train_epoch: Callable[[int], Union[float, Mapping[str, float]]],
         validate: Callable[[], float],
         checkpoint: Callable[[], None],
     ) -> None:
-        """Train until ``epochs`` or the min-lr stop, from wherever the stage stands.
+        """Train until ``epochs``, the min-lr stop or convergence, from wherever the stage stands.
 
-        ``train_epoch(epoch)`` returns the mean training loss, ``validate()`` the validation
-        loss that drives the schedule, ``checkpoint()`` saves the method: every
+        ``train_epoch(epoch)`` returns the mean training loss — or a mapping with that loss under
+        ``"loss"`` and the epoch means of the objective's terms under their own names, which join
+        the history and TensorBoard — ``validate()`` the validation loss that drives the schedule
+        and the convergence test, ``checkpoint()`` saves the method: every
         ``trainer.checkpoint_every`` epochs unless the last save is younger than
         ``trainer.checkpoint_min_seconds`` (short epochs would spend their time saving), and
         always when the stage ends.
@@ -109,26 +118,41 @@ class Stage:
         every, min_seconds = context.trainer.checkpoint_every, context.trainer.checkpoint_min_seconds
         last_save = time.monotonic()
         while not self.done:
-            train_loss = train_epoch(self.epoch)
+            terms = train_epoch(self.epoch)
+            terms = dict(terms) if isinstance(terms, Mapping) else {"loss": terms}
+            train_loss = terms.pop("loss")
             valid_loss = validate()
             lr = self.schedule.lr
             self.schedule.step(valid_loss)
             self.epoch += 1
-            for key, value in (("train", train_loss), ("valid", valid_loss), ("lr", lr)):
-                self.history[key].append(float(value))
-            self.done = self.epoch >= self.config.epochs or self.schedule.exhausted
-            context.log_scalars(
-                {f"{self.name}/loss_train": train_loss, f"{self.name}/loss_valid": valid_loss, f"{self.name}/lr": lr},
-                step=self.epoch,
-            )
+            for key, value in (("train", train_loss), ("valid", valid_loss), ("lr", lr), *terms.items()):
+                self.history.setdefault(key, []).append(float(value))
+            self.converged = self._has_converged()
+            self.done = self.epoch >= self.config.epochs or self.schedule.exhausted or self.converged
+            scalars = {f"{self.name}/loss_train": train_loss, f"{self.name}/loss_valid": valid_loss, f"{self.name}/lr": lr}
+            context.log_scalars({**scalars, **{f"{self.name}/{key}": value for key, value in terms.items()}}, step=self.epoch)
             progress.set(loss=train_loss, valid=valid_loss, lr=lr)
             progress.update()
             if self.done or (self.epoch % every == 0 and time.monotonic() - last_save >= min_seconds):
                 checkpoint()
                 last_save = time.monotonic()
         progress.close()
-        reason = "its learning rate reached min_lr" if self.schedule.exhausted else f"{self.epoch} epochs"
+        if self.converged:
+            reason = f"converging (validation loss within tolerance {self.config.tolerance:g} for {self.config.tolerance_epochs} epochs)"
+        elif self.schedule.exhausted:
+            reason = "its learning rate reached min_lr"
+        else:
+            reason = f"{self.epoch} epochs"
         context.log(f"{self.name}: stopped after {reason}; loss {self.history['train'][-1]:.6g}, valid {self.history['valid'][-1]:.6g}")
+
+    def _has_converged(self) -> bool:
+        """Whether the last ``tolerance_epochs`` validation losses all failed to beat the best
+        before them by more than ``tolerance``·|best|."""
+        losses, window = self.history["valid"], self.config.tolerance_epochs
+        if self.config.tolerance <= 0 or len(losses) <= window:
+            return False
+        best_before = min(losses[:-window])
+        return min(losses[-window:]) > best_before - self.config.tolerance * abs(best_before)
 
     def state_dict(self) -> dict[str, Any]:
         """Progress and history; optimizer and schedule only while the stage still has epochs to run."""

@@ -7,5 +7,6 @@ from deepclust_cli.methods.base import METHODS, ClusteringMethod, MethodConfig
 from deepclust_cli.methods.kmeans import KMeans
 from deepclust_cli.methods.spectral import Spectral
 from deepclust_cli.methods.spectralnet import SpectralNet
+from deepclust_cli.methods.spectralnet_ae import SpectralNetAE
 
-__all__ = ["METHODS", "ClusteringMethod", "MethodConfig", "KMeans", "Spectral", "SpectralNet"]
+__all__ = ["METHODS", "ClusteringMethod", "MethodConfig", "KMeans", "Spectral", "SpectralNet", "SpectralNetAE"]

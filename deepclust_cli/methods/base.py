@@ -85,6 +85,13 @@ class ClusteringMethod:
             raise DataError(f"{self.name} is not fitted yet: call fit(X) or load a checkpoint first")
         return np.asarray(self._predict(self._check_input(x)).cpu().numpy(), dtype=np.int64)
 
+    def transform(self, x: ArrayLike) -> np.ndarray:
+        """The space ``predict`` assigns clusters in, for any samples: the method's embedding, or
+        the input itself for methods that do not embed."""
+        if not self.fitted:
+            raise DataError(f"{self.name} is not fitted yet: call fit(X) or load a checkpoint first")
+        return self._predict_and_embed(self._check_input(x))[1].cpu().numpy()
+
     def fit_predict(self, x: ArrayLike, y: Optional[ArrayLike] = None, *, context: Optional[Context] = None) -> np.ndarray:
         return self.fit(x, y, context=context).predict(x)
 

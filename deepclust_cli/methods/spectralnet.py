@@ -20,7 +20,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, List, Optional
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -157,7 +156,9 @@ def spectral_loss(weights: torch.Tensor, indices: torch.Tensor, y: torch.Tensor,
     if normalized:
         degree = (weights.sum(dim=1) + torch.zeros_like(weights[:, 0]).index_add_(0, indices.reshape(-1), weights.reshape(-1))) / 2
         y = y / degree.clamp_min(torch.finfo(y.dtype).tiny).sqrt().unsqueeze(1)
-    differences = y.unsqueeze(1) - y[indices]
+    # index_select, not y[indices]: the latter's backward adds into y's gradient with parallel
+    # atomics on CPU, which made runs with the same seed differ in the last bits, then in labels.
+    differences = y.unsqueeze(1) - y.index_select(0, indices.reshape(-1)).view(*indices.shape, y.shape[1])
     return (weights * differences.square().sum(dim=2)).sum() / (2 * len(y))
 
 
@@ -205,10 +206,16 @@ class SpectralNet(ClusteringMethod):
         self.stages = {}
         self.centroids = None
 
+    def _stage_parameters(self) -> dict[str, list[nn.Parameter]]:
+        """What each training stage optimizes: one stage per network."""
+        return {name: list(net.parameters()) for name, net in self.nets.items()}
+
     def _build_stages(self, context: Context) -> None:
-        """One training stage per network, continuing from loaded stage states when there are any."""
+        """The training stages, continuing from loaded stage states when there are any."""
         stage_configs = {"ae": self.config.ae, "siamese": self.config.siamese, "spectral": self.config.spectral}
-        self.stages = {name: Stage(name, net.parameters(), stage_configs[name], context.trainer) for name, net in self.nets.items()}
+        self.stages = {
+            name: Stage(name, parameters, stage_configs[name], context.trainer) for name, parameters in self._stage_parameters().items()
+        }
         for name, state in self.stage_states.items():
             self.stages[name].load_state_dict(state)
         self.stage_states = {}
@@ -233,7 +240,7 @@ class SpectralNet(ClusteringMethod):
         if "siamese" in self.nets:
             self._train_siamese(codes, train, valid, context, checkpoint("siamese"))
         affinity_space = self._affinity_space(x, codes)
-        self._train_spectral(x, codes, affinity_space, train, valid, context, checkpoint("spectral"))
+        self._train_spectral(codes, affinity_space, train, valid, context, checkpoint("spectral"))
 
         embedding = self._cluster_space(apply_in_batches(self.nets["spectral"], codes))
         self.centroids = kmeans(embedding, self.config.n_clusters, n_init=self.config.kmeans_n_init, seed=self.config.seed).centers.cpu()
@@ -292,7 +299,6 @@ class SpectralNet(ClusteringMethod):
 
     def _train_spectral(
         self,
-        x: torch.Tensor,
         codes: torch.Tensor,
         affinity_space: torch.Tensor,
         train: torch.Tensor,
@@ -319,22 +325,24 @@ class SpectralNet(ClusteringMethod):
                 return chunks
             return [torch.cat([seeds, neighbour_table[seeds].reshape(-1)]) for seeds in chunks]
 
-        def train_epoch(epoch: int) -> float:
+        def train_epoch(epoch: int) -> dict[str, float]:
             nonlocal deficient
             grad_order = torch.randperm(len(train), generator=epoch_generator(self.config.seed, "spectral", epoch, 0)).to(self.device)
             orth_order = torch.randperm(len(train), generator=epoch_generator(self.config.seed, "spectral", epoch, 1)).to(self.device)
-            total, count = torch.zeros((), device=self.device), 0
+            totals: dict[str, torch.Tensor] = {}
+            count = 0
             for grad_rows, orth_rows in zip(batch_rows(grad_order), batch_rows(orth_order)):
                 net.eval()
                 with torch.set_grad_enabled(config.orthonorm_gradient), context.autocast():
                     weights, rank_deficient = net.fit_orthonorm(net.body(codes[train[orth_rows]]))
                 deficient += rank_deficient
                 net.train()
-                loss = self._spectral_batch_loss(x, codes, affinity_space, train[grad_rows], context, weights)
-                stage.step(loss)
-                total += loss.detach() * len(grad_rows)
+                terms = self._spectral_batch_terms(codes, affinity_space, train[grad_rows], context, weights)
+                stage.step(terms["loss"])
+                for key, value in terms.items():
+                    totals[key] = totals.get(key, 0) + value.detach() * len(grad_rows)
                 count += len(grad_rows)
-            return float(total) / max(count, 1)
+            return {key: float(total) / max(count, 1) for key, total in totals.items()}
 
         def validate() -> float:
             net.eval()
@@ -342,7 +350,7 @@ class SpectralNet(ClusteringMethod):
             with torch.no_grad():
                 for rows in valid.split(config.batch_size):
                     if len(rows) >= 2:
-                        total += self._spectral_batch_loss(x, codes, affinity_space, rows, context) * len(rows)
+                        total += self._spectral_batch_terms(codes, affinity_space, rows, context)["loss"] * len(rows)
                         count += len(rows)
             return float(total) / max(count, 1)
 
@@ -353,23 +361,29 @@ class SpectralNet(ClusteringMethod):
                 f"independent directions); they were orthonormalized with ridge {config.ridge:g}"
             )
 
-    def _spectral_batch_loss(
+    def _spectral_batch_terms(
         self,
-        x: torch.Tensor,
         codes: torch.Tensor,
         affinity_space: torch.Tensor,
         rows: torch.Tensor,
         context: Context,
         weights: Optional[torch.Tensor] = None,
-    ) -> torch.Tensor:
-        """The spectral loss of one batch, its outputs orthonormalized by ``weights`` (the kept W
-        when None). SpectralNetAE adds its reconstruction term here."""
-        config, net = self.config, self.nets["spectral"]
+    ) -> dict[str, torch.Tensor]:
+        """The objective of one batch under ``"loss"``: here the spectral loss of the batch's
+        outputs, orthonormalized by ``weights`` (the kept W when None). Subclasses add terms."""
+        return {"loss": self._spectral_batch_loss(self._spectral_raw(codes[rows], context), affinity_space[rows], weights)}
+
+    def _spectral_raw(self, inputs: torch.Tensor, context: Context) -> torch.Tensor:
+        """Ỹ: the spectral net's outputs before the orthonormalization layer."""
         with context.autocast():
-            raw = net.body(codes[rows])
+            return self.nets["spectral"].body(inputs)
+
+    def _spectral_batch_loss(self, raw: torch.Tensor, affinity_points: torch.Tensor, weights: Optional[torch.Tensor]) -> torch.Tensor:
+        """The spectral loss of a batch's raw outputs and the Gaussian kNN graph of its points."""
+        config, net = self.config, self.nets["spectral"]
         outputs = raw.float() @ (net.orthonorm_weights if weights is None else weights)
-        weights, indices = gaussian_knn_weights(affinity_space[rows], config.n_neighbors, config.scale_k, config.scale == "local")
-        return spectral_loss(weights, indices, outputs, normalized=config.laplacian == "normalized")
+        affinities, indices = gaussian_knn_weights(affinity_points, config.n_neighbors, config.scale_k, config.scale == "local")
+        return spectral_loss(affinities, indices, outputs, normalized=config.laplacian == "normalized")
 
     def _sparse_neighbours(self, affinity_space: torch.Tensor, train: torch.Tensor) -> torch.Tensor:
         """For sparse batches: each training point's ``sparse_neighbors`` nearest training points
@@ -422,12 +436,6 @@ class SpectralNet(ClusteringMethod):
         if choice == "siamese":
             return apply_in_batches(self.nets["siamese"], codes)
         return codes if choice == "code" else x
-
-    def transform(self, x: Any) -> np.ndarray:
-        """The spectral embedding (n × output_dim) of any samples, seen in ``fit`` or not."""
-        if not self.nets:
-            raise DataError("spectralnet is not fitted yet: call fit(X) or load a checkpoint first")
-        return apply_in_batches(self.nets["spectral"], self._codes(self._check_input(x))).cpu().numpy()
 
     def _cluster_space(self, embedding: torch.Tensor) -> torch.Tensor:
         """Where k-means runs: the embedding, or its rows scaled to unit length for the normalized Laplacian."""

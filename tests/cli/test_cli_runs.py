@@ -92,7 +92,11 @@ def test_sweep_writes_one_session_per_job_and_a_summary(deepclust):
     assert result.code == 0, result.err
     sweep = result.session().parent
     assert sorted(p.name for p in sweep.iterdir() if p.is_dir()) == ["0", "1", "2", "3"]
-    table = (sweep / "summary.md").read_text().splitlines()
+    ranking, jobs = (sweep / "summary.md").read_text().split("## jobs\n\n")
+    assert "ranked by acc, highest first (one job per configuration)" in ranking
+    assert ranking.splitlines()[4].startswith("| rank | method | dataset | jobs | acc | nmi | ari | seconds |")
+    assert ranking.strip().splitlines()[-1].startswith("| 4 | kmeans | circles | 1/1 | 0.5017 |")  # the only one below 1.0
+    table = jobs.splitlines()
     assert table[0] == "| job | method | dataset | dataset.n_samples | output_dir | acc | nmi | ari | status | seconds |"
     assert len(table) == 6
     assert table[2].startswith("| 0 | kmeans | blobs | 600 | ")
@@ -107,14 +111,14 @@ def test_a_failing_job_does_not_end_the_sweep(deepclust):
     assert result.code == 1
     assert "job 1 failed: method: n_init must be >= 1, got 0" in result.err
     sweep = result.session().parent
-    rows = (sweep / "summary.md").read_text().splitlines()[2:]
+    rows = (sweep / "summary.md").read_text().split("## jobs\n\n")[1].splitlines()[2:]
     assert "completed" in rows[0] and "failed" in rows[1] and "n_init must be >= 1" in rows[1]
 
 
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["method=nosuch"], "unknown method 'nosuch'; registered methods: kmeans, spectral, spectralnet"),
+        (["method=nosuch"], "unknown method 'nosuch'; registered methods: kmeans, spectral, spectralnet, spectralnet_ae"),
         (["dataset=cifar11"], "unknown dataset 'cifar11' (did you mean 'cifar10'?); registered datasets:"),
         (["trainer=fast"], "unknown trainer 'fast'; registered trainers: debug, default, gpu"),
         (["seed=abc"], "seed=abc: Value 'abc' of type 'str' could not be converted to Integer"),
@@ -171,7 +175,7 @@ def test_kmeans_on_real_mnist_subset(deepclust):
 def test_console_script_exit_codes_and_help(tmp_path):
     bad = run_deepclust_process("method=nosuch", cwd=tmp_path)
     assert bad.returncode == 2
-    assert bad.stderr.strip() == "deepclust: error: unknown method 'nosuch'; registered methods: kmeans, spectral, spectralnet"
+    assert bad.stderr.strip() == "deepclust: error: unknown method 'nosuch'; registered methods: kmeans, spectral, spectralnet, spectralnet_ae"
     assert not (tmp_path / "outputs").exists()
     usage = run_deepclust_process("--help", cwd=tmp_path)
     assert usage.returncode == 0

@@ -104,3 +104,20 @@ def test_test_only_refuses_an_unfinished_checkpoint(deepclust, monkeypatch, tmp_
     result = deepclust("--resume", str(checkpoint), "--test-only", output_dir=False)
     assert result.code == 1
     assert "training had not finished when it was saved; continue it first with --resume" in result.err
+
+
+def test_spectralnet_ae_sweep_gives_four_sessions_and_a_ranked_summary(deepclust, tiny_spectralnet_ae):
+    result = deepclust("-m", *tiny_spectralnet_ae, "method.alpha=0,0.1", "method.n_neighbors=5,10", "summary.sort_by=nmi")
+    assert result.code == 0, result.err
+    sweep = result.session().parent
+    jobs = sorted(p for p in sweep.iterdir() if p.is_dir())
+    assert [p.name for p in jobs] == ["0", "1", "2", "3"]
+    for job in jobs:
+        assert (job / "metrics.json").exists() and (job / "checkpoints" / "last.ckpt").exists()
+    text = (sweep / "summary.md").read_text()
+    assert "ranked by nmi, highest first (one job per configuration)" in text
+    ranked = [line.split(" | ") for line in text.split("## jobs")[0].splitlines() if line[:3] in ("| 1", "| 2", "| 3", "| 4")]
+    assert [row[0] for row in ranked] == ["| 1", "| 2", "| 3", "| 4"]
+    assert {(row[1], row[2]) for row in ranked} == {("0", "5"), ("0", "10"), ("0.1", "5"), ("0.1", "10")}
+    nmis = [float(row[5]) for row in ranked]
+    assert nmis == sorted(nmis, reverse=True)

@@ -1,0 +1,88 @@
+"""SpectralNet with autoencoder regularization (SPEC, "SpectralNetAE").
+
+The spectral net doubles as an encoder: a decoder maps its pre-orthonormalization outputs Ỹ back
+to the spectral net's input x (the raw vectors, or the AE codes when the autoencoder stage runs),
+and the spectral stage minimizes
+
+    trace(YᵀLY)/m + alpha · ‖x − x̂‖² / (m·d),   x̂ = decoder(Ỹ)
+
+so Ỹ must keep enough of x to rebuild it, which regularizes the embedding against the collapse of
+noisy batch graphs. The decoder trains with the spectral net in the same stage; alpha = 0 leaves
+the decoder untouched and reproduces SpectralNet exactly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import List, Optional
+
+import torch
+from torch import nn
+
+from deepclust_cli.engine.context import Context
+from deepclust_cli.errors import require
+from deepclust_cli.methods.base import METHODS
+from deepclust_cli.methods.spectralnet import SpectralNet, SpectralNetConfig
+from deepclust_cli.nets.mlp import mlp
+
+
+@dataclass
+class SpectralNetAEConfig(SpectralNetConfig):
+    """SpectralNet's parameters plus the reconstruction weight ``alpha`` and the decoder's hidden
+    widths (None: the spectral net's hidden widths reversed)."""
+
+    alpha: float = 1e-3
+    decoder: Optional[List[int]] = None
+
+    @property
+    def decoder_hidden(self) -> list[int]:
+        return list(reversed(self.spectral.hidden)) if self.decoder is None else list(self.decoder)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        require(self.alpha >= 0, f"alpha must be >= 0, got {self.alpha}")
+        require(min(self.decoder_hidden, default=1) >= 1, f"decoder must be positive widths, got {self.decoder}")
+
+
+@METHODS.register("spectralnet_ae", schema=SpectralNetAEConfig)
+class SpectralNetAE(SpectralNet):
+    """SpectralNet whose spectral stage also reconstructs its input from Ỹ, weighted by ``alpha``."""
+
+    name = "spectralnet_ae"
+    Config = SpectralNetAEConfig
+    config: SpectralNetAEConfig
+
+    def _build_nets(self, in_dim: int) -> None:
+        super()._build_nets(in_dim)
+        code_dim = self.config.ae.hidden[-1] if self.config.ae.enabled else in_dim
+        # Its own seeded stream: the other nets start exactly as in SpectralNet.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.config.seed + 1)
+            decoder = mlp(self.config.embedding_dim, [*self.config.decoder_hidden, code_dim], activation="leaky_relu")
+        self.nets["decoder"] = decoder.to(self.device)
+
+    def _stage_parameters(self) -> dict[str, list[nn.Parameter]]:
+        """The decoder trains in the spectral stage, with the spectral net."""
+        parameters = super()._stage_parameters()
+        parameters["spectral"] += parameters.pop("decoder")
+        return parameters
+
+    def _spectral_batch_terms(
+        self,
+        codes: torch.Tensor,
+        affinity_space: torch.Tensor,
+        rows: torch.Tensor,
+        context: Context,
+        weights: Optional[torch.Tensor] = None,
+    ) -> dict[str, torch.Tensor]:
+        """``loss = spectral + alpha·reconstruction``, with both terms reported; alpha = 0 skips
+        the decoder so the objective and its gradients are SpectralNet's, bit for bit."""
+        inputs = codes[rows]
+        raw = self._spectral_raw(inputs, context)
+        spectral = self._spectral_batch_loss(raw, affinity_space[rows], weights)
+        if self.config.alpha == 0:
+            return {"loss": spectral, "spectral": spectral}
+        with context.autocast():
+            reconstruction = self.nets["decoder"](raw)
+        error = (reconstruction.float() - inputs).square().mean()
+        return {"loss": spectral + self.config.alpha * error, "spectral": spectral, "reconstruction": error}
