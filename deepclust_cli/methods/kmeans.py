@@ -7,10 +7,10 @@ from typing import Any, Optional
 
 import torch
 
+from deepclust_cli.clustering import assign
 from deepclust_cli.engine.context import Context
 from deepclust_cli.errors import require
 from deepclust_cli.methods.base import METHODS, ClusteringMethod, MethodConfig
-from deepclust_cli.neighbors import knn
 
 
 @dataclass
@@ -57,8 +57,7 @@ class KMeans(ClusteringMethod):
         context.log(f"k-means: inertia {model.inertia_:.6g} after {model.n_iter_} iterations (best of {self.config.n_init})")
 
     def _predict(self, x: torch.Tensor) -> torch.Tensor:
-        _, nearest = knn(self.centers.to(x.device), 1, queries=x)
-        return nearest[:, 0]
+        return assign(x, self.centers)[0]
 
     def _state(self) -> dict[str, Any]:
         return {"centers": self.centers.cpu()} if self.fitted else {}

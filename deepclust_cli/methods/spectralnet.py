@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from deepclust_cli import plots
-from deepclust_cli.clustering import kmeans
+from deepclust_cli.clustering import assign, kmeans
 from deepclust_cli.engine.context import Context
 from deepclust_cli.engine.stage import Stage, StageConfig, batches, epoch_generator
 from deepclust_cli.errors import DataError, require
@@ -445,8 +445,7 @@ class SpectralNet(ClusteringMethod):
 
     def _predict_and_embed(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         embedding = apply_in_batches(self.nets["spectral"], self._codes(x))
-        _, nearest = knn(self.centroids.to(embedding.device), 1, queries=self._cluster_space(embedding))
-        return nearest[:, 0], embedding
+        return assign(self._cluster_space(embedding), self.centroids)[0], embedding
 
     def _predict(self, x: torch.Tensor) -> torch.Tensor:
         return self._predict_and_embed(x)[0]

@@ -22,8 +22,5 @@ class Autoencoder(nn.Module):
         self.encoder = mlp(in_dim, widths, activation="relu")
         self.decoder = mlp(widths[-1], [*reversed(widths[:-1]), in_dim], activation="relu")
 
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
-        return self.encoder(x)
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.decoder(self.encoder(x))
