@@ -141,3 +141,30 @@ def training_curves(histories: dict[str, dict[str, list[float]]], path: Path) ->
         axis.legend(loc="lower left", fontsize=8)
     figure.tight_layout()
     save(figure, path)
+
+
+def round_curves(history: dict[str, list[list[float]]], epochs_per_round: int, path: Path) -> None:
+    """A curriculum's progress (AND): loss per epoch, held-out metrics (knn_acc, acc) per evaluation,
+    and the anchors' neighbourhood consistency per round; dotted lines mark where rounds start."""
+    panels = [
+        ("loss", ["loss"]),
+        ("held-out accuracy", [key for key in ("knn_acc", "acc", "nmi") if key in history]),
+        ("anchor neighbourhood consistency", ["anchor_consistency"] if "anchor_consistency" in history else []),
+    ]
+    panels = [(title, keys) for title, keys in panels if keys and all(history.get(key) for key in keys)]
+    if not panels:
+        return
+    last_step = max(step for series in history.values() for step, _ in series)
+    figure, axes = pyplot().subplots(1, len(panels), figsize=(5 * len(panels), 3.8), squeeze=False)
+    for axis, (title, keys) in zip(axes[0], panels):
+        for key in keys:
+            steps, values = np.asarray(history[key], dtype=float).T
+            axis.plot(steps, values, marker="o" if len(steps) < 30 else None, markersize=3, label=key)
+        for start in range(epochs_per_round, int(last_step), epochs_per_round):
+            axis.axvline(start, color="grey", linestyle=":", linewidth=0.8)
+        axis.set_xlabel("epoch (all rounds)")
+        axis.set_title(title)
+        if len(keys) > 1:
+            axis.legend(fontsize=8)
+    figure.tight_layout()
+    save(figure, path)

@@ -54,9 +54,10 @@ def run(cfg: DictConfig, directory: Path, task_overrides: list[str]) -> dict[str
         elif progress.get("done"):
             session.log("training had already finished; evaluating")
         else:
-            method.fit(method.prepare(fit_split), fit_split.y, context=session)
+            held_out = None if eval_split is fit_split else (method.prepare(eval_split), eval_split.y)
+            method.fit(method.prepare(fit_split), fit_split.y, context=session, eval_set=held_out)
             session.checkpoint(method, {**progress, "done": True})
-        metrics = method.evaluate(eval_split, session)
+        metrics = method.evaluate(eval_split, session, reference=fit_split)
         session.finish(metrics)
     return metrics
 

@@ -1,11 +1,15 @@
+import gzip
 import os
+import struct
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from deepclust_cli import cli
+from deepclust_cli.engine.session import Session
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
@@ -61,3 +65,63 @@ def run_deepclust_process(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run(
         [str(executable), *args], cwd=cwd, capture_output=True, text=True, timeout=300, env={**os.environ}
     )
+
+
+def write_idx(path: Path, array: np.ndarray, compress: bool = False) -> None:
+    """An IDX file: magic 0x0000 08 <ndim>, big-endian dimensions, then the bytes."""
+    header = struct.pack(">I", 0x0800 | array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
+    content = header + array.astype(np.uint8).tobytes()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if compress:
+        path.with_name(path.name + ".gz").write_bytes(gzip.compress(content))
+    else:
+        path.write_bytes(content)
+
+
+def bar_digits(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` 28×28 grey images of ten classes: class c < 5 is a horizontal bar at row 4 + 5c, class
+    c >= 5 a vertical bar at column 4 + 5(c − 5); each shifted by up to a pixel, with noise."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 10, n)
+    images = rng.integers(0, 40, (n, 28, 28)).astype(np.int64)
+    position = 4 + 5 * (labels % 5) + rng.integers(-1, 2, n)
+    rows = np.arange(28)
+    bar = (np.abs(rows[None, :] - position[:, None]) <= 1)[:, :, None]  # n × 28 × 1
+    images = np.where(np.where((labels < 5)[:, None, None], bar, bar.transpose(0, 2, 1)), 230, images)
+    return images.astype(np.uint8), labels.astype(np.uint8)
+
+
+@pytest.fixture
+def bar_mnist(tmp_path) -> Path:
+    """A data_dir holding MNIST/raw in the real IDX format: 240 training and 80 test bar digits."""
+    raw = tmp_path / "data" / "MNIST" / "raw"
+    for prefix, n, seed in (("train", 240, 0), ("t10k", 80, 1)):
+        images, labels = bar_digits(n, seed)
+        write_idx(raw / f"{prefix}-images-idx3-ubyte", images)
+        write_idx(raw / f"{prefix}-labels-idx1-ubyte", labels)
+    return tmp_path / "data"
+
+
+class SimulatedCrash(Exception):
+    """Stands for a process killed right after a checkpoint was written."""
+
+
+def run_until_crash(deepclust, monkeypatch, args: list[str], crash_at: int) -> list[dict]:
+    """Run the CLI with ``args`` and kill it (``SimulatedCrash``) right after its ``crash_at``-th
+    checkpoint; returns the progress recorded by each checkpoint written."""
+    written: list[dict] = []
+    save = Session.checkpoint
+
+    def checkpoint_then_crash(self, method, progress, **kwargs):
+        save(self, method, progress, **kwargs)
+        written.append(dict(progress))
+        if len(written) == crash_at:
+            raise SimulatedCrash(progress)
+
+    monkeypatch.setattr(Session, "checkpoint", checkpoint_then_crash)
+    try:
+        with pytest.raises(SimulatedCrash):
+            deepclust(*args)
+    finally:
+        monkeypatch.setattr(Session, "checkpoint", save)
+    return written

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Optional
+from typing import Any, Iterable, Optional, Sequence
 
 import torch
 
@@ -23,6 +23,14 @@ def make_optimizer(parameters: Iterable[torch.nn.Parameter], trainer: TrainerCon
         nesterov=trainer.nesterov and trainer.momentum > 0,
         weight_decay=trainer.weight_decay,
     )
+
+
+def step_lr(lr: float, epoch: int, milestones: Sequence[int], gamma: float) -> float:
+    """The step schedule as a function of the epoch (0-based): ``lr · gamma^#{m ∈ milestones : m ≤ epoch}``.
+
+    Stateless, so a schedule that restarts (AND's rounds) or resumes is just a new epoch count.
+    """
+    return lr * gamma ** sum(1 for milestone in milestones if milestone <= epoch)
 
 
 class LRSchedule:

@@ -3,10 +3,11 @@
 Library use: ``from deepclust_cli.methods import KMeans; KMeans(n_clusters=3).fit(X).predict(X)``.
 """
 
+from deepclust_cli.methods.anchor_neighbourhood import AND
 from deepclust_cli.methods.base import METHODS, ClusteringMethod, MethodConfig
 from deepclust_cli.methods.kmeans import KMeans
 from deepclust_cli.methods.spectral import Spectral
 from deepclust_cli.methods.spectralnet import SpectralNet
 from deepclust_cli.methods.spectralnet_ae import SpectralNetAE
 
-__all__ = ["METHODS", "ClusteringMethod", "MethodConfig", "KMeans", "Spectral", "SpectralNet", "SpectralNetAE"]
+__all__ = ["METHODS", "ClusteringMethod", "MethodConfig", "AND", "KMeans", "Spectral", "SpectralNet", "SpectralNetAE"]

@@ -27,6 +27,7 @@ from deepclust_cli.registry import Registry
 
 M = TypeVar("M", bound="ClusteringMethod")
 ArrayLike = Union[np.ndarray, torch.Tensor]
+EvalSet = tuple[torch.Tensor, Optional[torch.Tensor]]  # held-out samples and their labels, if any
 
 
 @dataclass
@@ -70,12 +71,24 @@ class ClusteringMethod:
         """The input ``fit``/``predict`` take from a dataset split: float vectors by default."""
         return split.vectors()
 
-    def fit(self: M, x: ArrayLike, y: Optional[ArrayLike] = None, *, context: Optional[Context] = None) -> M:
+    def fit(
+        self: M,
+        x: ArrayLike,
+        y: Optional[ArrayLike] = None,
+        *,
+        context: Optional[Context] = None,
+        eval_set: Optional[tuple[ArrayLike, Optional[ArrayLike]]] = None,
+    ) -> M:
+        """Train on ``x``. ``y`` and ``eval_set = (x_held_out, y_held_out)`` are never trained on:
+        a method may only score them while it trains (AND's periodic weighted-kNN accuracy)."""
         x = self._check_input(x)
         if len(x) < self.config.n_clusters:
             raise DataError(f"{self.name}: {len(x)} samples cannot form n_clusters={self.config.n_clusters} clusters")
-        labels = None if y is None else torch.as_tensor(np.asarray(y) if not torch.is_tensor(y) else y)
-        self._fit(x, labels, context or Context(device=self.device, seed=self.config.seed))
+        held_out = None
+        if eval_set is not None:
+            held_out = (self._check_input(eval_set[0]), None if eval_set[1] is None else _labels_tensor(eval_set[1]))
+        labels = None if y is None else _labels_tensor(y)
+        self._fit(x, labels, context or Context(device=self.device, seed=self.config.seed), held_out)
         self.fitted = True
         return self
 
@@ -95,9 +108,10 @@ class ClusteringMethod:
     def fit_predict(self, x: ArrayLike, y: Optional[ArrayLike] = None, *, context: Optional[Context] = None) -> np.ndarray:
         return self.fit(x, y, context=context).predict(x)
 
-    def evaluate(self, split: Split, context: Context) -> dict[str, float]:
+    def evaluate(self, split: Split, context: Context, reference: Optional[Split] = None) -> dict[str, float]:
         """Metrics of ``predict`` on ``split`` (acc, nmi, ari), the confusion matrix and the
-        embedding coloured by cluster (and by class) as plots."""
+        embedding coloured by cluster (and by class) as plots. ``reference`` is the split the
+        method was fitted on, for methods whose evaluation reads it (AND's kNN classifier)."""
         if not self.fitted:
             raise DataError(f"{self.name} is not fitted yet: call fit(X) or load a checkpoint first")
         predicted, embedding = self._predict_and_embed(self._check_input(self.prepare(split)))
@@ -125,7 +139,7 @@ class ClusteringMethod:
         return tensor
 
     # -- what subclasses implement -----------------------------------------------------------
-    def _fit(self, x: torch.Tensor, y: Optional[torch.Tensor], context: Context) -> None:
+    def _fit(self, x: torch.Tensor, y: Optional[torch.Tensor], context: Context, eval_set: Optional[EvalSet] = None) -> None:
         raise NotImplementedError
 
     def _predict(self, x: torch.Tensor) -> torch.Tensor:
@@ -169,6 +183,10 @@ class ClusteringMethod:
         method = method_class(device=device, **params)
         method.load_state_dict(stored["state"])
         return method
+
+
+def _labels_tensor(y: ArrayLike) -> torch.Tensor:
+    return torch.as_tensor(np.asarray(y) if not torch.is_tensor(y) else y)
 
 
 def params_of(config: MethodConfig) -> dict[str, Any]:

@@ -10,7 +10,7 @@ import torch
 from deepclust_cli.clustering import assign
 from deepclust_cli.engine.context import Context
 from deepclust_cli.errors import require
-from deepclust_cli.methods.base import METHODS, ClusteringMethod, MethodConfig
+from deepclust_cli.methods.base import METHODS, ClusteringMethod, EvalSet, MethodConfig
 
 
 @dataclass
@@ -40,7 +40,7 @@ class KMeans(ClusteringMethod):
     Config = KMeansConfig
     config: KMeansConfig
 
-    def _fit(self, x: torch.Tensor, y: Optional[torch.Tensor], context: Context) -> None:
+    def _fit(self, x: torch.Tensor, y: Optional[torch.Tensor], context: Context, eval_set: Optional[EvalSet] = None) -> None:
         from sklearn.cluster import KMeans as SklearnKMeans  # deferred: a slow import for every CLI start
 
         model = SklearnKMeans(

@@ -10,7 +10,7 @@ from scipy.sparse.csgraph import connected_components
 
 from deepclust_cli.engine.context import Context
 from deepclust_cli.errors import require
-from deepclust_cli.methods.base import METHODS, ClusteringMethod, MethodConfig
+from deepclust_cli.methods.base import METHODS, ClusteringMethod, EvalSet, MethodConfig
 from deepclust_cli.neighbors import knn, knn_graph
 
 
@@ -49,7 +49,7 @@ class Spectral(ClusteringMethod):
     Config = SpectralConfig
     config: SpectralConfig
 
-    def _fit(self, x: torch.Tensor, y: Optional[torch.Tensor], context: Context) -> None:
+    def _fit(self, x: torch.Tensor, y: Optional[torch.Tensor], context: Context, eval_set: Optional[EvalSet] = None) -> None:
         from sklearn.cluster import SpectralClustering  # deferred: a slow import for every CLI start
 
         graph = knn_graph(

@@ -28,7 +28,7 @@ from deepclust_cli.clustering import assign, kmeans
 from deepclust_cli.engine.context import Context
 from deepclust_cli.engine.stage import Stage, StageConfig, batches, epoch_generator
 from deepclust_cli.errors import DataError, require
-from deepclust_cli.methods.base import METHODS, ClusteringMethod, MethodConfig
+from deepclust_cli.methods.base import METHODS, ClusteringMethod, EvalSet, MethodConfig
 from deepclust_cli.nets.autoencoder import Autoencoder
 from deepclust_cli.nets.mlp import apply_in_batches, mlp
 from deepclust_cli.nets.orthonorm import SpectralNetwork
@@ -221,7 +221,7 @@ class SpectralNet(ClusteringMethod):
         self.stage_states = {}
 
     # -- training ----------------------------------------------------------------------------
-    def _fit(self, x: torch.Tensor, y: Optional[torch.Tensor], context: Context) -> None:
+    def _fit(self, x: torch.Tensor, y: Optional[torch.Tensor], context: Context, eval_set: Optional[EvalSet] = None) -> None:
         resuming = context.resumed_progress is not None and bool(self.nets)
         if resuming and self.in_dim != x.shape[1]:
             raise DataError(f"spectralnet: the checkpoint was trained on {self.in_dim}-d inputs, this data is {x.shape[1]}-d")

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import run_until_crash
 from deepclust_cli.engine.checkpoint import load_checkpoint
-from deepclust_cli.engine.session import Session
 
 TINY_RUN = [
     "method=spectralnet",
@@ -29,10 +29,6 @@ TINY_RUN = [
     "method.scale_k=3",
     "trainer.checkpoint_min_seconds=0",
 ]
-
-
-class SimulatedCrash(Exception):
-    """Stands for a process killed right after a checkpoint was written."""
 
 
 def test_every_stage_through_the_cli_then_test_only(deepclust):
@@ -61,19 +57,7 @@ def test_resume_gives_the_metrics_of_an_uninterrupted_run(deepclust, monkeypatch
     assert uninterrupted.code == 0, uninterrupted.err
     expected = json.loads((uninterrupted.session() / "metrics.json").read_text())
 
-    written = []
-    save = Session.checkpoint
-
-    def checkpoint_then_crash(self, method, progress, **kwargs):
-        save(self, method, progress, **kwargs)
-        written.append(dict(progress))
-        if len(written) == crash_at:
-            raise SimulatedCrash(progress)
-
-    monkeypatch.setattr(Session, "checkpoint", checkpoint_then_crash)
-    with pytest.raises(SimulatedCrash):
-        deepclust(*TINY_RUN)
-    monkeypatch.setattr(Session, "checkpoint", save)
+    written = run_until_crash(deepclust, monkeypatch, TINY_RUN, crash_at)
 
     sessions = sorted((tmp_path / "outputs" / "spectralnet" / "blobs").iterdir())
     crashed = sessions[-1]
@@ -90,16 +74,7 @@ def test_resume_gives_the_metrics_of_an_uninterrupted_run(deepclust, monkeypatch
 
 
 def test_test_only_refuses_an_unfinished_checkpoint(deepclust, monkeypatch, tmp_path):
-    save = Session.checkpoint
-
-    def crash(self, method, progress, **kwargs):
-        save(self, method, progress, **kwargs)
-        raise SimulatedCrash(progress)
-
-    monkeypatch.setattr(Session, "checkpoint", crash)
-    with pytest.raises(SimulatedCrash):
-        deepclust(*TINY_RUN)
-    monkeypatch.setattr(Session, "checkpoint", save)
+    run_until_crash(deepclust, monkeypatch, TINY_RUN, crash_at=1)
     checkpoint = next(Path(tmp_path / "outputs").rglob("last.ckpt"))
     result = deepclust("--resume", str(checkpoint), "--test-only", output_dir=False)
     assert result.code == 1

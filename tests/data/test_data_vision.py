@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
 import os
 import pickle
 import struct
@@ -17,19 +16,8 @@ import torchvision.datasets
 from deepclust_cli.data import load_dataset
 from deepclust_cli.data.vision import STL10Config, VisionConfig
 from conftest import SHARED_DATA as REAL_DATA
+from conftest import write_idx
 from deepclust_cli.errors import ConfigError, DataError
-
-
-
-def write_idx(path: Path, array: np.ndarray, compress: bool = False) -> None:
-    """An IDX file: magic 0x0000 08 <ndim>, big-endian dimensions, then the bytes."""
-    header = struct.pack(">I", 0x0800 | array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
-    content = header + array.astype(np.uint8).tobytes()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if compress:
-        path.with_name(path.name + ".gz").write_bytes(gzip.compress(content))
-    else:
-        path.write_bytes(content)
 
 
 def write_mnist(folder: Path, compress_train: bool) -> dict[str, np.ndarray]:

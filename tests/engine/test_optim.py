@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from deepclust_cli.config import TrainerConfig, make_config
-from deepclust_cli.engine.optim import LRSchedule, make_optimizer
+from deepclust_cli.engine.optim import LRSchedule, make_optimizer, step_lr
 
 
 def trainer(**values):
@@ -62,3 +62,17 @@ def test_cosine_reaches_min_lr():
         optimizer.step()
         schedule.step()
     assert schedule.lr == pytest.approx(0.0, abs=1e-12)
+
+
+def test_step_lr_decays_at_each_milestone_reached():
+    rates = [step_lr(0.03, epoch, [80, 120, 160], 0.1) for epoch in (0, 79, 80, 119, 120, 160, 199)]
+    assert rates == pytest.approx([0.03, 0.03, 0.003, 0.003, 0.0003, 0.00003, 0.00003])
+
+
+def test_step_lr_agrees_with_multistep_scheduler():
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.5)
+    scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=[2, 5], gamma=0.5)
+    for epoch in range(8):
+        assert optimizer.param_groups[0]["lr"] == pytest.approx(step_lr(0.5, epoch, [2, 5], 0.5))
+        optimizer.step()
+        scheduler.step()

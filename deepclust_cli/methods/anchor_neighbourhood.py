@@ -1,0 +1,430 @@
+"""AND: Anchor Neighbourhood Discovery (Huang, Dong, Gong & Zhu, ICML 2019).
+
+Unsupervised representation learning by a curriculum of rounds. A backbone maps each augmented
+image to a unit vector ``f_i``; a memory bank keeps a momentum average ``m_i`` of every sample's
+features and serves as the weights of a softmax over all N samples
+(:mod:`deepclust_cli.memory_bank`). Round 0 is pure instance discrimination. Before round r the
+bank's own softmax ``softmax(m_i·Mᵀ/T)`` ranks samples by entropy: the ``anchor_fractions[r]``
+lowest become *anchors*, each paired with its nearest other sample, and the loss
+``−log(p_ii + p_in)`` lets an anchor share its class with that neighbour (section 3.2). Network and
+optimizer carry over between rounds; the step schedule restarts.
+
+Evaluation follows the paper: weighted kNN (k = 200, T = 0.1) of held-out features against the
+training features → ``knn_acc``, and k-means on the evaluated features → ``acc``/``nmi``/``ari``.
+``predict`` assigns to k-means centres fitted on the training features at the end of ``fit``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Iterator, List, Optional, Union
+
+import numpy as np
+import torch
+from torch import nn
+
+from deepclust_cli import plots
+from deepclust_cli.clustering import assign, kmeans
+from deepclust_cli.data.augment import AugmentConfig, BatchAugment
+from deepclust_cli.data.base import LazyImages, Split
+from deepclust_cli.engine.context import Context
+from deepclust_cli.engine.optim import step_lr
+from deepclust_cli.engine.stage import epoch_generator
+from deepclust_cli.errors import DataError, require
+from deepclust_cli.memory_bank import DEFAULT_CHUNK_BYTES, MemoryBank, neighbourhood_loss, select_anchors
+from deepclust_cli.methods.base import METHODS, ArrayLike, ClusteringMethod, EvalSet, MethodConfig
+from deepclust_cli.metrics import clustering_metrics, knn_acc
+from deepclust_cli.nets.backbones import BACKBONES, build_backbone
+
+Images = Union[torch.Tensor, LazyImages]
+FEATURE_BATCH = 1024  # images per forward pass when extracting features (no gradients kept)
+
+
+@dataclass
+class ANDConfig(MethodConfig):
+    """The paper's settings (section 4.1) are the defaults: ResNet18, 128-d features, T = 0.1,
+    η = 0.5, five rounds of 200 epochs, SGD + Nesterov at 0.03 decayed ×0.1 at 80/120/160."""
+
+    backbone: str = "resnet18_cifar"
+    feature_dim: int = 128
+    temperature: float = 0.1
+    bank_momentum: float = 0.5  # η in m_i ← normalize(η·m_i + (1 − η)·f_i)
+    anchor_fractions: List[float] = field(default_factory=lambda: [0.0, 0.25, 0.5, 0.75, 1.0])  # one round each
+    epochs: int = 200  # per round
+    batch_size: int = 128
+    lr: float = 0.03
+    momentum: float = 0.9
+    nesterov: bool = True
+    weight_decay: float = 5e-4
+    milestones: List[int] = field(default_factory=lambda: [80, 120, 160])  # epochs within a round
+    gamma: float = 0.1
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    mean: List[float] = field(default_factory=list)  # per-channel statistics in [0, 1] units; [] = none
+    std: List[float] = field(default_factory=list)
+    eval_every: int = 10  # epochs between held-out evaluations; 0: only at the end
+    knn_k: int = 200
+    knn_temperature: float = 0.1
+    kmeans_n_init: int = 10
+    channels_last: bool = True  # on CUDA: NHWC convolutions (tensor cores)
+    bank_chunk_bytes: int = DEFAULT_CHUNK_BYTES  # similarity block size while mining anchors
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        require(self.backbone in BACKBONES, f"backbone must be one of {', '.join(BACKBONES.names())}, got {self.backbone!r}")
+        require(self.feature_dim >= 2, f"feature_dim must be >= 2, got {self.feature_dim}")
+        require(self.temperature > 0, f"temperature must be > 0, got {self.temperature}")
+        require(0 <= self.bank_momentum < 1, f"bank_momentum must be in [0, 1), got {self.bank_momentum}")
+        fractions = list(self.anchor_fractions)
+        require(
+            len(fractions) >= 1 and all(0 <= f <= 1 for f in fractions) and fractions == sorted(fractions),
+            f"anchor_fractions must be a non-decreasing list of fractions in [0, 1], got {fractions}",
+        )
+        require(self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}")
+        require(self.batch_size >= 2, f"batch_size must be >= 2, got {self.batch_size}")
+        require(self.lr > 0, f"lr must be > 0, got {self.lr}")
+        require(0 <= self.momentum < 1, f"momentum must be in [0, 1), got {self.momentum}")
+        require(self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}")
+        require(list(self.milestones) == sorted(self.milestones), f"milestones must increase, got {self.milestones}")
+        require(0 < self.gamma <= 1, f"gamma must be in (0, 1], got {self.gamma}")
+        require(len(self.mean) == len(self.std), f"mean has {len(self.mean)} values but std has {len(self.std)}")
+        require(self.eval_every >= 0, f"eval_every must be >= 0, got {self.eval_every}")
+        require(self.knn_k >= 1, f"knn_k must be >= 1, got {self.knn_k}")
+        require(self.knn_temperature > 0, f"knn_temperature must be > 0, got {self.knn_temperature}")
+        require(self.kmeans_n_init >= 1, f"kmeans_n_init must be >= 1, got {self.kmeans_n_init}")
+        require(self.bank_chunk_bytes >= 1 << 20, f"bank_chunk_bytes must be >= 1 MiB, got {self.bank_chunk_bytes}")
+
+
+@METHODS.register("and", schema=ANDConfig)
+class AND(ClusteringMethod):
+    """Anchor Neighbourhood Discovery on images ``N×C×H×W`` (uint8, or float in [0, 1])."""
+
+    name = "and"
+    Config = ANDConfig
+    config: ANDConfig
+
+    def __init__(self, **params: Any) -> None:
+        super().__init__(**params)
+        self.augment = BatchAugment(self.config.augment, self.config.mean, self.config.std)
+        self.image_shape: Optional[tuple[int, ...]] = None
+        self.net: Optional[nn.Module] = None
+        self.optimizer: Optional[torch.optim.Optimizer] = None
+        self.bank: Optional[MemoryBank] = None
+        self.anchor = torch.zeros(0, dtype=torch.bool)  # per sample: is it an anchor this round
+        self.neighbours = torch.zeros(0, dtype=torch.long)  # per sample: its neighbour (itself if not an anchor)
+        self.round = 0  # the round training stands in
+        self.epoch = 0  # epochs of that round already run
+        self.history: dict[str, list[list[float]]] = {}  # series of [step, value]
+        self.centroids: Optional[torch.Tensor] = None
+
+    # -- input -------------------------------------------------------------------------------
+    def prepare(self, split: Split) -> Images:
+        """The split's images as they are: uint8 tensors, or a lazy source decoded per batch."""
+        if not split.is_lazy and split.x.ndim != 4:
+            raise DataError(f"and: needs images (N×C×H×W), but this dataset holds {split.x.ndim}-D vectors; use an image dataset")
+        return split.x
+
+    def _check_input(self, x: Union[ArrayLike, LazyImages]) -> Images:
+        if not isinstance(x, (torch.Tensor, np.ndarray)):
+            if len(x) == 0:
+                raise DataError("and: got no images")
+            return x
+        images = torch.as_tensor(x)
+        if images.ndim != 4:
+            raise DataError(f"and: expected images N×C×H×W, got shape {tuple(images.shape)}")
+        if len(images) == 0:
+            raise DataError("and: got no images")
+        if images.dtype != torch.uint8:
+            images = images.float()
+            if not bool(torch.isfinite(images).all()):
+                raise DataError("and: the images hold NaN or inf values")
+        if self.config.mean and images.shape[1] != len(self.config.mean):
+            raise DataError(
+                f"and: images have {images.shape[1]} channels but mean/std give {len(self.config.mean)}; "
+                "set method.mean and method.std for these images"
+            )
+        return images
+
+    # -- building ----------------------------------------------------------------------------
+    def _build(self, image_shape: tuple[int, ...], n_samples: int) -> None:
+        """Network, optimizer and bank, initialised from the method's seed."""
+        config = self.config
+        self.image_shape = tuple(image_shape)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(config.seed)
+            net = build_backbone(config.backbone, image_shape[0], config.feature_dim).to(self.device)
+        if self.device.type == "cuda" and config.channels_last:
+            net = net.to(memory_format=torch.channels_last)
+        self.net = net
+        self.optimizer = torch.optim.SGD(
+            net.parameters(),
+            lr=config.lr,
+            momentum=config.momentum,
+            nesterov=config.nesterov and config.momentum > 0,
+            weight_decay=config.weight_decay,
+        )
+        self.bank = MemoryBank(
+            n_samples,
+            config.feature_dim,
+            momentum=config.bank_momentum,
+            temperature=config.temperature,
+            generator=epoch_generator(config.seed, "bank", 0),
+            device=self.device,
+        )
+        self.anchor = torch.zeros(n_samples, dtype=torch.bool, device=self.device)
+        self.neighbours = torch.arange(n_samples, device=self.device)
+        self.round, self.epoch, self.history, self.centroids = 0, 0, {}, None
+
+    # -- training ----------------------------------------------------------------------------
+    def _fit(self, x: Images, y: Optional[torch.Tensor], context: Context, eval_set: Optional[EvalSet] = None) -> None:
+        config = self.config
+        shape = _image_shape(x)
+        resuming = context.resumed_progress is not None and self.net is not None
+        if resuming and (self.image_shape != shape or len(self.bank) != len(x)):
+            raise DataError(
+                f"and: the checkpoint was trained on {len(self.bank)} images of shape {self.image_shape}, "
+                f"this data is {len(x)} of shape {shape}"
+            )
+        if not resuming:
+            self._build(shape, len(x))
+        source = _Source(x, self.device, context.trainer.num_workers)
+        labels = None if y is None else y.to(self.device)
+        epochs_done = self.round * config.epochs + self.epoch
+        total = len(config.anchor_fractions) * config.epochs
+        context.log(
+            f"and: {config.backbone}, {len(x)} images {shape}, {len(config.anchor_fractions)} rounds × {config.epochs} epochs"
+            + (f", continuing at round {self.round} epoch {self.epoch}" if resuming else "")
+        )
+        progress = context.progress(total=total, desc="and", unit="epoch")
+        progress.update(epochs_done)
+        last_save = time.monotonic()
+        while self.round < len(config.anchor_fractions):
+            if self.epoch == 0:
+                self._mine_anchors(context, labels)
+            loss = self._train_epoch(source, context)
+            self.epoch += 1
+            step = self.round * config.epochs + self.epoch
+            self._record("loss", loss, step)
+            context.log_scalars({"and/loss": loss, "and/lr": self._lr(self.epoch - 1)}, step=step)
+            progress.set(round=self.round, loss=loss)
+            progress.update()
+            round_ends = self.epoch == config.epochs
+            score = None
+            if eval_set is not None and (round_ends or (config.eval_every and self.epoch % config.eval_every == 0)):
+                score = self._evaluate_during_training(eval_set, labels, context, step)
+            if round_ends:
+                self.round, self.epoch = self.round + 1, 0
+            every, min_seconds = context.trainer.checkpoint_every, context.trainer.checkpoint_min_seconds
+            if round_ends or score is not None or (self.epoch % every == 0 and time.monotonic() - last_save >= min_seconds):
+                context.checkpoint(self, {"round": self.round, "epoch": self.epoch, "step": step}, score=score)
+                last_save = time.monotonic()
+        progress.close()
+        features = self._features(source)
+        self.centroids = kmeans(features, config.n_clusters, n_init=config.kmeans_n_init, seed=config.seed).centers.cpu()
+        path = context.plot_path("rounds")
+        if path is not None:
+            plots.round_curves(self.history, config.epochs, path)
+
+    def _mine_anchors(self, context: Context, labels: Optional[torch.Tensor]) -> None:
+        """Before a round: the lowest-entropy samples become anchors with their nearest neighbour."""
+        fraction = self.config.anchor_fractions[self.round]
+        n = len(self.bank)
+        if fraction == 0:
+            self.anchor = torch.zeros(n, dtype=torch.bool, device=self.device)
+            self.neighbours = torch.arange(n, device=self.device)
+            context.log(f"and: round {self.round}: instance discrimination (no anchors)")
+            return
+        started = time.perf_counter()
+        entropy, nearest = self.bank.entropy_and_nearest(self.config.bank_chunk_bytes)
+        self.anchor = select_anchors(entropy, fraction)
+        self.neighbours = torch.where(self.anchor, nearest, torch.arange(n, device=self.device))
+        count = int(self.anchor.sum())
+        message = f"and: round {self.round}: {count} anchors ({fraction:.0%}) mined in {time.perf_counter() - started:.1f} s"
+        step = self.round * self.config.epochs
+        context.log_scalars({"and/anchors": count}, step=step)
+        if labels is not None and count:
+            consistency = float((labels[self.anchor] == labels[self.neighbours[self.anchor]]).float().mean())
+            self._record("anchor_consistency", consistency, step)
+            context.log_scalars({"and/anchor_consistency": consistency}, step=step)
+            message += f", neighbourhood consistency {consistency:.4f}"
+        context.log(message)
+
+    def _train_epoch(self, source: "_Source", context: Context) -> float:
+        """One epoch of the current round: returns the mean loss."""
+        config, net = self.config, self.net
+        for group in self.optimizer.param_groups:
+            group["lr"] = self._lr(self.epoch)
+        generator = epoch_generator(config.seed, f"and-round{self.round}", self.epoch)
+        order = torch.randperm(len(self.bank), generator=generator)
+        chunks = list(order.split(config.batch_size))
+        if len(chunks) > 1 and len(chunks[-1]) < 2:
+            chunks.pop()  # batch norm cannot normalize a batch of one; the sample comes up next epoch
+        net.train()
+        total = torch.zeros((), device=self.device)
+        for index, images in zip(chunks, source.batches(chunks)):
+            index = index.to(self.device)
+            inputs = self._layout(self.augment.train(images, generator))
+            with context.autocast():
+                features = net(inputs)
+            loss = neighbourhood_loss(self.bank.logits(features), index, self.neighbours[index], self.anchor[index])
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            self.bank.update(index, features)
+            total += loss.detach() * len(index)
+        return float(total) / sum(len(chunk) for chunk in chunks)
+
+    def _lr(self, epoch: int) -> float:
+        return step_lr(self.config.lr, epoch, self.config.milestones, self.config.gamma)
+
+    def _evaluate_during_training(
+        self, eval_set: EvalSet, labels: Optional[torch.Tensor], context: Context, step: int
+    ) -> Optional[float]:
+        """kNN against the bank (the training features as training left them) and k-means on the
+        held-out features; returns knn_acc for best.ckpt."""
+        held_out, held_out_labels = eval_set
+        if held_out_labels is None:
+            return None
+        features = self._features(_Source(held_out, self.device, context.trainer.num_workers))
+        metrics = clustering_metrics(held_out_labels.cpu().numpy(), self._clusters(features))
+        if labels is not None:
+            metrics["knn_acc"] = self._knn_acc(self.bank.features, labels, features, held_out_labels)
+        for key, value in metrics.items():
+            self._record(key, value, step)
+        context.log_scalars({f"eval/{key}": value for key, value in metrics.items()}, step=step)
+        context.log(f"and: round {self.round} epoch {self.epoch}: " + "  ".join(f"{k}={v:.4f}" for k, v in metrics.items()))
+        return metrics.get("knn_acc")
+
+    def _record(self, key: str, value: float, step: int) -> None:
+        """Append ``(step, value)`` to the ``key`` series; ``step`` counts epochs over all rounds."""
+        self.history.setdefault(key, []).append([step, float(value)])
+
+    # -- features and evaluation -------------------------------------------------------------
+    def _layout(self, images: torch.Tensor) -> torch.Tensor:
+        if self.device.type == "cuda" and self.config.channels_last:
+            return images.contiguous(memory_format=torch.channels_last)
+        return images
+
+    @torch.no_grad()
+    def _features(self, source: "_Source") -> torch.Tensor:
+        """Unit features of every image under the test transform."""
+        was_training = self.net.training
+        self.net.eval()
+        chunks = list(torch.arange(len(source)).split(FEATURE_BATCH))
+        try:
+            parts = []
+            for images in source.batches(chunks):
+                parts.append(self.net(self._layout(self.augment.test(images))))
+            return torch.cat(parts)
+        finally:
+            self.net.train(was_training)
+
+    def _knn_acc(self, train: torch.Tensor, train_labels: torch.Tensor, test: torch.Tensor, test_labels: torch.Tensor) -> float:
+        return knn_acc(train, train_labels, test, test_labels, k=self.config.knn_k, temperature=self.config.knn_temperature, device=self.device)
+
+    def _clusters(self, features: torch.Tensor) -> np.ndarray:
+        """k-means with ``n_clusters`` centres fitted on ``features`` themselves (the paper's readout)."""
+        return kmeans(features, self.config.n_clusters, n_init=self.config.kmeans_n_init, seed=self.config.seed).labels.cpu().numpy()
+
+    def evaluate(self, split: Split, context: Context, reference: Optional[Split] = None) -> dict[str, float]:
+        """knn_acc of ``split`` against ``reference`` (the training split, its features recomputed
+        with the test transform), and ACC/NMI/ARI of k-means on ``split``'s features."""
+        if not self.fitted:
+            raise DataError("and is not fitted yet: call fit(X) or load a checkpoint first")
+        images = self._check_input(self.prepare(split))
+        features = self._features(_Source(images, self.device, context.trainer.num_workers))
+        clusters = self._clusters(features)
+        path = context.plot_path("embedding")
+        if path is not None:
+            plots.embedding(features.cpu(), clusters, split.y, path, title=f"and features of {len(clusters)} samples")
+        if split.y is None:
+            return {}
+        metrics = clustering_metrics(split.y.numpy(), clusters)
+        path = context.plot_path("confusion_matrix")
+        if path is not None:
+            plots.confusion_matrix(split.y, clusters, path, title="and: k-means clusters vs classes")
+        if reference is not None and reference is not split and reference.y is not None:
+            train = self._features(_Source(self._check_input(self.prepare(reference)), self.device, context.trainer.num_workers))
+            metrics["knn_acc"] = self._knn_acc(train, reference.y.to(self.device), features, split.y.to(self.device))
+        return metrics
+
+    def _predict_and_embed(self, x: Images) -> tuple[torch.Tensor, torch.Tensor]:
+        features = self._features(_Source(x, self.device, 0))
+        return assign(features, self.centroids.to(features.device))[0], features
+
+    def _predict(self, x: Images) -> torch.Tensor:
+        return self._predict_and_embed(x)[0]
+
+    # -- state -------------------------------------------------------------------------------
+    def _state(self) -> dict[str, Any]:
+        if self.net is None:
+            return {}
+        state: dict[str, Any] = {
+            "image_shape": list(self.image_shape),
+            "net": {k: v.cpu() for k, v in self.net.state_dict().items()},
+            "round": self.round,
+            "epoch": self.epoch,
+            "history": self.history,
+        }
+        if self.centroids is None:  # what only training needs
+            state["optimizer"] = self.optimizer.state_dict()
+            state["bank"] = self.bank.state_dict()
+            state["anchor"] = self.anchor.cpu()
+            state["neighbours"] = self.neighbours.cpu()
+            state["n_samples"] = len(self.bank)
+        else:
+            state["centroids"] = self.centroids
+        return state
+
+    def _load_state(self, state: dict[str, Any]) -> None:
+        if "net" not in state:
+            return
+        self._build(tuple(state["image_shape"]), int(state.get("n_samples", 1)))
+        self.net.load_state_dict(state["net"])
+        self.round, self.epoch = int(state["round"]), int(state["epoch"])
+        self.history = {key: list(values) for key, values in state["history"].items()}
+        if "centroids" in state:
+            self.centroids = state["centroids"].float()
+            return
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.bank.load_state_dict(state["bank"])
+        self.anchor = state["anchor"].to(self.device)
+        self.neighbours = state["neighbours"].to(self.device)
+
+
+def _image_shape(images: Images) -> tuple[int, ...]:
+    if isinstance(images, torch.Tensor):
+        return tuple(images.shape[1:])
+    return tuple(images.load(torch.arange(1)).shape[1:])
+
+
+class _Source:
+    """Batches of images on the device: sliced from a tensor (moved to the device once when it
+    is small enough), or decoded from a lazy source by ``num_workers`` background processes."""
+
+    def __init__(self, images: Images, device: torch.device, num_workers: int) -> None:
+        self.device = device
+        self.num_workers = num_workers
+        if isinstance(images, torch.Tensor) and device.type == "cuda":
+            free, _ = torch.cuda.mem_get_info(device)
+            if images.numel() * images.element_size() < free // 4:
+                images = images.to(device)
+        self.images = images
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def batches(self, chunks: List[torch.Tensor]) -> Iterator[torch.Tensor]:
+        if isinstance(self.images, torch.Tensor):
+            for index in chunks:
+                yield self.images[index.to(self.images.device)].to(self.device, non_blocking=True)
+            return
+        loader = torch.utils.data.DataLoader(
+            chunks,
+            batch_size=None,
+            collate_fn=self.images.load,
+            num_workers=self.num_workers,
+            pin_memory=self.device.type == "cuda",
+        )
+        for images in loader:
+            yield images.to(self.device, non_blocking=True)

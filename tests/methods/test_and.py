@@ -1,0 +1,138 @@
+"""AND end to end: library API, the CLI on MNIST-format files, resume equivalence, test-only."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+
+from conftest import REPO, bar_digits, run_until_crash
+from deepclust_cli.config import to_settings
+from deepclust_cli.engine.checkpoint import load_checkpoint
+from deepclust_cli.errors import ConfigError, DataError
+from deepclust_cli.methods import AND
+
+CONF_DIR = REPO / "conf"
+
+TINY_AND = [
+    "method=and",
+    "dataset=mnist",
+    "dataset.split=train_test",
+    "method.backbone=small_convnet",
+    "method.anchor_fractions=[0.0,0.5]",
+    "method.epochs=2",
+    "method.batch_size=64",
+    "method.milestones=[1]",
+    "method.eval_every=1",
+    "method.knn_k=20",
+    "method.kmeans_n_init=2",
+    "method.augment.crop_scale=[0.6,1.0]",
+    "method.augment.saturation=0",
+    "method.augment.hue=0",
+    "method.augment.grayscale_p=0",
+    "trainer.checkpoint_min_seconds=0",
+]
+
+
+def tiny_and(**overrides) -> AND:
+    params = dict(
+        n_clusters=10,
+        backbone="small_convnet",
+        anchor_fractions=[0.0, 1.0],
+        epochs=1,
+        batch_size=32,
+        kmeans_n_init=1,
+        augment={"saturation": 0, "hue": 0, "grayscale_p": 0},
+    )
+    return AND(**{**params, **overrides})
+
+
+def test_library_fit_predict_transform():
+    images, labels = bar_digits(96, seed=0)
+    model = tiny_and().fit(torch.from_numpy(images).unsqueeze(1), labels)
+    predicted = model.predict(torch.from_numpy(images).unsqueeze(1))
+    assert predicted.shape == (96,) and predicted.min() >= 0 and predicted.max() < 10
+    features = model.transform(torch.from_numpy(images[:5]).unsqueeze(1))
+    assert features.shape == (5, 128)
+    np.testing.assert_allclose(np.linalg.norm(features, axis=1), 1.0, atol=1e-5)
+
+
+def test_after_round_one_every_sample_is_an_anchor_with_its_nearest_bank_neighbour():
+    images, labels = bar_digits(64, seed=0)
+    model = tiny_and(anchor_fractions=[0.0, 1.0], epochs=1)
+    model.fit(torch.from_numpy(images).unsqueeze(1), labels)
+    assert model.round == 2 and model.epoch == 0
+    assert model.anchor.all()
+    assert (model.neighbours != torch.arange(64)).all()  # each paired with another sample
+
+
+def test_vectors_and_bad_shapes_are_refused_with_a_clear_message():
+    with pytest.raises(DataError, match=r"expected images N×C×H×W, got shape \(10, 4\)"):
+        tiny_and().fit(np.zeros((10, 4), dtype=np.float32))
+    with pytest.raises(ConfigError, match="backbone must be one of alexnet, resnet18_cifar"):
+        tiny_and(backbone="vgg")
+    with pytest.raises(ConfigError, match="anchor_fractions must be a non-decreasing list"):
+        tiny_and(anchor_fractions=[0.5, 0.25])
+
+
+def test_cli_run_writes_metrics_plots_and_a_full_checkpoint(deepclust, bar_mnist):
+    result = deepclust(*TINY_AND, f"data_dir={bar_mnist}")
+    assert result.code == 0, result.err
+    session = result.session()
+    metrics = json.loads((session / "metrics.json").read_text())
+    assert set(metrics) == {"acc", "nmi", "ari", "knn_acc"}
+    assert metrics["knn_acc"] > 0.5  # ten classes: chance is 0.1
+    for plot in ("rounds", "confusion_matrix", "embedding"):
+        assert (session / "plots" / f"{plot}.png").stat().st_size > 1000, plot
+    log = (session / "log.txt").read_text()
+    assert "round 1: 120 anchors (50%)" in log and "neighbourhood consistency" in log
+    assert "round 1 epoch 2: acc=" in log and "knn_acc=" in log
+    state = load_checkpoint(session / "checkpoints" / "last.ckpt")["method"]["state"]
+    assert state["round"] == 2 and "centroids" in state
+    assert (session / "checkpoints" / "best.ckpt").exists()
+
+    tested = deepclust("--resume", str(session / "checkpoints" / "last.ckpt"), "--test-only", output_dir=False)
+    assert tested.code == 0, tested.err
+    assert json.loads((session / "metrics_test.json").read_text()) == metrics
+
+
+def test_a_vector_dataset_is_refused_by_the_cli(deepclust):
+    result = deepclust("method=and", "dataset=blobs")
+    assert result.code == 1
+    assert "and: needs images (N×C×H×W)" in result.err
+
+
+@pytest.mark.parametrize("crash_at", [1, 3], ids=["mid-round-0", "mid-round-1"])
+def test_resume_mid_round_equals_an_uninterrupted_run(deepclust, bar_mnist, monkeypatch, tmp_path, crash_at):
+    run = [*TINY_AND, f"data_dir={bar_mnist}"]
+    uninterrupted = deepclust(*run)
+    assert uninterrupted.code == 0, uninterrupted.err
+    expected = json.loads((uninterrupted.session() / "metrics.json").read_text())
+
+    run_until_crash(deepclust, monkeypatch, run, crash_at)
+    crashed = sorted((tmp_path / "outputs" / "and" / "mnist").iterdir())[-1]
+    stopped_at = load_checkpoint(crashed / "checkpoints" / "last.ckpt")["progress"]
+    assert stopped_at["epoch"] == 1 and stopped_at["round"] == (crash_at - 1) // 2  # mid-round
+    resumed = deepclust("--resume", str(crashed / "checkpoints" / "last.ckpt"), output_dir=False)
+    assert resumed.code == 0, resumed.err
+    assert json.loads((crashed / "metrics.json").read_text()) == expected
+
+
+@pytest.mark.parametrize(
+    "experiment, backbone, mean",
+    [
+        ("and_cifar10", "resnet18_cifar", [0.4914, 0.4822, 0.4465]),
+        ("and_cifar100", "resnet18_cifar", [0.5071, 0.4865, 0.4409]),  # its own statistics, not CIFAR-10's
+        ("and_svhn", "resnet18_cifar", [0.4377, 0.4438, 0.4728]),
+        ("and_imagenet", "alexnet", [0.485, 0.456, 0.406]),
+        ("and_mnist", "small_convnet", [0.1307]),
+    ],
+)
+def test_presets_compose_with_their_dataset_statistics(experiment, backbone, mean):
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose(config_name="config", overrides=[f"experiment={experiment}"])
+    settings = to_settings(cfg)
+    assert settings.method.backbone == backbone
+    assert settings.method.mean == pytest.approx(mean)
+    assert settings.dataset.split.value == "train_test"
