@@ -29,6 +29,7 @@ import deepclust_cli.data  # noqa: F401  (registers datasets and their schemas)
 import deepclust_cli.methods  # noqa: F401  (registers methods and their schemas)
 from deepclust_cli import summary
 from deepclust_cli.engine.checkpoint import load_checkpoint, session_dir_of
+from deepclust_cli.engine.device import reuse_freed_memory
 from deepclust_cli.errors import CheckpointError, ConfigError, DeepclustError
 from deepclust_cli.registry import unknown_name_message
 from deepclust_cli.run import mark_failed, run
@@ -59,6 +60,7 @@ OmegaConf.register_new_resolver("config_groups", group_listing, replace=True)
 def main(argv: Optional[list[str]] = None) -> None:
     """Console entry point; exits with 0, or with the error's code after one line on stderr."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    reuse_freed_memory()
     try:
         code = run_cli(argv)
     except DeepclustError as error:

@@ -168,3 +168,18 @@ def round_curves(history: dict[str, list[list[float]]], epochs_per_round: int, p
             axis.legend(fontsize=8)
     figure.tight_layout()
     save(figure, path)
+
+
+def frames_to_gif(frames: list[Path], path: Path, seconds_per_frame: float = 0.6) -> None:
+    """PNG frames (in order) as one looping animated GIF; nothing when there are no frames."""
+    if not frames:
+        return
+    from PIL import Image
+
+    images = [Image.open(frame).convert("RGB") for frame in frames]
+    size = images[0].size
+    images = [image if image.size == size else image.resize(size) for image in images]
+    atomic_write(
+        path,
+        lambda f: images[0].save(f, format="GIF", save_all=True, append_images=images[1:], duration=int(seconds_per_frame * 1000), loop=0),
+    )

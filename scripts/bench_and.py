@@ -25,6 +25,7 @@ from pathlib import Path
 import torch
 
 from benchlib import machine, run_deepclust
+from deepclust_cli.engine.device import reuse_freed_memory
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -106,6 +107,7 @@ def main() -> None:
     parser.add_argument("--chunk-mib", type=int, default=256)
     parser.add_argument("--cifar-epoch", action="store_true")
     args = parser.parse_args()
+    reuse_freed_memory()  # as the CLI does: 256 MiB similarity blocks would be page-faulted afresh each time
     print(f"machine: {machine()}; torch {torch.__version__}", flush=True)
     if not args.skip_mnist:
         bench_mnist(args.data_dir, args.seed)

@@ -3,26 +3,34 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 
 def run_deepclust(overrides: list[str], output_dir: Path) -> dict:
-    """One ``deepclust`` process with ``overrides``; its metrics and whole-process wall time.
+    """One ``deepclust`` process with ``overrides``; its metrics, whole-process wall time and peak RSS.
 
     Exits with the run's own output when it fails, so a table is never filled with a broken run.
     """
     command = [str(Path(sys.executable).with_name("deepclust")), *overrides, f"output_dir={output_dir}"]
-    start = time.perf_counter()
-    result = subprocess.run(command, capture_output=True, text=True)
-    seconds = time.perf_counter() - start
-    if result.returncode != 0:
-        raise SystemExit(f"deepclust {' '.join(overrides)} failed:\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}")
-    session = Path([line for line in result.stdout.splitlines() if line.startswith("session: ")][-1][len("session: ") :])
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        start = time.perf_counter()
+        process = subprocess.Popen(command, stdout=out, stderr=err, text=True)
+        # wait4, not wait: the child's own resource usage, so its peak memory is its own.
+        _, status, usage = os.wait4(process.pid, 0)
+        seconds = time.perf_counter() - start
+        process.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0), err.seek(0)
+        stdout, stderr = out.read(), err.read()
+    if process.returncode != 0:
+        raise SystemExit(f"deepclust {' '.join(overrides)} failed:\n{stdout[-2000:]}\n{stderr[-2000:]}")
+    session = Path([line for line in stdout.splitlines() if line.startswith("session: ")][-1][len("session: ") :])
     metrics = json.loads((session / "metrics.json").read_text())
-    return {**metrics, "seconds": seconds, "session": session}
+    return {**metrics, "seconds": seconds, "session": session, "peak_rss_gib": usage.ru_maxrss / 2**20}  # Linux: KiB
 
 
 def machine() -> str:

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import time
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Mapping, Union
+from typing import Any, Callable, Iterable, Mapping, Optional, Union
 
 import torch
 
 from deepclust_cli.config import Precision, ScheduleName, TrainerConfig
+from deepclust_cli.engine.cadence import CheckpointCadence
 from deepclust_cli.engine.context import Context
 from deepclust_cli.engine.optim import LRSchedule, make_optimizer
 from deepclust_cli.errors import require
@@ -115,8 +115,7 @@ class Stage:
             return
         progress = context.progress(total=self.config.epochs, desc=self.name, unit="epoch")
         progress.update(self.epoch)
-        every, min_seconds = context.trainer.checkpoint_every, context.trainer.checkpoint_min_seconds
-        last_save = time.monotonic()
+        cadence = CheckpointCadence(context.trainer)
         while not self.done:
             terms = train_epoch(self.epoch)
             terms = dict(terms) if isinstance(terms, Mapping) else {"loss": terms}
@@ -133,9 +132,8 @@ class Stage:
             context.log_scalars({**scalars, **{f"{self.name}/{key}": value for key, value in terms.items()}}, step=self.epoch)
             progress.set(loss=train_loss, valid=valid_loss, lr=lr)
             progress.update()
-            if self.done or (self.epoch % every == 0 and time.monotonic() - last_save >= min_seconds):
+            if cadence.due(self.epoch, force=self.done):
                 checkpoint()
-                last_save = time.monotonic()
         progress.close()
         if self.converged:
             reason = f"converging (validation loss within tolerance {self.config.tolerance:g} for {self.config.tolerance_epochs} epochs)"
@@ -170,3 +168,37 @@ class Stage:
             self.optimizer.load_state_dict(state["optimizer"])
             self.schedule.load_state_dict(state["schedule"])
 
+
+
+def run_minibatch_stage(
+    stage: Stage,
+    net: torch.nn.Module,
+    train: torch.Tensor,
+    valid: torch.Tensor,
+    loss_of: Callable[[torch.Tensor], torch.Tensor],
+    context: Context,
+    checkpoint: Callable[[], None],
+    seed: int,
+    rows_per_batch: Optional[int] = None,
+) -> None:
+    """The plain epoch loop (autoencoders, Siamese nets): shuffled minibatches of the ``train``
+    rows, ``loss_of(rows)`` per batch, the mean loss over the ``valid`` rows as validation loss."""
+    size = rows_per_batch or stage.config.batch_size
+    device = train.device
+
+    def train_epoch(epoch: int) -> float:
+        net.train()
+        total = torch.zeros((), device=device)
+        for rows in batches(len(train), size, epoch_generator(seed, stage.name, epoch), device):
+            loss = loss_of(train[rows])
+            stage.step(loss)
+            total += loss.detach() * len(rows)
+        return float(total) / len(train)
+
+    def validate() -> float:
+        net.eval()
+        with torch.no_grad():
+            total = sum(loss_of(rows) * len(rows) for rows in valid.split(size))
+        return float(total) / len(valid)
+
+    stage.run(context, train_epoch, validate, checkpoint)

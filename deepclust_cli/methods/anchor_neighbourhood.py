@@ -28,6 +28,7 @@ from deepclust_cli import plots
 from deepclust_cli.clustering import assign, kmeans
 from deepclust_cli.data.augment import AugmentConfig, BatchAugment
 from deepclust_cli.data.base import LazyImages, Split
+from deepclust_cli.engine.cadence import CheckpointCadence
 from deepclust_cli.engine.context import Context
 from deepclust_cli.engine.optim import step_lr
 from deepclust_cli.engine.stage import epoch_generator
@@ -197,7 +198,7 @@ class AND(ClusteringMethod):
         )
         progress = context.progress(total=total, desc="and", unit="epoch")
         progress.update(epochs_done)
-        last_save = time.monotonic()
+        cadence = CheckpointCadence(context.trainer)
         while self.round < len(config.anchor_fractions):
             if self.epoch == 0:
                 self._mine_anchors(context, labels)
@@ -214,10 +215,8 @@ class AND(ClusteringMethod):
                 score = self._evaluate_during_training(eval_set, labels, context, step)
             if round_ends:
                 self.round, self.epoch = self.round + 1, 0
-            every, min_seconds = context.trainer.checkpoint_every, context.trainer.checkpoint_min_seconds
-            if round_ends or score is not None or (self.epoch % every == 0 and time.monotonic() - last_save >= min_seconds):
+            if cadence.due(self.epoch, force=round_ends or score is not None):
                 context.checkpoint(self, {"round": self.round, "epoch": self.epoch, "step": step}, score=score)
-                last_save = time.monotonic()
         progress.close()
         features = self._features(source)
         self.centroids = kmeans(features, config.n_clusters, n_init=config.kmeans_n_init, seed=config.seed).centers.cpu()

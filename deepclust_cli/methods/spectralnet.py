@@ -26,7 +26,7 @@ from torch import nn
 from deepclust_cli import plots
 from deepclust_cli.clustering import assign, kmeans
 from deepclust_cli.engine.context import Context
-from deepclust_cli.engine.stage import Stage, StageConfig, batches, epoch_generator
+from deepclust_cli.engine.stage import Stage, StageConfig, epoch_generator, run_minibatch_stage
 from deepclust_cli.errors import DataError, require
 from deepclust_cli.methods.base import METHODS, ClusteringMethod, EvalSet, MethodConfig
 from deepclust_cli.nets.autoencoder import Autoencoder
@@ -36,10 +36,9 @@ from deepclust_cli.neighbors import gaussian_knn_weights, knn
 
 
 @dataclass
-class AutoencoderStage(StageConfig):
-    """Stage 1: encoder widths (the last is the code size), mirrored decoder, MSE."""
+class AutoencoderConfig(StageConfig):
+    """An autoencoder stage: encoder widths (the last is the code size), mirrored decoder, MSE."""
 
-    enabled: bool = False
     hidden: List[int] = field(default_factory=lambda: [512, 512, 2048, 10])
     epochs: int = 40
     batch_size: int = 256
@@ -47,6 +46,13 @@ class AutoencoderStage(StageConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         require(len(self.hidden) >= 1 and min(self.hidden) >= 1, f"ae.hidden must be positive widths, got {self.hidden}")
+
+
+@dataclass
+class AutoencoderStage(AutoencoderConfig):
+    """Stage 1, optional: its codes become the later nets' input."""
+
+    enabled: bool = False
 
 
 @dataclass
@@ -261,10 +267,9 @@ class SpectralNet(ClusteringMethod):
 
         def loss_of(rows: torch.Tensor) -> torch.Tensor:
             with context.autocast():
-                reconstruction = net(x[rows])
-            return (reconstruction.float() - x[rows]).square().mean()
+                return net.reconstruction_loss(x[rows])
 
-        self._run_stage(stage, net, train, valid, loss_of, context, checkpoint)
+        run_minibatch_stage(stage, net, train, valid, loss_of, context, checkpoint, self.config.seed)
 
     def _train_siamese(self, codes: torch.Tensor, train: torch.Tensor, valid: torch.Tensor, context: Context, checkpoint: Callable[[], None]) -> None:
         net, stage, config = self.nets["siamese"], self.stages["siamese"], self.config.siamese
@@ -279,7 +284,7 @@ class SpectralNet(ClusteringMethod):
             anchors = anchors.repeat_interleave(per_point, dim=0)
             return contrastive_loss(anchors, others, positive[rows].reshape(-1), config.margin)
 
-        self._run_stage(stage, net, train, valid, loss_of, context, checkpoint, rows_per_batch=max(1, config.batch_size // per_point))
+        run_minibatch_stage(stage, net, train, valid, loss_of, context, checkpoint, self.config.seed, rows_per_batch=max(1, config.batch_size // per_point))
 
     def _siamese_pairs(self, codes: torch.Tensor, config: SiameseStage) -> tuple[torch.Tensor, torch.Tensor]:
         """Per point: its ``n_neighbors`` nearest neighbours (positive) and as many random points
@@ -391,38 +396,6 @@ class SpectralNet(ClusteringMethod):
         config = self.config.spectral
         _, table = knn(affinity_space[train], config.sparse_neighbors, backend="annoy", seed=self.config.seed)
         return table.to(self.device)
-
-    def _run_stage(
-        self,
-        stage: Stage,
-        net: nn.Module,
-        train: torch.Tensor,
-        valid: torch.Tensor,
-        loss_of: Callable[[torch.Tensor], torch.Tensor],
-        context: Context,
-        checkpoint: Callable[[], None],
-        rows_per_batch: Optional[int] = None,
-    ) -> None:
-        """The epoch loop shared by the autoencoder and Siamese stages: minibatches of training
-        rows, the mean loss over validation rows."""
-        size = rows_per_batch or stage.config.batch_size
-
-        def train_epoch(epoch: int) -> float:
-            net.train()
-            total = torch.zeros((), device=self.device)
-            for rows in batches(len(train), size, epoch_generator(self.config.seed, stage.name, epoch), self.device):
-                loss = loss_of(train[rows])
-                stage.step(loss)
-                total += loss.detach() * len(rows)
-            return float(total) / len(train)
-
-        def validate() -> float:
-            net.eval()
-            with torch.no_grad():
-                total = sum(loss_of(rows) * len(rows) for rows in valid.split(size))
-            return float(total) / len(valid)
-
-        stage.run(context, train_epoch, validate, checkpoint)
 
     # -- embedding and prediction ------------------------------------------------------------
     def _codes(self, x: torch.Tensor) -> torch.Tensor:

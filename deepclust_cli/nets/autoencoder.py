@@ -24,3 +24,7 @@ class Autoencoder(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.decoder(self.encoder(x))
+
+    def reconstruction_loss(self, x: torch.Tensor) -> torch.Tensor:
+        """``MSE(x, x̂)``, computed in float32 whatever precision the forward pass ran in."""
+        return (self(x).float() - x).square().mean()

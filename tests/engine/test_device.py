@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from deepclust_cli.engine.device import autocast, restore_rng_state, rng_state, seed_everything, select_device
+from deepclust_cli.engine.device import autocast, restore_rng_state, reuse_freed_memory, rng_state, seed_everything, select_device
 from deepclust_cli.errors import ConfigError
 
 
@@ -45,3 +45,11 @@ def test_autocast_bf16_on_cpu_lowers_matmul_precision():
         assert (a @ a).dtype == torch.bfloat16
     with autocast(torch.device("cpu"), "fp32"):
         assert (a @ a).dtype == torch.float32
+
+
+def test_reuse_freed_memory_takes_effect_under_glibc():
+    import platform
+
+    if platform.libc_ver()[0] != "glibc":
+        pytest.skip("mallopt is glibc's")
+    assert reuse_freed_memory() is True

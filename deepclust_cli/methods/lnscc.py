@@ -1,0 +1,360 @@
+"""LNSCC: Locally Normalized Soft Contrastive Clustering (Ma & Kim, IJCAI 2022).
+
+End to end: a residual MLP embeds the input features into ``dim`` dimensions so that the edges
+of a locally normalized kNN graph become close pairs and random pairs stay apart, then a
+DEC-style phase pulls the embedding into ``n_clusters`` groups around trainable centres.
+
+1. **Features** (``features.source``): the raw vectors/pixels, the codes of an autoencoder trained
+   first (SpectralNet's AE stage), or a torchvision backbone loaded from ``features.weights``.
+2. **Graph** (:mod:`deepclust_cli.fuzzy_graph`): kNN (k = 30); per point ρ_i (nearest distance)
+   and σ_i with ``Σ_j exp(−max(0, d_ij − ρ_i)/σ_i) = log2 k``; fuzzy union ``W + Wᵀ − W∘Wᵀ``;
+   edges under max/200 dropped. Training edges are *sampled* ∝ weight, never expanded.
+3. **Soft contrastive loss**: ``q(d) = 1/(1 + a·d^(2b))`` with (a, b) fitted for ``min_dist``;
+   ``−log q`` on sampled edges, ``−log(1 − q)`` on ``negative_sample_rate`` shuffled pairs per edge.
+4. **Clustering phase** (from epoch ``clustering_epoch``): centres from the k-means restart whose
+   cluster sizes are closest to uniform, then ``+ kl_weight·KL(P‖Q) + balance_weight·KL(q̄‖uniform)``
+   with the Student-t assignment ``q_ik ∝ (1 + ‖z_i − μ_k‖²)⁻¹`` and target ``p_ik ∝ q_ik²/f_k``.
+   The label of a point is ``argmax_k q_ik``, for seen and unseen points alike.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, List, Optional
+
+import torch
+from torch import nn
+
+from deepclust_cli import plots
+from deepclust_cli.clustering import kmeans
+from deepclust_cli.data.base import Split
+from deepclust_cli.engine.cadence import CheckpointCadence
+from deepclust_cli.engine.context import Context
+from deepclust_cli.engine.stage import Stage, epoch_generator, run_minibatch_stage
+from deepclust_cli.errors import DataError, require
+from deepclust_cli.fuzzy_graph import Graph, fit_ab, fuzzy_knn_graph, sample_edges
+from deepclust_cli.methods.base import METHODS, ClusteringMethod, EvalSet, MethodConfig
+from deepclust_cli.methods.spectralnet import AutoencoderConfig
+from deepclust_cli.nets.autoencoder import Autoencoder
+from deepclust_cli.nets.mlp import apply_in_batches
+from deepclust_cli.nets.pretrained import pretrained_features
+from deepclust_cli.nets.residual_mlp import ResidualMLP
+from deepclust_cli.neighbors import knn
+
+IMAGENET_MEAN = [0.485, 0.456, 0.406]
+IMAGENET_STD = [0.229, 0.224, 0.225]
+
+
+@dataclass
+class FeatureConfig:
+    """What the graph and the network read: ``raw`` vectors, ``ae`` codes, or ``backbone`` features
+    of a torchvision model whose weights the user supplies (nothing is downloaded)."""
+
+    source: str = "raw"
+    ae: AutoencoderConfig = field(default_factory=lambda: AutoencoderConfig(hidden=[500, 500, 2000, 10], epochs=50))
+    backbone: str = "resnet18"  # a torchvision classification model
+    weights: Optional[str] = None  # its state-dict file (e.g. resnet18-f37072fd.pth)
+    image_size: int = 224  # images are resized to this before the backbone
+    mean: List[float] = field(default_factory=lambda: list(IMAGENET_MEAN))  # the backbone's training statistics
+    std: List[float] = field(default_factory=lambda: list(IMAGENET_STD))
+
+    def __post_init__(self) -> None:
+        require(self.source in ("raw", "ae", "backbone"), f"features.source must be raw, ae or backbone, got {self.source!r}")
+        require(
+            self.source != "backbone" or self.weights is not None,
+            "features.source=backbone needs features.weights=PATH (a torchvision state-dict file; nothing is downloaded)",
+        )
+        require(self.image_size >= 16, f"features.image_size must be >= 16, got {self.image_size}")
+        require(len(self.mean) == len(self.std), f"features.mean has {len(self.mean)} values but std has {len(self.std)}")
+
+
+@dataclass
+class LNSCCConfig(MethodConfig):
+    """The reference's settings are the defaults: k = 30, 2-D output, min_dist 0.1, 5 negatives
+    per edge, Adam 0.008 on batches of 500 edges, 0.1-weighted KL and balance terms."""
+
+    features: FeatureConfig = field(default_factory=FeatureConfig)
+    n_neighbors: int = 30
+    knn_backend: str = "exact"  # exact (torch, chunked) or annoy
+    prune_fraction: float = 1 / 200  # edges under this share of the largest weight are dropped
+    hidden: List[int] = field(default_factory=lambda: [512, 256])
+    dim: int = 2
+    dropout: float = 0.3
+    min_dist: float = 0.1
+    spread: float = 1.0
+    negative_sample_rate: int = 5
+    negative_weight: float = 1.0
+    epochs: int = 30
+    edges_per_epoch: Optional[int] = None  # None: as many as the graph has undirected edges
+    batch_size: int = 500  # edges
+    lr: float = 0.008
+    clustering_epoch: int = 20  # the clustering phase starts after this many epochs
+    kmeans_restarts: int = 10
+    kl_weight: float = 0.1
+    balance_weight: float = 0.1
+    plot_every: int = 5  # epochs between embedding frames (plots/frames, embedding.gif); 0: none
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        require(self.n_neighbors >= 2, f"n_neighbors must be >= 2, got {self.n_neighbors}")
+        require(self.knn_backend in ("exact", "annoy"), f"knn_backend must be exact or annoy, got {self.knn_backend!r}")
+        require(0 <= self.prune_fraction < 1, f"prune_fraction must be in [0, 1), got {self.prune_fraction}")
+        require(min(self.hidden, default=1) >= 1, f"hidden must be positive widths, got {self.hidden}")
+        require(self.dim >= 1, f"dim must be >= 1, got {self.dim}")
+        require(0 <= self.dropout < 1, f"dropout must be in [0, 1), got {self.dropout}")
+        require(self.min_dist >= 0 and self.spread > 0, f"need min_dist >= 0 and spread > 0, got {self.min_dist}, {self.spread}")
+        require(self.negative_sample_rate >= 1, f"negative_sample_rate must be >= 1, got {self.negative_sample_rate}")
+        require(self.negative_weight > 0, f"negative_weight must be > 0, got {self.negative_weight}")
+        require(self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}")
+        require(self.edges_per_epoch is None or self.edges_per_epoch >= 1, f"edges_per_epoch must be >= 1, got {self.edges_per_epoch}")
+        require(self.batch_size >= 2, f"batch_size must be >= 2, got {self.batch_size}")
+        require(self.lr > 0, f"lr must be > 0, got {self.lr}")
+        require(0 <= self.clustering_epoch <= self.epochs, f"clustering_epoch must be in [0, epochs={self.epochs}], got {self.clustering_epoch}")
+        require(self.kmeans_restarts >= 1, f"kmeans_restarts must be >= 1, got {self.kmeans_restarts}")
+        require(self.kl_weight >= 0 and self.balance_weight >= 0, "kl_weight and balance_weight must be >= 0")
+        require(self.plot_every >= 0, f"plot_every must be >= 0, got {self.plot_every}")
+
+
+def student_t_assignment(z: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
+    """``q_ik = (1 + ‖z_i − μ_k‖²)⁻¹ / Σ_l (1 + ‖z_i − μ_l‖²)⁻¹`` (DEC, Xie et al. 2016, eq. 1)."""
+    kernel = 1.0 / (1.0 + torch.cdist(z, centres).square())
+    return kernel / kernel.sum(dim=1, keepdim=True)
+
+
+def target_distribution(q: torch.Tensor) -> torch.Tensor:
+    """``p_ik = (q_ik² / f_k) / Σ_l (q_il² / f_l)`` with ``f_k = Σ_i q_ik`` (DEC, eq. 3)."""
+    weight = q.square() / q.sum(dim=0)
+    return weight / weight.sum(dim=1, keepdim=True)
+
+
+def clustering_terms(q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``KL(P‖Q)`` averaged over points (P held fixed) and the balance term ``KL(q̄‖uniform)`` of
+    the mean assignment ``q̄``, which is 0 when clusters are used equally."""
+    p = target_distribution(q).detach()
+    tiny = torch.finfo(q.dtype).tiny
+    kl = (p * (p.clamp_min(tiny).log() - q.clamp_min(tiny).log())).sum(dim=1).mean()
+    mean = q.mean(dim=0)
+    balance = (mean * (mean.clamp_min(tiny) * len(mean)).log()).sum()
+    return kl, balance
+
+
+def soft_contrastive_loss(
+    heads: torch.Tensor, tails: torch.Tensor, negatives: torch.Tensor, a: float, b: float, negative_weight: float
+) -> torch.Tensor:
+    """``mean(−log q(‖z_h − z_t‖)) + negative_weight · mean(−log(1 − q(‖z_h − z_n‖)))`` with
+    ``q(d) = 1/(1 + a·d^(2b))``; ``negatives`` holds, for each head repeated ``rate`` times, a tail of
+    another sampled edge."""
+    rate = len(negatives) // len(heads)
+
+    def q_of(first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
+        squared = (first - second).square().sum(dim=1)
+        return 1.0 / (1.0 + a * (squared + 1e-8).pow(b))  # the epsilon keeps d^(2b)'s gradient finite at 0
+
+    eps = 1e-4
+    attract = -q_of(heads, tails).clamp(eps, 1.0).log()
+    repel = -(1.0 - q_of(heads.repeat_interleave(rate, dim=0), negatives)).clamp(eps, 1.0).log()
+    return attract.mean() + negative_weight * repel.mean()
+
+
+def balanced_kmeans_centres(z: torch.Tensor, k: int, restarts: int, seed: int) -> torch.Tensor:
+    """Of ``restarts`` single k-means runs, the centres whose cluster sizes are closest to uniform
+    (smallest ``KL(sizes/n ‖ 1/k)``) — the reference's guard against one cluster swallowing two."""
+    best, best_gap = None, math.inf
+    for restart in range(restarts):
+        result = kmeans(z, k, n_init=1, seed=seed * 1000 + restart)
+        share = torch.bincount(result.labels, minlength=k).double() / len(z)
+        gap = float((share * (share.clamp_min(1e-12) * k).log()).sum())
+        if gap < best_gap:
+            best, best_gap = result.centers, gap
+    return best
+
+
+@METHODS.register("lnscc", schema=LNSCCConfig)
+class LNSCC(ClusteringMethod):
+    """LNSCC on feature vectors (or images through a user-supplied backbone)."""
+
+    name = "lnscc"
+    Config = LNSCCConfig
+    config: LNSCCConfig
+
+    def __init__(self, **params: Any) -> None:
+        super().__init__(**params)
+        self.in_dim: Optional[int] = None
+        self.net: Optional[ResidualMLP] = None
+        self.autoencoder: Optional[Autoencoder] = None
+        self.ae_stage_state: Optional[dict[str, Any]] = None
+        self.centres: Optional[nn.Parameter] = None
+        self.optimizer: Optional[torch.optim.Optimizer] = None
+        self.epoch = 0
+        self.history: dict[str, list[float]] = {"loss": []}
+
+    def prepare(self, split: Split) -> torch.Tensor:
+        """Raw vectors, or — with ``features.source=backbone`` — the backbone's features of the images."""
+        if self.config.features.source != "backbone":
+            return split.vectors()
+        if split.is_lazy or split.x.ndim != 4:
+            raise DataError("lnscc: features.source=backbone needs an in-memory image dataset (N×C×H×W)")
+        features = self.config.features
+        return pretrained_features(split.x, features.backbone, Path(features.weights), features.image_size, features.mean, features.std, self.device)
+
+    # -- building ----------------------------------------------------------------------------
+    def _build(self, in_dim: int) -> None:
+        config = self.config
+        self.in_dim = in_dim
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(config.seed)
+            code_dim = in_dim
+            if config.features.source == "ae":
+                self.autoencoder = Autoencoder(in_dim, config.features.ae.hidden).to(self.device)
+                code_dim = config.features.ae.hidden[-1]
+            self.net = ResidualMLP(code_dim, config.hidden, config.dim, config.dropout).to(self.device)
+        self.optimizer = torch.optim.Adam(self.net.parameters(), lr=config.lr)
+        self.centres, self.epoch, self.history = None, 0, {"loss": []}
+
+    # -- training ----------------------------------------------------------------------------
+    def _fit(self, x: torch.Tensor, y: Optional[torch.Tensor], context: Context, eval_set: Optional[EvalSet] = None) -> None:
+        config = self.config
+        resuming = context.resumed_progress is not None and self.net is not None
+        if resuming and self.in_dim != x.shape[1]:
+            raise DataError(f"lnscc: the checkpoint was trained on {self.in_dim}-d inputs, this data is {x.shape[1]}-d")
+        if not resuming:
+            self._build(x.shape[1])
+        codes = self._train_autoencoder(x, context) if self.autoencoder is not None else x
+        distances, indices = knn(codes, config.n_neighbors, backend=config.knn_backend, seed=config.seed, progress="lnscc: kNN")
+        graph = fuzzy_knn_graph(distances, indices, config.prune_fraction)
+        context.log(f"lnscc: {config.n_neighbors}-NN fuzzy graph of {len(x)} points: {len(graph.weights) // 2} edges after pruning")
+        a, b = fit_ab(config.min_dist, config.spread)
+        edges_per_epoch = config.edges_per_epoch or len(graph.weights) // 2
+        progress = context.progress(total=config.epochs, desc="lnscc", unit="epoch")
+        progress.update(self.epoch)
+        cadence = CheckpointCadence(context.trainer)
+        while self.epoch < config.epochs:
+            if self.epoch == config.clustering_epoch and self.centres is None:
+                self._start_clustering_phase(codes, context)
+            loss = self._train_epoch(codes, graph, edges_per_epoch, a, b, context)
+            self.epoch += 1
+            self.history["loss"].append(loss)
+            context.log_scalars({"lnscc/loss": loss}, step=self.epoch)
+            progress.set(loss=loss, phase="cluster" if self.centres is not None else "embed")
+            progress.update()
+            if config.plot_every and (self.epoch % config.plot_every == 0 or self.epoch == config.epochs):
+                self._plot_frame(codes, y, context)
+            if cadence.due(self.epoch, force=self.epoch == config.epochs):
+                context.checkpoint(self, {"epoch": self.epoch, "step": self.epoch})
+        progress.close()
+        if self.centres is None:  # clustering_epoch == epochs: centres from the final embedding
+            self._start_clustering_phase(codes, context)
+        path = context.plot_path("embedding")
+        if path is not None and config.plot_every:
+            plots.frames_to_gif(sorted(path.parent.glob("frames/embedding_*.png")), path.with_suffix(".gif"))
+
+    def _train_autoencoder(self, x: torch.Tensor, context: Context) -> torch.Tensor:
+        """Train (or finish training) the autoencoder on 90 % of ``x``; returns the codes of all of ``x``."""
+        settings = self.config.features.ae
+        stage = Stage("ae", self.autoencoder.parameters(), settings, context.trainer)
+        if self.ae_stage_state is not None:
+            stage.load_state_dict(self.ae_stage_state)
+        order = torch.randperm(len(x), generator=epoch_generator(self.config.seed, "ae-split", 0)).to(self.device)
+        n_valid = max(1, len(x) // 10)
+
+        def loss_of(rows: torch.Tensor) -> torch.Tensor:
+            with context.autocast():
+                return self.autoencoder.reconstruction_loss(x[rows])
+
+        def checkpoint() -> None:
+            self.ae_stage_state = stage.state_dict()
+            context.checkpoint(self, {"stage": "ae", "epoch": 0})
+
+        run_minibatch_stage(stage, self.autoencoder, order[n_valid:], order[:n_valid], loss_of, context, checkpoint, self.config.seed)
+        self.ae_stage_state = stage.state_dict()
+        return apply_in_batches(self.autoencoder.encoder, x)
+
+    def _train_epoch(self, codes: torch.Tensor, graph: Graph, edges: int, a: float, b: float, context: Context) -> float:
+        config, net = self.config, self.net
+        generator = epoch_generator(config.seed, "lnscc", self.epoch)
+        heads, tails = sample_edges(graph, edges, generator)
+        net.train()
+        total, count = torch.zeros((), device=self.device), 0
+        for start in range(0, edges, config.batch_size):
+            head, tail = heads[start : start + config.batch_size], tails[start : start + config.batch_size]
+            if len(head) < 2:
+                continue
+            # Negatives: each head against the tails of other sampled edges, shuffled.
+            shuffle = torch.randint(len(tail), (len(head) * config.negative_sample_rate,), generator=generator).to(self.device)
+            with context.autocast():
+                z = net(codes[torch.cat([head, tail])]).float()
+            z_head, z_tail = z[: len(head)], z[len(head) :]
+            loss = soft_contrastive_loss(z_head, z_tail, z_tail[shuffle], a, b, config.negative_weight)
+            if self.centres is not None:
+                kl, balance = clustering_terms(student_t_assignment(z, self.centres))
+                loss = loss + config.kl_weight * kl + config.balance_weight * balance
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            total += loss.detach() * len(head)
+            count += len(head)
+        return float(total) / max(count, 1)
+
+    def _start_clustering_phase(self, codes: torch.Tensor, context: Context) -> None:
+        z = apply_in_batches(self.net, codes)
+        centres = balanced_kmeans_centres(z, self.config.n_clusters, self.config.kmeans_restarts, self.config.seed)
+        self.centres = nn.Parameter(centres.to(self.device))
+        self.optimizer.add_param_group({"params": [self.centres]})
+        context.log(f"lnscc: clustering phase from epoch {self.epoch}: centres from the most balanced of {self.config.kmeans_restarts} k-means runs")
+
+    def _plot_frame(self, codes: torch.Tensor, y: Optional[torch.Tensor], context: Context) -> None:
+        path = context.plot_path(f"frames/embedding_{self.epoch:04d}")
+        if path is None:
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        z = apply_in_batches(self.net, codes)
+        if self.centres is not None:
+            clusters = student_t_assignment(z, self.centres.detach()).argmax(dim=1)
+        else:
+            clusters = kmeans(z, self.config.n_clusters, n_init=1, seed=self.config.seed).labels
+        classes = None if y is None else y.cpu().numpy()
+        plots.embedding(z.cpu(), clusters.cpu().numpy(), classes, path, title=f"lnscc, epoch {self.epoch}")
+
+    # -- prediction --------------------------------------------------------------------------
+    def _predict_and_embed(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        codes = apply_in_batches(self.autoencoder.encoder, x) if self.autoencoder is not None else x
+        z = apply_in_batches(self.net, codes)
+        return student_t_assignment(z, self.centres.detach()).argmax(dim=1), z
+
+    def _predict(self, x: torch.Tensor) -> torch.Tensor:
+        return self._predict_and_embed(x)[0]
+
+    # -- state -------------------------------------------------------------------------------
+    def _state(self) -> dict[str, Any]:
+        if self.net is None:
+            return {}
+        state: dict[str, Any] = {
+            "in_dim": self.in_dim,
+            "net": {k: v.cpu() for k, v in self.net.state_dict().items()},
+            "optimizer": self.optimizer.state_dict(),
+            "epoch": self.epoch,
+            "history": self.history,
+        }
+        if self.autoencoder is not None:
+            state["autoencoder"] = {k: v.cpu() for k, v in self.autoencoder.state_dict().items()}
+            state["ae_stage"] = self.ae_stage_state
+        if self.centres is not None:
+            state["centres"] = self.centres.detach().cpu()
+        return state
+
+    def _load_state(self, state: dict[str, Any]) -> None:
+        if "net" not in state:
+            return
+        self._build(int(state["in_dim"]))
+        self.net.load_state_dict(state["net"])
+        if self.autoencoder is not None:
+            self.autoencoder.load_state_dict(state["autoencoder"])
+            self.ae_stage_state = state["ae_stage"]
+        if "centres" in state:
+            self.centres = nn.Parameter(state["centres"].to(self.device))
+            self.optimizer.add_param_group({"params": [self.centres]})
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.epoch = int(state["epoch"])
+        self.history = {key: list(values) for key, values in state["history"].items()}

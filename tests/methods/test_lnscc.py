@@ -1,0 +1,141 @@
+"""LNSCC: the clustering-phase formulas, the loss, the library API, the CLI and resume."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import run_until_crash
+from deepclust_cli.engine.checkpoint import load_checkpoint
+from deepclust_cli.errors import CheckpointError, ConfigError
+from deepclust_cli.methods import LNSCC
+from deepclust_cli.methods.lnscc import (
+    balanced_kmeans_centres,
+    clustering_terms,
+    soft_contrastive_loss,
+    student_t_assignment,
+    target_distribution,
+)
+from deepclust_cli.nets.pretrained import pretrained_features
+
+TINY_LNSCC = [
+    "method=lnscc",
+    "dataset=blobs",
+    "dataset.n_samples=300",
+    "dataset.n_classes=3",
+    "method.n_neighbors=10",
+    "method.hidden=[32]",
+    "method.epochs=4",
+    "method.clustering_epoch=2",
+    "method.edges_per_epoch=1000",
+    "method.batch_size=200",
+    "method.kmeans_restarts=3",
+    "method.plot_every=2",
+    "trainer.checkpoint_min_seconds=0",
+]
+
+
+def test_student_t_assignment_against_hand_computation():
+    z = torch.tensor([[0.0, 0.0]])
+    centres = torch.tensor([[1.0, 0.0], [0.0, 2.0]])
+    kernel = torch.tensor([1 / (1 + 1), 1 / (1 + 4)])
+    assert torch.allclose(student_t_assignment(z, centres), kernel / kernel.sum())
+
+
+def test_target_distribution_sharpens_by_q_squared_over_cluster_frequency():
+    q = torch.tensor([[0.9, 0.1], [0.5, 0.5], [0.2, 0.8]])
+    frequency = q.sum(dim=0)  # 1.6, 1.4
+    weight = q**2 / frequency
+    expected = weight / weight.sum(dim=1, keepdim=True)
+    p = target_distribution(q)
+    assert torch.allclose(p, expected)
+    assert torch.allclose(p.sum(dim=1), torch.ones(3))
+    assert p[0, 0] > q[0, 0] and p[2, 1] > q[2, 1]  # confident assignments get more confident
+
+
+def test_clustering_terms_vanish_when_balanced_and_already_sharp():
+    q = torch.eye(4)
+    kl, balance = clustering_terms(q)
+    assert kl.item() == pytest.approx(0.0, abs=1e-6) and balance.item() == pytest.approx(0.0, abs=1e-6)
+    _, lopsided = clustering_terms(torch.tensor([[1.0, 0.0]] * 3 + [[0.0, 1.0]]))
+    assert lopsided.item() == pytest.approx(0.75 * np.log(1.5) + 0.25 * np.log(0.5), rel=1e-5)
+
+
+def test_soft_contrastive_loss_against_hand_computation():
+    a, b = 1.577, 0.895
+    heads = torch.tensor([[0.0, 0.0]])
+    tails = torch.tensor([[1.0, 0.0]])
+    negatives = torch.tensor([[3.0, 0.0], [0.0, 2.0]])
+    q = lambda d: 1 / (1 + a * d ** (2 * b))  # noqa: E731
+    expected = -np.log(q(1.0)) + 0.5 * (-np.log(1 - q(3.0)) - np.log(1 - q(2.0))) / 2  # weight × mean over negatives
+    loss = soft_contrastive_loss(heads, tails, negatives, a, b, negative_weight=0.5)
+    assert loss.item() == pytest.approx(expected, rel=1e-4)
+
+
+def test_centres_come_from_the_most_balanced_restart():
+    # Three groups of very different sizes: a lopsided run would put two centres in the big one.
+    x = torch.cat([torch.randn(300, 2) * 0.1, torch.randn(30, 2) * 0.1 + 5, torch.randn(30, 2) * 0.1 - 5])
+    centres = balanced_kmeans_centres(x, 3, restarts=8, seed=0)
+    labels = torch.cdist(x, centres).argmin(dim=1)
+    assert sorted(torch.bincount(labels, minlength=3).tolist()) == [30, 30, 300]
+
+
+def blobs(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 3, n)
+    centres = np.array([[0.0, 0.0, 0.0, 0.0], [6.0, 6.0, 0.0, 0.0], [0.0, 6.0, 6.0, 6.0]])
+    return (centres[labels] + rng.normal(size=(n, 4))).astype(np.float32), labels
+
+
+def test_library_fit_predicts_seen_and_unseen_points():
+    x, y = blobs(300, 0)
+    model = LNSCC(n_clusters=3, n_neighbors=10, hidden=[32], epochs=6, clustering_epoch=3, edges_per_epoch=2000, batch_size=200, kmeans_restarts=3, plot_every=0)
+    labels = model.fit(x).predict(x)
+    from deepclust_cli.metrics import acc
+
+    assert acc(y, labels) > 0.95
+    unseen, unseen_labels = blobs(100, 1)
+    assert acc(unseen_labels, model.predict(unseen)) > 0.95
+    assert model.transform(unseen).shape == (100, 2)
+
+
+def test_backbone_features_need_a_weights_file(tmp_path):
+    with pytest.raises(ConfigError, match="features.source=backbone needs features.weights=PATH"):
+        LNSCC(n_clusters=3, features={"source": "backbone"})
+    with pytest.raises(CheckpointError, match="does not exist"):
+        pretrained_features(torch.zeros(2, 3, 8, 8, dtype=torch.uint8), "resnet18", tmp_path / "none.pth", 32, [0.5] * 3, [0.5] * 3, torch.device("cpu"))
+
+
+def test_backbone_features_from_a_user_weights_file(tmp_path):
+    import torchvision
+
+    weights = tmp_path / "resnet18.pth"
+    torch.save(torchvision.models.resnet18().state_dict(), weights)
+    images = torch.randint(0, 256, (3, 1, 28, 28), dtype=torch.uint8)  # grey: repeated to RGB
+    features = pretrained_features(images, "resnet18", weights, 32, [0.485, 0.456, 0.406], [0.229, 0.224, 0.225], torch.device("cpu"))
+    assert features.shape == (3, 512) and torch.isfinite(features).all()
+
+
+def test_cli_run_writes_metrics_frames_and_a_gif(deepclust):
+    result = deepclust(*TINY_LNSCC)
+    assert result.code == 0, result.err
+    session = result.session()
+    metrics = json.loads((session / "metrics.json").read_text())
+    assert metrics["acc"] > 0.9
+    frames = sorted((session / "plots" / "frames").glob("embedding_*.png"))
+    assert [frame.name for frame in frames] == ["embedding_0002.png", "embedding_0004.png"]
+    assert (session / "plots" / "embedding.gif").read_bytes()[:6] == b"GIF89a"
+    assert (session / "plots" / "confusion_matrix.png").exists()
+    assert "clustering phase from epoch 2" in (session / "log.txt").read_text()
+
+
+@pytest.mark.parametrize("crash_at", [1, 3])
+def test_resume_equals_an_uninterrupted_run(deepclust, monkeypatch, tmp_path, crash_at):
+    expected = json.loads((deepclust(*TINY_LNSCC).session() / "metrics.json").read_text())
+    run_until_crash(deepclust, monkeypatch, TINY_LNSCC, crash_at)
+    crashed = sorted((tmp_path / "outputs" / "lnscc" / "blobs").iterdir())[-1]
+    assert load_checkpoint(crashed / "checkpoints" / "last.ckpt")["progress"]["epoch"] == crash_at
+    resumed = deepclust("--resume", str(crashed / "checkpoints" / "last.ckpt"), output_dir=False)
+    assert resumed.code == 0, resumed.err
+    assert json.loads((crashed / "metrics.json").read_text()) == expected
