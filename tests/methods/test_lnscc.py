@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pytest
 import torch
+import torchvision
 
 from conftest import run_until_crash
 from deepclust_cli.engine.checkpoint import load_checkpoint
@@ -17,6 +18,7 @@ from deepclust_cli.methods.lnscc import (
     student_t_assignment,
     target_distribution,
 )
+from deepclust_cli.metrics import acc
 from deepclust_cli.nets.pretrained import pretrained_features
 
 TINY_LNSCC = [
@@ -92,8 +94,6 @@ def test_library_fit_predicts_seen_and_unseen_points():
     x, y = blobs(300, 0)
     model = LNSCC(n_clusters=3, n_neighbors=10, hidden=[32], epochs=6, clustering_epoch=3, edges_per_epoch=2000, batch_size=200, kmeans_restarts=3, plot_every=0)
     labels = model.fit(x).predict(x)
-    from deepclust_cli.metrics import acc
-
     assert acc(y, labels) > 0.95
     unseen, unseen_labels = blobs(100, 1)
     assert acc(unseen_labels, model.predict(unseen)) > 0.95
@@ -108,8 +108,6 @@ def test_backbone_features_need_a_weights_file(tmp_path):
 
 
 def test_backbone_features_from_a_user_weights_file(tmp_path):
-    import torchvision
-
     weights = tmp_path / "resnet18.pth"
     torch.save(torchvision.models.resnet18().state_dict(), weights)
     images = torch.randint(0, 256, (3, 1, 28, 28), dtype=torch.uint8)  # grey: repeated to RGB
