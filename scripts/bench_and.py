@@ -72,6 +72,8 @@ def bench_mining(size: int, rows: int, device: torch.device, chunk_bytes: int) -
 
 
 def bench_cifar_epoch(device: torch.device) -> None:
+    from deepclust_cli.config import Precision, TrainerConfig
+    from deepclust_cli.engine.context import Context
     from deepclust_cli.methods import AND
 
     images = torch.randint(0, 256, (50_000, 3, 32, 32), dtype=torch.uint8)
@@ -83,9 +85,6 @@ def bench_cifar_epoch(device: torch.device) -> None:
         std=[0.2470, 0.2435, 0.2616],
         device=device,
     )
-    from deepclust_cli.config import Precision, TrainerConfig
-    from deepclust_cli.engine.context import Context
-
     context = Context(device=device, trainer=TrainerConfig(precision=Precision.bf16), show_progress=False)
     for label in ("warm-up", "timed"):
         start = time.perf_counter()
