@@ -54,7 +54,9 @@ def run(cfg: DictConfig, directory: Path, task_overrides: list[str]) -> dict[str
         elif progress.get("done"):
             session.log("training had already finished; evaluating")
         else:
-            held_out = None if eval_split is fit_split else (method.prepare(eval_split), eval_split.y)
+            held_out = None
+            if method.scores_held_out and eval_split is not fit_split:
+                held_out = (method.prepare(eval_split), eval_split.y)
             method.fit(method.prepare(fit_split), fit_split.y, context=session, eval_set=held_out)
             session.checkpoint(method, {**progress, "done": True})
         metrics = method.evaluate(eval_split, session, reference=fit_split)

@@ -169,7 +169,6 @@ class Stage:
             self.schedule.load_state_dict(state["schedule"])
 
 
-
 def run_minibatch_stage(
     stage: Stage,
     net: torch.nn.Module,

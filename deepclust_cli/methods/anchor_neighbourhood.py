@@ -102,6 +102,7 @@ class AND(ClusteringMethod):
 
     name = "and"
     Config = ANDConfig
+    scores_held_out = True
     config: ANDConfig
 
     def __init__(self, **params: Any) -> None:
