@@ -5,7 +5,8 @@ of a locally normalized kNN graph become close pairs and random pairs stay apart
 DEC-style phase pulls the embedding into ``n_clusters`` groups around trainable centres.
 
 1. **Features** (``features.source``): the raw vectors/pixels, the codes of an autoencoder trained
-   first (SpectralNet's AE stage), or a torchvision backbone loaded from ``features.weights``.
+   first (SpectralNet's AE stage), or a torchvision backbone loaded from ``features.weights``;
+   optionally projected onto their ``features.pca`` leading principal components first.
 2. **Graph** (:mod:`deepclust_cli.fuzzy_graph`): kNN (k = 30); per point ρ_i (nearest distance)
    and σ_i with ``Σ_j exp(−max(0, d_ij − ρ_i)/σ_i) = log2 k``; fuzzy union ``W + Wᵀ − W∘Wᵀ``;
    edges under max/200 dropped. Training edges are *sampled* ∝ weight, never expanded.
@@ -19,7 +20,6 @@ DEC-style phase pulls the embedding into ``n_clusters`` groups around trainable 
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, List, Optional
@@ -40,6 +40,7 @@ from deepclust_cli.methods.spectralnet import AutoencoderConfig
 from deepclust_cli.nets.autoencoder import Autoencoder
 from deepclust_cli.nets.mlp import apply_in_batches
 from deepclust_cli.nets.pretrained import pretrained_features
+from deepclust_cli.nets.projection import PrincipalProjection
 from deepclust_cli.nets.residual_mlp import ResidualMLP
 from deepclust_cli.neighbors import knn
 
@@ -53,6 +54,7 @@ class FeatureConfig:
     of a torchvision model whose weights the user supplies (nothing is downloaded)."""
 
     source: str = "raw"
+    pca: Optional[int] = None  # project the features onto this many principal components first
     ae: AutoencoderConfig = field(default_factory=lambda: AutoencoderConfig(hidden=[500, 500, 2000, 10], epochs=50))
     backbone: str = "resnet18"  # a torchvision classification model
     weights: Optional[str] = None  # its state-dict file (e.g. resnet18-f37072fd.pth)
@@ -66,6 +68,7 @@ class FeatureConfig:
             self.source != "backbone" or self.weights is not None,
             "features.source=backbone needs features.weights=PATH (a torchvision state-dict file; nothing is downloaded)",
         )
+        require(self.pca is None or self.pca >= 1, f"features.pca must be >= 1 or null, got {self.pca}")
         require(self.image_size >= 16, f"features.image_size must be >= 16, got {self.image_size}")
         require(len(self.mean) == len(self.std), f"features.mean has {len(self.mean)} values but std has {len(self.std)}")
 
@@ -158,17 +161,18 @@ def soft_contrastive_loss(
     return attract.mean() + negative_weight * repel.mean()
 
 
-def balanced_kmeans_centres(z: torch.Tensor, k: int, restarts: int, seed: int) -> torch.Tensor:
+def balanced_kmeans_centres(z: torch.Tensor, k: int, restarts: int, seed: int) -> tuple[torch.Tensor, list[float]]:
     """Of ``restarts`` single k-means runs, the centres whose cluster sizes are closest to uniform
-    (smallest ``KL(sizes/n ‖ 1/k)``) — the reference's guard against one cluster swallowing two."""
-    best, best_gap = None, math.inf
+    (smallest ``KL(sizes/n ‖ 1/k)``) — the reference's guard against one cluster swallowing two;
+    also every restart's KL, in order."""
+    best, gaps = None, []
     for restart in range(restarts):
         result = kmeans(z, k, n_init=1, seed=seed * 1000 + restart)
         share = torch.bincount(result.labels, minlength=k).double() / len(z)
-        gap = float((share * (share.clamp_min(1e-12) * k).log()).sum())
-        if gap < best_gap:
-            best, best_gap = result.centers, gap
-    return best
+        gaps.append(float((share * (share.clamp_min(1e-12) * k).log()).sum()))
+        if gaps[-1] <= min(gaps):
+            best = result.centers
+    return best, gaps
 
 
 @METHODS.register("lnscc", schema=LNSCCConfig)
@@ -183,6 +187,7 @@ class LNSCC(ClusteringMethod):
         super().__init__(**params)
         self.in_dim: Optional[int] = None
         self.net: Optional[ResidualMLP] = None
+        self.projection: Optional[PrincipalProjection] = None
         self.autoencoder: Optional[Autoencoder] = None
         self.ae_stage_state: Optional[dict[str, Any]] = None
         self.centres: Optional[nn.Parameter] = None
@@ -206,8 +211,12 @@ class LNSCC(ClusteringMethod):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(config.seed)
             code_dim = in_dim
+            if config.features.pca is not None:
+                require(config.features.pca <= in_dim, f"features.pca={config.features.pca} exceeds the {in_dim} input dimensions")
+                self.projection = PrincipalProjection(in_dim, config.features.pca).to(self.device)
+                code_dim = config.features.pca
             if config.features.source == "ae":
-                self.autoencoder = Autoencoder(in_dim, config.features.ae.hidden).to(self.device)
+                self.autoencoder = Autoencoder(code_dim, config.features.ae.hidden).to(self.device)
                 code_dim = config.features.ae.hidden[-1]
             self.net = ResidualMLP(code_dim, config.hidden, config.dim, config.dropout).to(self.device)
         self.optimizer = torch.optim.Adam(self.net.parameters(), lr=config.lr)
@@ -221,7 +230,10 @@ class LNSCC(ClusteringMethod):
             raise DataError(f"lnscc: the checkpoint was trained on {self.in_dim}-d inputs, this data is {x.shape[1]}-d")
         if not resuming:
             self._build(x.shape[1])
-        codes = self._train_autoencoder(x, context) if self.autoencoder is not None else x
+            if self.projection is not None:
+                self.projection.fit(x)
+        inputs = self._project(x)
+        codes = self._train_autoencoder(inputs, context) if self.autoencoder is not None else inputs
         distances, indices = knn(codes, config.n_neighbors, backend=config.knn_backend, seed=config.seed, progress="lnscc: kNN")
         graph = fuzzy_knn_graph(distances, indices, config.prune_fraction)
         context.log(f"lnscc: {config.n_neighbors}-NN fuzzy graph of {len(x)} points: {len(graph.weights) // 2} edges after pruning")
@@ -299,10 +311,13 @@ class LNSCC(ClusteringMethod):
 
     def _start_clustering_phase(self, codes: torch.Tensor, context: Context) -> None:
         z = apply_in_batches(self.net, codes)
-        centres = balanced_kmeans_centres(z, self.config.n_clusters, self.config.kmeans_restarts, self.config.seed)
+        centres, gaps = balanced_kmeans_centres(z, self.config.n_clusters, self.config.kmeans_restarts, self.config.seed)
         self.centres = nn.Parameter(centres.to(self.device))
         self.optimizer.add_param_group({"params": [self.centres]})
-        context.log(f"lnscc: clustering phase from epoch {self.epoch}: centres from the most balanced of {self.config.kmeans_restarts} k-means runs")
+        context.log(
+            f"lnscc: clustering phase from epoch {self.epoch}: centres from the most balanced of {len(gaps)} k-means runs "
+            f"(cluster-size KL to uniform {min(gaps):.4f}; all runs {min(gaps):.4f}-{max(gaps):.4f})"
+        )
 
     def _plot_frame(self, codes: torch.Tensor, y: Optional[torch.Tensor], context: Context) -> None:
         path = context.plot_path(f"frames/embedding_{self.epoch:04d}")
@@ -318,8 +333,12 @@ class LNSCC(ClusteringMethod):
         plots.embedding(z.cpu(), clusters.cpu().numpy(), classes, path, title=f"lnscc, epoch {self.epoch}")
 
     # -- prediction --------------------------------------------------------------------------
+    def _project(self, x: torch.Tensor) -> torch.Tensor:
+        return apply_in_batches(self.projection, x) if self.projection is not None else x
+
     def _predict_and_embed(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        codes = apply_in_batches(self.autoencoder.encoder, x) if self.autoencoder is not None else x
+        inputs = self._project(x)
+        codes = apply_in_batches(self.autoencoder.encoder, inputs) if self.autoencoder is not None else inputs
         z = apply_in_batches(self.net, codes)
         return student_t_assignment(z, self.centres.detach()).argmax(dim=1), z
 
@@ -337,6 +356,8 @@ class LNSCC(ClusteringMethod):
             "epoch": self.epoch,
             "history": self.history,
         }
+        if self.projection is not None:
+            state["projection"] = {k: v.cpu() for k, v in self.projection.state_dict().items()}
         if self.autoencoder is not None:
             state["autoencoder"] = {k: v.cpu() for k, v in self.autoencoder.state_dict().items()}
             state["ae_stage"] = self.ae_stage_state
@@ -349,6 +370,8 @@ class LNSCC(ClusteringMethod):
             return
         self._build(int(state["in_dim"]))
         self.net.load_state_dict(state["net"])
+        if self.projection is not None:
+            self.projection.load_state_dict(state["projection"])
         if self.autoencoder is not None:
             self.autoencoder.load_state_dict(state["autoencoder"])
             self.ae_stage_state = state["ae_stage"]

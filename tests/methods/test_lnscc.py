@@ -78,9 +78,11 @@ def test_soft_contrastive_loss_against_hand_computation():
 def test_centres_come_from_the_most_balanced_restart():
     # Three groups of very different sizes: a lopsided run would put two centres in the big one.
     x = torch.cat([torch.randn(300, 2) * 0.1, torch.randn(30, 2) * 0.1 + 5, torch.randn(30, 2) * 0.1 - 5])
-    centres = balanced_kmeans_centres(x, 3, restarts=8, seed=0)
+    centres, gaps = balanced_kmeans_centres(x, 3, restarts=8, seed=0)
     labels = torch.cdist(x, centres).argmin(dim=1)
     assert sorted(torch.bincount(labels, minlength=3).tolist()) == [30, 30, 300]
+    share = torch.tensor([300, 30, 30], dtype=torch.float64) / 360
+    assert len(gaps) == 8 and min(gaps) == pytest.approx(float((share * (share * 3).log()).sum()))
 
 
 def blobs(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -98,6 +100,23 @@ def test_library_fit_predicts_seen_and_unseen_points():
     unseen, unseen_labels = blobs(100, 1)
     assert acc(unseen_labels, model.predict(unseen)) > 0.95
     assert model.transform(unseen).shape == (100, 2)
+
+
+def test_pca_features_travel_with_a_saved_model(tmp_path):
+    x, y = blobs(300, 0)
+    model = LNSCC(
+        n_clusters=3, n_neighbors=10, hidden=[32], epochs=6, clustering_epoch=3, edges_per_epoch=2000,
+        batch_size=200, kmeans_restarts=3, plot_every=0, features={"pca": 2},
+    )
+    labels = model.fit(x).predict(x)
+    assert acc(y, labels) > 0.95
+    model.save(tmp_path / "lnscc.ckpt")
+    unseen, _ = blobs(100, 1)
+    restored = LNSCC.load(tmp_path / "lnscc.ckpt")
+    assert torch.equal(restored.projection.components, model.projection.components)
+    assert (restored.predict(unseen) == model.predict(unseen)).all()
+    with pytest.raises(ConfigError, match="features.pca=5 exceeds the 4 input dimensions"):
+        LNSCC(n_clusters=3, features={"pca": 5}).fit(x)
 
 
 def test_backbone_features_need_a_weights_file(tmp_path):
