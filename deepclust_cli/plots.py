@@ -183,3 +183,20 @@ def frames_to_gif(frames: list[Path], path: Path, seconds_per_frame: float = 0.6
         path,
         lambda f: images[0].save(f, format="GIF", save_all=True, append_images=images[1:], duration=int(seconds_per_frame * 1000), loop=0),
     )
+
+
+def partition(cells: np.ndarray, extent: tuple[float, float, float, float], outlines: np.ndarray, path: Path, title: str = "") -> None:
+    """A plane partition (``cells``: grid of region ids, rows along y) in shuffled colours, with
+    the objects' outlines (N × m × 2 polylines) drawn over it."""
+    from matplotlib.collections import LineCollection
+
+    _, codes = np.unique(cells, return_inverse=True)
+    shuffled = np.random.default_rng(0).permutation(codes.max() + 1)[codes].reshape(cells.shape)
+    figure, axes = pyplot().subplots(figsize=(8, 8))
+    axes.imshow(shuffled, origin="lower", extent=extent, cmap="tab20", interpolation="nearest", alpha=0.55)
+    axes.add_collection(LineCollection(outlines, colors="black", linewidths=0.4))
+    axes.set_xlim(extent[0], extent[1])
+    axes.set_ylim(extent[2], extent[3])
+    axes.set_aspect("equal")
+    axes.set_title(title)
+    save(figure, path)

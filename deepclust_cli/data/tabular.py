@@ -64,14 +64,14 @@ class FeaturesConfig(DatasetConfig):
         require(len(self.delimiter) == 1, f"delimiter must be one character, got '{self.delimiter}'")
 
 
-def _existing(path_text: str, what: str) -> Path:
+def existing_file(path_text: str, what: str) -> Path:
     path = Path(path_text).expanduser()
     if not path.is_file():
         raise DataError(f"{what} file not found: {path}")
     return path
 
 
-def _load_npy(path: Path) -> np.ndarray:
+def load_npy(path: Path) -> np.ndarray:
     try:
         array = np.load(path, allow_pickle=False)
     except (OSError, ValueError, EOFError) as error:
@@ -141,7 +141,7 @@ def read_features(path: Path, delimiter: str, label_column: Optional[str]) -> tu
     """A float32 samples × features matrix, plus the label column's values when one is named."""
     if path.suffix == ".csv":
         return _read_csv(path, delimiter, label_column)
-    array = _load_npy(path)
+    array = load_npy(path)
     if array.ndim != 2:
         raise DataError(f"{path}: features must be a 2-D array (samples × features), got shape {array.shape}")
     if array.dtype.kind not in "buif":
@@ -152,7 +152,7 @@ def read_features(path: Path, delimiter: str, label_column: Optional[str]) -> tu
 def read_labels(path: Path, delimiter: str) -> np.ndarray:
     """Labels from a 1-D ``.npy`` array, or a ``.csv``/``.txt`` file holding one label per row."""
     if path.suffix == ".npy":
-        labels = _load_npy(path)
+        labels = load_npy(path)
         if labels.ndim == 2 and labels.shape[1] == 1:
             labels = labels[:, 0]
         if labels.ndim != 1:
@@ -207,7 +207,7 @@ def _labels_for(
     """Raw labels for ``features`` (from a labels file or the label column) and where they came from."""
     if labels_file is None:
         return column, features_path
-    labels_path = _existing(labels_file, "labels")
+    labels_path = existing_file(labels_file, "labels")
     labels = read_labels(labels_path, delimiter)
     if len(labels) != len(features):
         raise DataError(f"{labels_path}: {len(labels)} labels for the {len(features)} rows of {features_path}")
@@ -217,12 +217,12 @@ def _labels_for(
 @DATASETS.register("features", schema=FeaturesConfig)
 def load_features(config: FeaturesConfig, data_dir: Path, seed: int) -> Dataset:
     """Feature vectors from the user's files; ``n_classes`` from the labels when there are any."""
-    train_path = _existing(config.path, "features")
+    train_path = existing_file(config.path, "features")
     train_x, train_column = read_features(train_path, config.delimiter, config.label_column)
     train_labels, train_labels_path = _labels_for(train_x, train_path, config.labels, train_column, config.delimiter)
     test_x = test_labels = test_labels_path = None
     if config.test_path is not None:
-        test_path = _existing(config.test_path, "test features")
+        test_path = existing_file(config.test_path, "test features")
         test_x, test_column = read_features(test_path, config.delimiter, config.label_column)
         if test_x.shape[1] != train_x.shape[1]:
             raise DataError(f"{test_path}: {test_x.shape[1]} features per row, but {train_path} has {train_x.shape[1]}")

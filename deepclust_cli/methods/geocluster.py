@@ -1,0 +1,389 @@
+"""GeoCluster: a learned hierarchy that answers "which object is nearest to this point" faster than
+brute force (SPEC "GeoCluster").
+
+The tree grows breadth-first, one level per step, until a node holds at most ``threshold``
+objects. For each node to split:
+
+1. **Teacher** — ``n_clusters`` centroids placed under the object metric
+   (:mod:`deepclust_cli.object_centroids`: k-means++ and object-aware Lloyd steps, or the energy
+   model); each object goes to the child of its nearest centroid.
+2. **Student** — an MLP routing a query point to the child holding its nearest object, trained on
+   points sampled in the node's box and around its objects, labelled by brute force over the
+   node's objects; ``boundary_fraction`` of the kept samples are those whose two best children
+   are closest (the partition boundaries), the rest a uniform draw of the others. A level's
+   students train together as one :class:`~deepclust_cli.nets.stacked_mlp.StackedMLP`.
+
+A query descends with a beam of the ``beam`` most probable nodes (``beam = 1`` is the original's
+greedy descent) and brute force runs inside the reached leaves (:mod:`deepclust_cli.object_tree`).
+The run's metrics compare it with exhaustive search on fresh uniform queries: exact-1NN accuracy
+(end to end and per level), top-k recall, and queries per second of both on the same device.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, List, Optional
+
+import numpy as np
+import torch
+
+from deepclust_cli import plots
+from deepclust_cli.data.base import Split
+from deepclust_cli.engine.context import Context
+from deepclust_cli.engine.stage import epoch_generator
+from deepclust_cli.errors import DataError, require
+from deepclust_cli.geometry import FAMILIES, ObjectFamily, brute_force_nearest, family
+from deepclust_cli.methods.base import METHODS, ClusteringMethod, EvalSet, MethodConfig
+from deepclust_cli.nets.stacked_mlp import StackedMLP
+from deepclust_cli.object_centroids import EnergySettings, assign, energy_centroids, kmeans_centroids
+from deepclust_cli.object_tree import ObjectTree
+
+DISTANCE_TOLERANCE = 1e-5  # relative to the objects' box: answers this close to the nearest count as exact
+
+
+@dataclass
+class GeoClusterConfig(MethodConfig):
+    """``n_clusters`` is the number of children per node."""
+
+    n_clusters: Optional[int] = 8
+    object_type: Optional[str] = None  # squares, cuboids, segments2d, segments3d, ellipses (from the dataset)
+    threshold: int = 64  # a node with at most this many objects is a leaf
+    max_depth: int = 16
+    teacher: str = "kmeans"  # kmeans (k-means++ and object-aware Lloyd steps) or energy
+    lloyd_steps: int = 30
+    energy: EnergySettings = field(default_factory=EnergySettings)
+    student_hidden: List[int] = field(default_factory=lambda: [64, 64])
+    student_samples: int = 8192  # training points per node
+    boundary_fraction: float = 0.5  # of them, those nearest the boundaries between children
+    student_steps: int = 400
+    student_batch: int = 512  # points per node per step
+    student_lr: float = 3e-3
+    beam: int = 8  # nodes kept per level while descending
+    topk: int = 10  # nn_topk_acc: recall of the true k nearest objects
+    n_queries: int = 10000  # fresh uniform query points the evaluation draws
+    query_seed: int = 0  # which draw of them: change it to score a saved tree on other queries
+    query_margin: float = 0.05  # queries fill the objects' box widened by this fraction per side
+    plot_resolution: int = 400  # grid points per side of the partition plot (2-D objects)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        require(
+            self.object_type is not None,
+            "geocluster needs geometric objects: use dataset=squares, cuboids, segments2d, segments3d, ellipses or objects",
+        )
+        require(self.object_type in FAMILIES, f"object_type must be one of {', '.join(FAMILIES)}, got {self.object_type!r}")
+        require(self.n_clusters >= 2, f"n_clusters (children per node) must be >= 2, got {self.n_clusters}")
+        require(self.threshold >= 1, f"threshold must be >= 1, got {self.threshold}")
+        require(self.max_depth >= 1, f"max_depth must be >= 1, got {self.max_depth}")
+        require(self.teacher in ("kmeans", "energy"), f"teacher must be kmeans or energy, got {self.teacher!r}")
+        require(self.lloyd_steps >= 0, f"lloyd_steps must be >= 0, got {self.lloyd_steps}")
+        require(min(self.student_hidden, default=1) >= 1, f"student_hidden must be positive widths, got {self.student_hidden}")
+        require(self.student_samples >= 2, f"student_samples must be >= 2, got {self.student_samples}")
+        require(0 <= self.boundary_fraction <= 1, f"boundary_fraction must be in [0, 1], got {self.boundary_fraction}")
+        require(self.student_steps >= 0, f"student_steps must be >= 0, got {self.student_steps}")
+        require(self.student_batch >= 1, f"student_batch must be >= 1, got {self.student_batch}")
+        require(self.student_lr > 0, f"student_lr must be > 0, got {self.student_lr}")
+        require(self.beam >= 1, f"beam must be >= 1, got {self.beam}")
+        require(self.topk >= 1, f"topk must be >= 1, got {self.topk}")
+        require(self.n_queries >= 1, f"n_queries must be >= 1, got {self.n_queries}")
+        require(self.query_seed >= 0, f"query_seed must be >= 0, got {self.query_seed}")
+        require(self.query_margin >= 0, f"query_margin must be >= 0, got {self.query_margin}")
+        require(self.plot_resolution >= 2, f"plot_resolution must be >= 2, got {self.plot_resolution}")
+
+
+def objects_box(objects: torch.Tensor, kind: ObjectFamily, margin: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """The box around all ``objects``, widened by ``margin`` × its largest side on every side."""
+    low, high = kind.bounds(objects)
+    low, high = low.amin(dim=0), high.amax(dim=0)
+    pad = margin * float((high - low).max().clamp_min(1e-6))
+    return low - pad, high + pad
+
+
+def uniform_in(low: torch.Tensor, high: torch.Tensor, n: int, generator: torch.Generator) -> torch.Tensor:
+    """``n`` points uniform in the box, drawn from a CPU generator (same draws on every device)."""
+    return low + torch.rand(n, len(low), generator=generator).to(low.device) * (high - low)
+
+
+@METHODS.register("geocluster", schema=GeoClusterConfig)
+class GeoCluster(ClusteringMethod):
+    """``fit(objects)`` builds the tree; ``predict(points)`` returns each point's nearest object
+    (an index into the fitted objects) as the tree finds it; :meth:`kneighbors` the k nearest."""
+
+    name = "geocluster"
+    Config = GeoClusterConfig
+    config: GeoClusterConfig
+
+    def __init__(self, **params: Any) -> None:
+        super().__init__(**params)
+        self.family = family(self.config.object_type)
+        self.tree: Optional[ObjectTree] = None
+        self._stored_tree: Optional[dict[str, Any]] = None
+
+    def prepare(self, split: Split) -> torch.Tensor:
+        return split.x.float()
+
+    # -- building ------------------------------------------------------------------------------
+    def _fit(self, x: torch.Tensor, y: Optional[torch.Tensor], context: Context, eval_set: Optional[EvalSet] = None) -> None:
+        config, kind = self.config, self.family
+        if x.shape[1] != kind.n_params:
+            raise DataError(f"geocluster: {kind.name} need {kind.n_params} numbers per object ({kind.layout}), got {x.shape[1]}")
+        problem = kind.invalid(x)
+        if problem:
+            raise DataError(f"geocluster: {problem}")
+        if self._stored_tree is not None and context.resumed_progress is not None:
+            if len(self._stored_tree["object_node"]) != len(x):
+                raise DataError(f"geocluster: the checkpoint's tree holds {len(self._stored_tree['object_node'])} objects, this data has {len(x)}")
+            self.tree = ObjectTree.from_state(self._stored_tree, x, kind)
+            context.log(f"geocluster: resuming a tree built to depth {self.tree.built_depth} ({self.tree.n_nodes} nodes)")
+        else:
+            low, high = objects_box(x, kind, config.query_margin)
+            self.tree = ObjectTree.root(x, kind, config.n_clusters, low, high)
+        self._stored_tree = None
+        tree = self.tree
+        progress = context.progress(total=None, desc="geocluster", unit="level")
+        while True:
+            depth = tree.built_depth
+            counts = tree.counts()
+            level = tree.nodes_at(depth)
+            to_split = level[counts[level] > config.threshold] if depth < config.max_depth else level[:0]
+            if len(to_split) == 0:
+                break
+            started, nodes_before = time.perf_counter(), tree.n_nodes
+            split, objects_of = self._split_nodes(to_split, depth)
+            accuracy = self._train_students(split, objects_of, depth) if len(split) else float("nan")
+            tree.built_depth = depth + 1
+            leaves = int((tree.is_leaf & (tree.depth <= depth)).sum())
+            context.log(
+                f"geocluster: level {depth}: split {len(split)} of {len(level)} nodes into {tree.n_nodes - nodes_before} "
+                f"children, {leaves} leaves so far; students' training accuracy {accuracy:.4f} ({time.perf_counter() - started:.1f} s)"
+            )
+            context.log_scalars({"geocluster/student_accuracy": accuracy, "geocluster/nodes": tree.n_nodes}, step=depth)
+            progress.set(depth=depth, nodes=tree.n_nodes, student_acc=accuracy)
+            progress.update()
+            context.checkpoint(self, {"level": tree.built_depth, "step": tree.built_depth})
+        progress.close()
+        counts = tree.counts()
+        context.log(
+            f"geocluster: tree of {tree.n_nodes} nodes, depth {int(tree.depth.max())}, {int(tree.is_leaf.sum())} leaves "
+            f"of at most {int(counts.max())} objects"
+        )
+
+    def _split_nodes(self, nodes: torch.Tensor, depth: int) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Run the teacher on each node and add its children; returns the nodes actually split
+        (a node whose objects all fall to one centroid stays a leaf) and their objects."""
+        config, tree, kind = self.config, self.tree, self.family
+        generator = epoch_generator(config.seed, "geocluster-teacher", depth)
+        order = torch.argsort(tree.object_node, stable=True)
+        counts = tree.counts()
+        starts = torch.cumsum(counts, 0) - counts
+        child_of_object = torch.full((len(tree.objects),), -1, dtype=torch.long, device=tree.objects.device)
+        split, objects_of, boxes = [], [], []
+        for node in nodes.tolist():
+            objects = order[int(starts[node]) : int(starts[node] + counts[node])]
+            mine = tree.objects[objects]
+            if config.teacher == "energy":
+                centroids = energy_centroids(mine, kind, config.n_clusters, config.energy, generator)
+            else:
+                centroids = kmeans_centroids(mine, kind, config.n_clusters, config.lloyd_steps, generator)
+            slots = assign(mine, centroids, kind)
+            if len(torch.unique(slots)) < 2:
+                continue
+            child_of_object[objects] = slots
+            split.append(node)
+            objects_of.append(objects)
+            boxes.append(self._child_boxes(mine, slots, node))
+        split_nodes = torch.tensor(split, dtype=torch.long, device=tree.objects.device)
+        tree.add_children(split_nodes, child_of_object, objects_of, boxes)
+        return split_nodes, objects_of
+
+    def _child_boxes(self, objects: torch.Tensor, slots: torch.Tensor, parent: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Each child's input box: its objects' box widened by half the typical object spacing."""
+        tree, kind = self.tree, self.family
+        low, high = kind.bounds(objects)
+        k, dim = self.config.n_clusters, low.shape[1]
+        child_low = torch.full((k, dim), torch.inf, device=low.device).scatter_reduce(0, slots[:, None].expand(-1, dim), low, "amin")
+        child_high = torch.full((k, dim), -torch.inf, device=low.device).scatter_reduce(0, slots[:, None].expand(-1, dim), high, "amax")
+        sizes = torch.bincount(slots, minlength=k).clamp_min(1)[:, None]
+        span = (child_high - child_low).amax(dim=1, keepdim=True).clamp_min(0)
+        pad = span / sizes.pow(1 / dim) / 2 + 1e-6 * (tree.high[parent] - tree.low[parent]).max()
+        empty = ~torch.isfinite(child_low)
+        return torch.where(empty, tree.low[parent], child_low - pad), torch.where(empty, tree.high[parent], child_high + pad)
+
+    # -- students ------------------------------------------------------------------------------
+    def _node_samples(self, node: int, objects: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """``student_samples`` training points for ``node`` and their labels (the child slot holding
+        the nearest object): twice as many candidates — half uniform in the node's box, half
+        uniform in the boxes of random objects widened to 3× — of which the ``boundary_fraction``
+        with the smallest gap between the two best children are kept, and a random draw of the rest."""
+        config, tree, kind = self.config, self.tree, self.family
+        n = config.student_samples
+        low, high = kind.bounds(tree.objects[objects])
+        picked = torch.randint(len(objects), (n,), generator=generator).to(low.device)
+        centre, half = (low[picked] + high[picked]) / 2, (high[picked] - low[picked]) / 2
+        spread = half.amax(dim=1, keepdim=True).clamp_min(1e-6 * float((tree.high[node] - tree.low[node]).max())) * 3
+        near = centre + (torch.rand(n, low.shape[1], generator=generator).to(low.device) * 2 - 1) * spread
+        candidates = torch.cat([uniform_in(tree.low[node], tree.high[node], n, generator), near])
+        existing = torch.nonzero(tree.children[node] >= 0).flatten()  # child slots in use, ascending ids
+        minima = self._child_minima(candidates, tree.objects[objects], tree.object_node[objects], tree.children[node, existing])
+        best_two = minima.topk(2, dim=1, largest=False)
+        labels = existing[best_two.indices[:, 0]]
+        n_boundary = int(round(config.boundary_fraction * n))
+        by_gap = torch.argsort(best_two.values[:, 1] - best_two.values[:, 0])
+        rest = by_gap[n_boundary:][torch.randperm(len(by_gap) - n_boundary, generator=generator).to(low.device)]
+        keep = torch.cat([by_gap[:n_boundary], rest[: n - n_boundary]])
+        return candidates[keep], labels[keep]
+
+    def _child_minima(self, points: torch.Tensor, objects: torch.Tensor, holder: torch.Tensor, children: torch.Tensor) -> torch.Tensor:
+        """Distance from each point to the nearest object of each child (P × children); ``holder``
+        names each object's child. Objects are grouped by child so each minimum is one slice."""
+        order = torch.argsort(holder)
+        objects = objects[order]
+        ends = torch.searchsorted(holder[order], children, right=True).tolist()
+        starts = [0, *ends[:-1]]
+        rows = max(1, (1 << 24) // max(len(objects), 1))
+        minima = []
+        for first in range(0, len(points), rows):
+            block = self.family.distance(points[first : first + rows, None], objects[None])
+            minima.append(torch.stack([block[:, start:end].amin(dim=1) for start, end in zip(starts, ends)], dim=1))
+        return torch.cat(minima)
+
+    def _train_students(self, nodes: torch.Tensor, objects_of: list[torch.Tensor], depth: int) -> float:
+        """Train the students of the level's split ``nodes`` together; returns their accuracy on
+        their training points."""
+        config, tree = self.config, self.tree
+        generator = epoch_generator(config.seed, "geocluster-students", depth)
+        samples = [self._node_samples(node, objects, generator) for node, objects in zip(nodes.tolist(), objects_of)]
+        inputs = torch.stack([tree.normalized(points, torch.full((len(points),), node, device=points.device)) for (points, _), node in zip(samples, nodes.tolist())])
+        labels = torch.stack([labels for _, labels in samples])
+        missing = (tree.children[nodes] < 0)[:, None, :]
+        student = StackedMLP(len(nodes), inputs.shape[2], config.student_hidden, config.n_clusters, generator).to(inputs.device)
+        optimizer = torch.optim.Adam(student.parameters(), lr=config.student_lr)
+        batch = min(config.student_batch, inputs.shape[1])
+        with torch.enable_grad():
+            for _ in range(config.student_steps):
+                rows = torch.randint(inputs.shape[1], (len(nodes), batch), generator=generator).to(inputs.device)
+                x = inputs.gather(1, rows[..., None].expand(-1, -1, inputs.shape[2]))
+                logits = student(x).masked_fill(missing, -torch.inf)
+                loss = torch.nn.functional.cross_entropy(logits.flatten(0, 1), labels.gather(1, rows).flatten())
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+        with torch.no_grad():
+            accuracy = float((student(inputs).masked_fill(missing, -torch.inf).argmax(dim=2) == labels).float().mean())
+        student.requires_grad_(False)
+        tree.student_row[nodes] = torch.arange(len(nodes), device=nodes.device)
+        tree.students.append(student)
+        return accuracy
+
+    # -- queries -------------------------------------------------------------------------------
+    def _check_points(self, points: torch.Tensor) -> None:
+        if points.shape[1] != self.family.dim:
+            raise DataError(f"geocluster: query points must be {self.family.dim}-d for {self.family.name}, got {points.shape[1]}-d")
+
+    def _predict(self, x: torch.Tensor) -> torch.Tensor:
+        self._check_points(x)
+        return self.tree.descend(x, self.config.beam).indices[:, 0]
+
+    def kneighbors(self, points: Any, k: int = 1) -> tuple[np.ndarray, np.ndarray]:
+        """Distances and indices of the ``k`` nearest objects the tree finds for each point."""
+        if not self.fitted:
+            raise DataError("geocluster is not fitted yet: call fit(objects) or load a checkpoint first")
+        points = self._check_input(points)
+        self._check_points(points)
+        found = self.tree.descend(points, self.config.beam, k)
+        return found.distances.cpu().numpy(), found.indices.cpu().numpy()
+
+    # -- evaluation ----------------------------------------------------------------------------
+    def evaluate(self, split: Split, context: Context, reference: Optional[Split] = None) -> dict[str, float]:
+        """Fresh uniform queries in the objects' box: exact-1NN accuracy of the tree (end to end and
+        after each level: the beam still holds a node with a nearest object), top-k recall, and
+        queries per second of the tree and of exhaustive search on the same device."""
+        if not self.fitted:
+            raise DataError("geocluster is not fitted yet: call fit(objects) or load a checkpoint first")
+        config, tree, kind = self.config, self.tree, self.family
+        objects = tree.objects
+        low, high = objects_box(objects, kind, config.query_margin)
+        queries = uniform_in(low, high, config.n_queries, epoch_generator(config.seed, "geocluster-queries", config.query_seed))
+        tolerance = DISTANCE_TOLERANCE * float((high - low).max())
+        tree.descend(queries[:256], config.beam)  # warm-up: first calls pay for allocation
+        brute_force_nearest(queries[:256], objects, kind.distance)
+
+        started = _synchronized_clock(objects.device)
+        found = tree.descend(queries, config.beam)
+        tree_seconds = _synchronized_clock(objects.device) - started
+        started = _synchronized_clock(objects.device)
+        truth, _ = brute_force_nearest(queries, objects, kind.distance)
+        brute_seconds = _synchronized_clock(objects.device) - started
+
+        k = min(config.topk, len(objects))
+        true_k, true_indices = brute_force_nearest(queries, objects, kind.distance, k=k)
+        found_k = tree.descend(queries, config.beam, k)
+        recall = (found_k.distances <= true_k[:, -1:] + tolerance).float().sum(dim=1) / k
+        metrics = {
+            "nn_acc": float((found.distances[:, 0] <= truth[:, 0] + tolerance).float().mean()),
+            "nn_topk_acc": float(recall.mean()),
+            "qps": config.n_queries / max(tree_seconds, 1e-9),
+            "qps_bruteforce": config.n_queries / max(brute_seconds, 1e-9),
+        }
+        metrics["speedup"] = metrics["qps"] / metrics["qps_bruteforce"]
+        tied = true_k <= true_k[:, :1] + tolerance
+        for level, beam in enumerate(found.beams, start=1):
+            holders = tree.ancestors_at(level)[true_indices]
+            reached = ((holders[:, :, None] == beam[:, None, :]) & tied[:, :, None]).flatten(1).any(dim=1)
+            metrics[f"nn_acc_level_{level}"] = float(reached.float().mean())
+        metrics.update(self._tree_shape())
+        context.log(
+            f"geocluster: {config.n_queries} queries: tree {tree_seconds:.3f} s, brute force {brute_seconds:.3f} s "
+            f"({metrics['speedup']:.1f}x), exact-1NN accuracy {metrics['nn_acc']:.4f}"
+        )
+        self._plot_partition(low, high, context)
+        return metrics
+
+    def _tree_shape(self) -> dict[str, float]:
+        tree = self.tree
+        counts = tree.counts()[tree.is_leaf]
+        return {
+            "tree_nodes": float(tree.n_nodes),
+            "tree_depth": float(tree.depth.max()),
+            "tree_leaves": float(tree.is_leaf.sum()),
+            "leaf_objects_max": float(counts.max()),
+            "leaf_objects_mean": float(counts.float().mean()),
+        }
+
+    def _plot_partition(self, low: torch.Tensor, high: torch.Tensor, context: Context) -> None:
+        path = context.plot_path("partition")
+        if path is None or self.family.dim != 2:
+            return
+        side = self.config.plot_resolution
+        axes = [torch.linspace(float(low[d]), float(high[d]), side, device=low.device) for d in range(2)]
+        grid = torch.stack(torch.meshgrid(*axes, indexing="xy"), dim=-1).reshape(-1, 2)
+        leaves = self.tree.descend(grid, beam=1).beams
+        cells = (leaves[-1][:, 0] if leaves else torch.zeros(len(grid), dtype=torch.long)).reshape(side, side)
+        plots.partition(
+            cells.cpu().numpy(), (float(low[0]), float(high[0]), float(low[1]), float(high[1])),
+            self.family.outline(self.tree.objects.cpu()).numpy(), path,
+            title=f"geocluster: {int(self.tree.is_leaf.sum())} leaves over {len(self.tree.objects)} {self.family.name}",
+        )
+
+    # -- state ---------------------------------------------------------------------------------
+    def _state(self) -> dict[str, Any]:
+        if self.tree is None:
+            return {}
+        return {"tree": self.tree.state(), "objects": self.tree.objects.cpu()}
+
+    def _load_state(self, state: dict[str, Any]) -> None:
+        if "tree" not in state:
+            return
+        objects = state["objects"].to(self.device)
+        if self.fitted:
+            self.tree = ObjectTree.from_state(state["tree"], objects, self.family)
+        else:
+            self._stored_tree = state["tree"]
+
+
+def _synchronized_clock(device: torch.device) -> float:
+    """``time.perf_counter()`` after the device's queued work has finished."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter()

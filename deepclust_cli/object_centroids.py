@@ -1,0 +1,110 @@
+"""GeoCluster's teachers: place ``k`` centroids (points) so that each object is near its nearest
+centroid *under the object metric*, then split the objects by nearest centroid.
+
+- :func:`kmeans_centroids` — the later GeoCluster version: k-means++ seeding on the objects'
+  box centres (probability ∝ squared metric distance to the nearest chosen centroid), then Lloyd
+  steps whose update is object-aware: each centroid moves to the mean of the *closest points* of
+  its objects, the fixed point of ``Σ_o d(c, o)²`` for the Euclidean metric.
+- :func:`energy_centroids` — the original energy-based teacher, optimized by Adam from the
+  k-means++ seeds: ``softmin_τ`` of the metric distances (the fit) + bounding-box penalty
+  (centroids stay in the objects' box) + a KL term of the mean soft assignment to uniform (our
+  reading of the original's latent KL: every child receives objects) + a Gaussian repulsion
+  between centroids.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from deepclust_cli.geometry import ObjectFamily
+
+
+def box_centres(objects: torch.Tensor, family: ObjectFamily) -> torch.Tensor:
+    low, high = family.bounds(objects)
+    return (low + high) / 2
+
+
+def metric_to_centroids(objects: torch.Tensor, centroids: torch.Tensor, family: ObjectFamily) -> torch.Tensor:
+    """``d(c_j, o_i)`` for every object × centroid (n × k)."""
+    return family.distance(centroids[None], objects[:, None])
+
+
+def assign(objects: torch.Tensor, centroids: torch.Tensor, family: ObjectFamily) -> torch.Tensor:
+    """The index of each object's nearest centroid under the object metric."""
+    return metric_to_centroids(objects, centroids, family).argmin(dim=1)
+
+
+def kmeans_plus_plus(objects: torch.Tensor, family: ObjectFamily, k: int, generator: torch.Generator) -> torch.Tensor:
+    """``k`` seeds among the objects' box centres, each drawn ∝ the squared metric distance of the
+    object to the nearest seed so far (uniformly once every object touches a seed)."""
+    centres = box_centres(objects, family)
+    chosen = [int(torch.randint(len(objects), (1,), generator=generator))]
+    nearest = family.distance(centres[chosen[0]], objects)
+    for _ in range(1, k):
+        weights = nearest.square().double().cpu()
+        if float(weights.sum()) <= 0:
+            weights = torch.ones_like(weights)
+        pick = int(torch.multinomial(weights, 1, generator=generator))
+        chosen.append(pick)
+        nearest = torch.minimum(nearest, family.distance(centres[pick], objects))
+    return centres[chosen]
+
+
+def kmeans_centroids(objects: torch.Tensor, family: ObjectFamily, k: int, steps: int, generator: torch.Generator) -> torch.Tensor:
+    """k-means++ seeds refined by at most ``steps`` object-aware Lloyd steps (until no object
+    changes centroid); a centroid left without objects stays where it was."""
+    centroids = kmeans_plus_plus(objects, family, k, generator)
+    labels = None
+    for _ in range(steps):
+        new_labels = assign(objects, centroids, family)
+        if labels is not None and torch.equal(new_labels, labels):
+            break
+        labels = new_labels
+        closest = family.closest_point(centroids[labels], objects)
+        sums = torch.zeros_like(centroids).index_add_(0, labels, closest)
+        counts = torch.bincount(labels, minlength=k).to(centroids.dtype)[:, None]
+        centroids = torch.where(counts > 0, sums / counts.clamp_min(1), centroids)
+    return centroids
+
+
+@dataclass
+class EnergySettings:
+    """The energy teacher's knobs (distances are divided by the node's box size first)."""
+
+    steps: int = 100
+    lr: float = 0.01  # Adam, in units of the node's box size
+    temperature: float = 0.05  # of the softmin fit term and the soft assignment
+    box_weight: float = 1.0
+    balance_weight: float = 0.1
+    repulsion_weight: float = 0.1
+
+
+def energy_centroids(
+    objects: torch.Tensor, family: ObjectFamily, k: int, settings: EnergySettings, generator: torch.Generator
+) -> torch.Tensor:
+    """Centroids minimizing ``E = mean_o softmin_τ d(c, o) + w_box·box + w_kl·KL(q̄‖U) + w_rep·rep``
+    (see the module docstring), from the k-means++ seeds."""
+    low, high = family.bounds(objects)
+    box_low, box_high = low.amin(dim=0), high.amax(dim=0)
+    scale = float((box_high - box_low).max().clamp_min(1e-12))
+    centroids = kmeans_plus_plus(objects, family, k, generator).clone().requires_grad_(True)
+    optimizer = torch.optim.Adam([centroids], lr=settings.lr * scale)
+    tau = settings.temperature
+    off_diagonal = ~torch.eye(k, dtype=torch.bool, device=objects.device)
+    with torch.enable_grad():
+        for _ in range(settings.steps):
+            distances = metric_to_centroids(objects, centroids, family) / scale
+            fit = -tau * torch.logsumexp(-distances / tau, dim=1).mean()
+            share = torch.softmax(-distances / tau, dim=1).mean(dim=0)
+            balance = (share * (share.clamp_min(1e-12) * k).log()).sum()
+            outside = (torch.relu(box_low - centroids) + torch.relu(centroids - box_high)) / scale
+            box = outside.square().sum(dim=1).mean()
+            gaps = torch.cdist(centroids, centroids) / scale
+            repulsion = torch.exp(-(gaps * k).square())[off_diagonal].mean() if k > 1 else gaps.sum() * 0
+            energy = fit + settings.box_weight * box + settings.balance_weight * balance + settings.repulsion_weight * repulsion
+            optimizer.zero_grad(set_to_none=True)
+            energy.backward()
+            optimizer.step()
+    return centroids.detach()

@@ -1,0 +1,174 @@
+"""GeoCluster: teachers, stacked students, routing against brute force, checkpoints, the CLI."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import run_until_crash
+from deepclust_cli.engine.checkpoint import load_checkpoint
+from deepclust_cli.errors import ConfigError, DataError
+from deepclust_cli.geometry import brute_force_nearest, family
+from deepclust_cli.methods import GeoCluster
+from deepclust_cli.nets.stacked_mlp import StackedMLP
+from deepclust_cli.object_centroids import EnergySettings, assign, energy_centroids, kmeans_centroids
+from deepclust_cli.object_tree import ObjectTree
+
+TIMING_KEYS = {"qps", "qps_bruteforce", "speedup"}
+TINY_GEOCLUSTER = [
+    "method=geocluster", "dataset=squares", "dataset.n_objects=400", "dataset.extent=20",
+    "method.threshold=16", "method.n_clusters=4", "method.student_samples=512", "method.student_steps=60",
+    "method.n_queries=500", "method.plot_resolution=50",
+]
+
+
+def grouped_squares(groups: int = 4, per_group: int = 30) -> torch.Tensor:
+    """Small squares in ``groups`` tight clumps far apart."""
+    generator = torch.Generator().manual_seed(0)
+    corners = torch.tensor([[0.0, 0.0], [100.0, 0.0], [0.0, 100.0], [100.0, 100.0]])[:groups]
+    centres = corners.repeat_interleave(per_group, 0) + torch.rand(groups * per_group, 2, generator=generator) * 5
+    return torch.cat([centres, torch.full((groups * per_group, 1), 0.5), torch.rand(groups * per_group, 1, generator=generator)], 1)
+
+
+@pytest.mark.parametrize("teacher", ["kmeans", "energy"])
+def test_teachers_split_separated_clumps_exactly(teacher):
+    objects = grouped_squares()
+    shape = family("squares")
+    generator = torch.Generator().manual_seed(0)
+    if teacher == "kmeans":
+        centroids = kmeans_centroids(objects, shape, 4, 20, generator)
+    else:
+        centroids = energy_centroids(objects, shape, 4, EnergySettings(steps=50), generator)
+    labels = assign(objects, centroids, shape)
+    clumps = torch.arange(4).repeat_interleave(30)
+    assert len(torch.unique(labels)) == 4
+    for clump in range(4):
+        assert len(torch.unique(labels[clumps == clump])) == 1
+
+
+def test_stacked_mlp_rows_are_independent_networks():
+    stack = StackedMLP(3, 2, [5], 4, torch.Generator().manual_seed(0))
+    x = torch.randn(3, 6, 2)
+    out = stack(x)
+    for row in range(3):
+        hidden = torch.relu(x[row] @ stack.weights[0][row] + stack.biases[0][row])
+        assert torch.allclose(out[row], hidden @ stack.weights[1][row] + stack.biases[1][row], atol=1e-6)
+    rows = torch.tensor([2, 0, 2, 1, 0, 2])
+    points = torch.randn(6, 2)
+    expected = torch.stack([stack(points[p].expand(3, 1, 2))[rows[p], 0] for p in range(6)])
+    assert torch.allclose(stack.forward_rows(points, rows), expected, atol=1e-6)
+
+
+@pytest.fixture(scope="module")
+def fitted() -> tuple[GeoCluster, torch.Tensor]:
+    objects = family("squares").generate(300, 20.0, 0.2, 1.0, torch.Generator().manual_seed(0))
+    model = GeoCluster(object_type="squares", n_clusters=4, threshold=12, student_samples=1024, student_steps=150, seed=0)
+    return model.fit(objects), objects
+
+
+def test_tree_partitions_the_objects_into_small_leaves(fitted):
+    model, objects = fitted
+    tree = model.tree
+    counts = tree.counts()
+    assert int(counts.sum()) == len(objects)
+    assert tree.is_leaf[tree.object_node].all()
+    assert int(counts[tree.is_leaf].max()) <= 12
+    assert int(tree.depth.max()) >= 2
+    internal = torch.nonzero(~tree.is_leaf).flatten()
+    for node in internal.tolist():
+        kids = tree.children[node][tree.children[node] >= 0]
+        assert len(kids) >= 2 and (tree.parent[kids] == node).all()
+        assert (tree.depth[kids] == tree.depth[node] + 1).all()
+
+
+def test_routing_with_every_leaf_in_the_beam_is_brute_force(fitted):
+    model, objects = fitted
+    points = torch.rand(400, 2, generator=torch.Generator().manual_seed(5)) * 20
+    exhaustive = model.tree.descend(points, beam=model.tree.n_nodes, k=3)
+    truth, _ = brute_force_nearest(points, objects, family("squares").distance, k=3)
+    assert torch.allclose(exhaustive.distances, truth)
+    greedy = model.tree.descend(points, beam=1)
+    found = greedy.distances[:, 0]
+    # A greedy descent returns a real object at its true distance, never closer than the nearest.
+    assert torch.allclose(found, family("squares").distance(points, objects[greedy.indices[:, 0]]))
+    assert (found >= truth[:, 0] - 1e-6).all()
+    assert float((found <= truth[:, 0] + 1e-5).float().mean()) > 0.8
+
+
+def test_per_level_accuracy_falls_with_depth_and_ends_at_the_end_to_end_accuracy(fitted):
+    model, _ = fitted
+    from deepclust_cli.engine.context import Context
+    from deepclust_cli.data.base import Split
+
+    metrics = model.evaluate(Split(model.tree.objects), Context(device="cpu", seed=0))
+    levels = [metrics[f"nn_acc_level_{level}"] for level in range(1, int(metrics["tree_depth"]) + 1)]
+    assert levels == sorted(levels, reverse=True)
+    assert levels[-1] == pytest.approx(metrics["nn_acc"])
+    assert metrics["nn_acc"] > 0.95 and 0 < metrics["nn_topk_acc"] <= 1
+    assert metrics["qps"] > 0 and metrics["qps_bruteforce"] > 0
+
+
+def test_predict_and_kneighbors_answer_with_object_indices(fitted):
+    model, objects = fitted
+    points = objects[:20, :2]  # each square's centre lies inside it: distance 0 to itself
+    distances, indices = model.kneighbors(points, k=2)
+    assert distances.shape == (20, 2) and (distances[:, 0] == 0).all()
+    assert model.predict(points).shape == (20,)
+    with pytest.raises(DataError, match="query points must be 2-d for squares, got 3-d"):
+        model.predict(np.zeros((2, 3)))
+
+
+def test_tree_state_round_trip_answers_the_same(fitted):
+    model, objects = fitted
+    restored = ObjectTree.from_state(model.tree.state(), objects, family("squares"))
+    points = torch.rand(200, 2, generator=torch.Generator().manual_seed(9)) * 20
+    before, after = model.tree.descend(points, beam=2, k=2), restored.descend(points, beam=2, k=2)
+    assert torch.equal(before.indices, after.indices)
+    assert all(torch.equal(a, b) for a, b in zip(before.beams, after.beams))
+
+
+def test_configuration_errors_are_one_line():
+    with pytest.raises(ConfigError, match="geocluster needs geometric objects: use dataset=squares"):
+        GeoCluster()
+    with pytest.raises(DataError, match="squares need 4 numbers per object"):
+        GeoCluster(object_type="squares").fit(np.zeros((20, 3)))
+
+
+def test_cli_run_writes_metrics_and_the_partition_plot_and_test_only_reevaluates(deepclust):
+    result = deepclust(*TINY_GEOCLUSTER)
+    assert result.code == 0, result.err
+    session = result.session()
+    metrics = json.loads((session / "metrics.json").read_text())
+    assert metrics["nn_acc"] > 0.9 and {"nn_topk_acc", "qps", "qps_bruteforce", "nn_acc_level_1"} <= metrics.keys()
+    assert (session / "plots" / "partition.png").stat().st_size > 0
+    again = deepclust("--resume", str(session / "checkpoints" / "last.ckpt"), "--test-only", output_dir=False)
+    assert again.code == 0, again.err
+    retested = json.loads((again.session() / "metrics_test.json").read_text())
+    assert {k: v for k, v in retested.items() if k not in TIMING_KEYS} == {k: v for k, v in metrics.items() if k not in TIMING_KEYS}
+    fresh = deepclust("--resume", str(session / "checkpoints" / "last.ckpt"), "--test-only", "method.query_seed=1", output_dir=False)
+    assert fresh.code == 0, fresh.err
+    other = json.loads((fresh.session() / "metrics_test.json").read_text())
+    assert other["nn_acc"] > 0.9 and other["nn_topk_acc"] != metrics["nn_topk_acc"]
+
+
+def test_resuming_a_partly_built_tree_equals_an_uninterrupted_build(deepclust, monkeypatch, tmp_path):
+    expected = json.loads((deepclust(*TINY_GEOCLUSTER).session() / "metrics.json").read_text())
+    written = run_until_crash(deepclust, monkeypatch, TINY_GEOCLUSTER, crash_at=1)
+    assert written[0]["level"] == 1
+    crashed = sorted((tmp_path / "outputs" / "geocluster" / "squares").iterdir())[-1]
+    assert load_checkpoint(crashed / "checkpoints" / "last.ckpt")["method"]["state"]["tree"]["built_depth"] == 1
+    resumed = deepclust("--resume", str(crashed / "checkpoints" / "last.ckpt"), output_dir=False)
+    assert resumed.code == 0, resumed.err
+    metrics = json.loads((crashed / "metrics.json").read_text())
+    assert {k: v for k, v in metrics.items() if k not in TIMING_KEYS} == {k: v for k, v in expected.items() if k not in TIMING_KEYS}
+
+
+def test_object_datasets_refuse_bad_files(deepclust, tmp_path):
+    path = tmp_path / "objects.npy"
+    np.save(path, np.zeros((10, 3), dtype=np.float32))
+    result = deepclust("method=geocluster", "dataset=objects", "dataset.object_type=squares", f"dataset.path={path}")
+    assert result.code != 0
+    assert "squares need 4 numbers per object (x, y, side, rotation), got shape (10, 3)" in result.err
+    result = deepclust("method=geocluster", "dataset=mnist")
+    assert result.code != 0 and "geocluster needs geometric objects" in result.err
