@@ -13,7 +13,8 @@ DEC-style phase pulls the embedding into ``n_clusters`` groups around trainable 
 3. **Soft contrastive loss**: ``q(d) = 1/(1 + a·d^(2b))`` with (a, b) fitted for ``min_dist``;
    ``−log q`` on sampled edges, ``−log(1 − q)`` on ``negative_sample_rate`` shuffled pairs per edge.
 4. **Clustering phase** (from epoch ``clustering_epoch``): centres from the k-means restart whose
-   cluster sizes are closest to uniform, then ``+ kl_weight·KL(P‖Q) + balance_weight·KL(q̄‖uniform)``
+   cluster sizes are closest to uniform (restarts within ``balance_tolerance`` of it: the one
+   cutting the least graph weight), then ``+ kl_weight·KL(P‖Q) + balance_weight·KL(q̄‖uniform)``
    with the Student-t assignment ``q_ik ∝ (1 + ‖z_i − μ_k‖²)⁻¹`` and target ``p_ik ∝ q_ik²/f_k``.
    The label of a point is ``argmax_k q_ik``, for seen and unseen points alike.
 """
@@ -95,6 +96,7 @@ class LNSCCConfig(MethodConfig):
     lr: float = 0.008
     clustering_epoch: int = 20  # the clustering phase starts after this many epochs
     kmeans_restarts: int = 10
+    balance_tolerance: float = 0.01  # restarts this close to the most balanced compete on graph cut; 0: the reference's rule
     kl_weight: float = 0.1
     balance_weight: float = 0.1
     plot_every: int = 5  # epochs between embedding frames (plots/frames, embedding.gif); 0: none
@@ -116,6 +118,7 @@ class LNSCCConfig(MethodConfig):
         require(self.lr > 0, f"lr must be > 0, got {self.lr}")
         require(0 <= self.clustering_epoch <= self.epochs, f"clustering_epoch must be in [0, epochs={self.epochs}], got {self.clustering_epoch}")
         require(self.kmeans_restarts >= 1, f"kmeans_restarts must be >= 1, got {self.kmeans_restarts}")
+        require(self.balance_tolerance >= 0, f"balance_tolerance must be >= 0, got {self.balance_tolerance}")
         require(self.kl_weight >= 0 and self.balance_weight >= 0, "kl_weight and balance_weight must be >= 0")
         require(self.plot_every >= 0, f"plot_every must be >= 0, got {self.plot_every}")
 
@@ -161,18 +164,41 @@ def soft_contrastive_loss(
     return attract.mean() + negative_weight * repel.mean()
 
 
-def balanced_kmeans_centres(z: torch.Tensor, k: int, restarts: int, seed: int) -> tuple[torch.Tensor, list[float]]:
-    """Of ``restarts`` single k-means runs, the centres whose cluster sizes are closest to uniform
-    (smallest ``KL(sizes/n ‖ 1/k)``) — the reference's guard against one cluster swallowing two;
-    also every restart's KL, in order."""
-    best, gaps = None, []
+@dataclass
+class CentreSeed:
+    """The clustering phase's starting centres and, for every k-means restart, its cluster-size
+    ``KL(sizes/n ‖ 1/k)`` and the share of graph weight its clusters cut."""
+
+    centres: torch.Tensor
+    chosen: int
+    balance: list[float]
+    cut: list[float]
+
+
+def balanced_kmeans_centres(z: torch.Tensor, k: int, restarts: int, seed: int, graph: Graph, tolerance: float = 0.0) -> CentreSeed:
+    """Of ``restarts`` single k-means runs, the one whose cluster sizes are closest to uniform
+    (smallest ``KL(sizes/n ‖ 1/k)``) — the reference's guard against one cluster swallowing two.
+    Runs within ``tolerance`` of the most balanced are equally balanced; among them the one that
+    cuts the least weight of ``graph`` wins (on MNIST, cutting 4 and 9 across and along both give
+    KL 0.002, but the cut across breaks 10 % more graph weight)."""
+    results, balance, cut = [], [], []
+    total = graph.weights.sum()
     for restart in range(restarts):
         result = kmeans(z, k, n_init=1, seed=seed * 1000 + restart)
         share = torch.bincount(result.labels, minlength=k).double() / len(z)
-        gaps.append(float((share * (share.clamp_min(1e-12) * k).log()).sum()))
-        if gaps[-1] <= min(gaps):
-            best = result.centers
-    return best, gaps
+        results.append(result.centers)
+        balance.append(float((share * (share.clamp_min(1e-12) * k).log()).sum()))
+        labels = result.labels.to(graph.rows.device)
+        cut.append(float(graph.weights[labels[graph.rows] != labels[graph.cols]].sum() / total))
+    chosen = choose_restart(balance, cut, tolerance)
+    return CentreSeed(results[chosen], chosen, balance, cut)
+
+
+def choose_restart(balance: list[float], cut: list[float], tolerance: float) -> int:
+    """The restart with the least ``cut`` among those whose ``balance`` is within ``tolerance`` of
+    the smallest (ties: the more balanced, then the first)."""
+    candidates = [r for r in range(len(balance)) if balance[r] <= min(balance) + tolerance]
+    return min(candidates, key=lambda r: (cut[r], balance[r], r))
 
 
 @METHODS.register("lnscc", schema=LNSCCConfig)
@@ -244,7 +270,7 @@ class LNSCC(ClusteringMethod):
         cadence = CheckpointCadence(context.trainer)
         while self.epoch < config.epochs:
             if self.epoch == config.clustering_epoch and self.centres is None:
-                self._start_clustering_phase(codes, context)
+                self._start_clustering_phase(codes, graph, context)
             loss = self._train_epoch(codes, graph, edges_per_epoch, a, b, context)
             self.epoch += 1
             self.history["loss"].append(loss)
@@ -257,7 +283,7 @@ class LNSCC(ClusteringMethod):
                 context.checkpoint(self, {"epoch": self.epoch, "step": self.epoch})
         progress.close()
         if self.centres is None:  # clustering_epoch == epochs: centres from the final embedding
-            self._start_clustering_phase(codes, context)
+            self._start_clustering_phase(codes, graph, context)
         path = context.plot_path("embedding")
         if path is not None and config.plot_every:
             plots.frames_to_gif(sorted(path.parent.glob("frames/embedding_*.png")), path.with_suffix(".gif"))
@@ -309,14 +335,16 @@ class LNSCC(ClusteringMethod):
             count += len(head)
         return float(total) / max(count, 1)
 
-    def _start_clustering_phase(self, codes: torch.Tensor, context: Context) -> None:
+    def _start_clustering_phase(self, codes: torch.Tensor, graph: Graph, context: Context) -> None:
+        config = self.config
         z = apply_in_batches(self.net, codes)
-        centres, gaps = balanced_kmeans_centres(z, self.config.n_clusters, self.config.kmeans_restarts, self.config.seed)
-        self.centres = nn.Parameter(centres.to(self.device))
+        seed = balanced_kmeans_centres(z, config.n_clusters, config.kmeans_restarts, config.seed, graph, config.balance_tolerance)
+        self.centres = nn.Parameter(seed.centres.to(self.device))
         self.optimizer.add_param_group({"params": [self.centres]})
         context.log(
-            f"lnscc: clustering phase from epoch {self.epoch}: centres from the most balanced of {len(gaps)} k-means runs "
-            f"(cluster-size KL to uniform {min(gaps):.4f}; all runs {min(gaps):.4f}-{max(gaps):.4f})"
+            f"lnscc: clustering phase from epoch {self.epoch}: centres from k-means run {seed.chosen + 1} of {len(seed.balance)} "
+            f"(cluster-size KL to uniform {seed.balance[seed.chosen]:.4f}, graph weight cut {seed.cut[seed.chosen]:.4f}; "
+            f"all runs: KL {min(seed.balance):.4f}-{max(seed.balance):.4f}, cut {min(seed.cut):.4f}-{max(seed.cut):.4f})"
         )
 
     def _plot_frame(self, codes: torch.Tensor, y: Optional[torch.Tensor], context: Context) -> None:

@@ -11,8 +11,10 @@ from conftest import run_until_crash
 from deepclust_cli.engine.checkpoint import load_checkpoint
 from deepclust_cli.errors import CheckpointError, ConfigError
 from deepclust_cli.methods import LNSCC
+from deepclust_cli.fuzzy_graph import fuzzy_knn_graph
 from deepclust_cli.methods.lnscc import (
     balanced_kmeans_centres,
+    choose_restart,
     clustering_terms,
     soft_contrastive_loss,
     student_t_assignment,
@@ -20,6 +22,7 @@ from deepclust_cli.methods.lnscc import (
 )
 from deepclust_cli.metrics import acc
 from deepclust_cli.nets.pretrained import pretrained_features
+from deepclust_cli.neighbors import knn
 
 TINY_LNSCC = [
     "method=lnscc",
@@ -78,11 +81,23 @@ def test_soft_contrastive_loss_against_hand_computation():
 def test_centres_come_from_the_most_balanced_restart():
     # Three groups of very different sizes: a lopsided run would put two centres in the big one.
     x = torch.cat([torch.randn(300, 2) * 0.1, torch.randn(30, 2) * 0.1 + 5, torch.randn(30, 2) * 0.1 - 5])
-    centres, gaps = balanced_kmeans_centres(x, 3, restarts=8, seed=0)
-    labels = torch.cdist(x, centres).argmin(dim=1)
+    graph = fuzzy_knn_graph(*knn(x, 5))
+    seed = balanced_kmeans_centres(x, 3, restarts=8, seed=0, graph=graph)
+    labels = torch.cdist(x, seed.centres).argmin(dim=1)
     assert sorted(torch.bincount(labels, minlength=3).tolist()) == [30, 30, 300]
     share = torch.tensor([300, 30, 30], dtype=torch.float64) / 360
-    assert len(gaps) == 8 and min(gaps) == pytest.approx(float((share * (share * 3).log()).sum()))
+    assert len(seed.balance) == 8 and seed.balance[seed.chosen] == pytest.approx(float((share * (share * 3).log()).sum()))
+    assert seed.cut[seed.chosen] == 0.0  # the groups share no graph edge
+
+
+def test_equally_balanced_restarts_are_told_apart_by_the_graph_cut():
+    # MNIST's case: two restarts equally balanced (4 and 9 cut across, or along), one cutting less
+    # of the graph; a lopsided restart that cuts even less (two digits merged) stays out.
+    balance = [0.0591, 0.0020, 0.0021, 0.2000]
+    cut = [0.0332, 0.0404, 0.0367, 0.0100]
+    assert choose_restart(balance, cut, tolerance=0.01) == 2
+    assert choose_restart(balance, cut, tolerance=0.0) == 1  # the reference's rule: balance alone
+    assert choose_restart([0.1, 0.1], [0.5, 0.5], tolerance=0.0) == 0
 
 
 def blobs(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
