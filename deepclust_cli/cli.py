@@ -8,7 +8,10 @@ front, and turns every user error into one line on stderr with a non-zero exit.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+import re
 import sys
 import tempfile
 from pathlib import Path
@@ -47,6 +50,21 @@ job_errors: list[DeepclustError] = []  # user errors raised inside Hydra jobs, r
 
 # ``${suffix:${name}}`` in folder names: "_<name>" for a named run, nothing otherwise.
 OmegaConf.register_new_resolver("suffix", lambda value: f"_{value}" if value else "", replace=True)
+FOLDER_NAME_LIMIT = 120  # longer names are cut and end with a digest of the whole
+
+
+def folder_name(text: str) -> str:
+    """``text`` as one folder name: separators and unusual characters become ``_``; a name over
+    FOLDER_NAME_LIMIT characters is cut and given a digest of ``text``, so distinct texts stay distinct."""
+    name = re.sub(r"[^A-Za-z0-9=,.+_@-]+", "_", text).strip("._") or "default"
+    if len(name) <= FOLDER_NAME_LIMIT:
+        return name
+    digest = hashlib.sha256(text.encode()).hexdigest()[:10]
+    return f"{name[: FOLDER_NAME_LIMIT - 11]}-{digest}"
+
+
+# Sweep job folders are named by the job's own overrides (``hydra.job.override_dirname``).
+OmegaConf.register_new_resolver("job_folder", folder_name, replace=True)
 
 
 def group_listing() -> str:
@@ -76,8 +94,15 @@ def main(argv: Optional[list[str]] = None) -> None:
     sys.exit(code)
 
 
+HYDRA_MODES = {"-m": "--multirun", "--multirun": "--multirun", "--cfg": "--cfg", "-c": "--cfg", "--info": "--info",
+               "-i": "--info", "--run": "--run", "-r": "--run", "--shell-completion": "--shell-completion", "-sc": "--shell-completion"}
+
+
 def run_cli(argv: list[str]) -> int:
     args = translate_argv(argv)
+    modes = sorted({HYDRA_MODES[arg] for arg in args if arg in HYDRA_MODES})
+    if len(modes) > 1:
+        raise ConfigError(f"{' and '.join(modes)} cannot be combined; e.g. to see a sweep's launcher, drop -m: deepclust --cfg hydra ...")
     overrides = parse_overrides([a for a in args if "=" in a and not a.startswith("-")])
     check_group_choices(overrides, extra_config_dirs(args))
     summary.failed_jobs.clear()
@@ -86,6 +111,8 @@ def run_cli(argv: list[str]) -> int:
         resume = last_value(overrides, "resume")
         if resume:
             args = resume_args(args, overrides, Path(resume), Path(scratch))
+        elif is_sweep(args) and not any(o.key_or_group == "hydra.sweep.dir" for o in overrides):
+            args = [*args, f"hydra.sweep.dir={quote('${output_dir}/multirun/' + sweep_folder(overrides))}"]
         # Hydra would print its own multi-line report and exit; we want the exception, to print one line.
         os.environ["HYDRA_FULL_ERROR"] = "1"
         saved_argv = sys.argv
@@ -108,16 +135,58 @@ def hydra_main(cfg: DictConfig) -> Optional[dict[str, float]]:
     hydra_cfg = HydraConfig.get()
     directory = Path(hydra_cfg.runtime.output_dir)
     task_overrides = list(hydra_cfg.overrides.task)
+    if hydra_cfg.mode == RunMode.MULTIRUN:
+        finished = finished_metrics(directory)
+        if finished is not None:
+            print(f"deepclust: job {directory.name} finished in an earlier run of this sweep; kept", file=sys.stderr)
+            return finished
+        last = directory / "checkpoints" / "last.ckpt"
+        if last.is_file() and not cfg.resume:
+            print(f"deepclust: job {directory.name} continues from {last}", file=sys.stderr)
+            cfg.resume = str(last)
+        if "JoblibLauncher" in str(OmegaConf.select(hydra_cfg, "launcher._target_")):
+            cfg.gpus = job_gpus(list(cfg.gpus), hydra_cfg.job.num)
     try:
         return run(cfg, directory, task_overrides)
     except DeepclustError as error:
         job_errors.append(error)
         if hydra_cfg.mode == RunMode.MULTIRUN:
             mark_failed(directory, str(error), task_overrides)
-            print(f"deepclust: job {hydra_cfg.job.num} failed: {error}", file=sys.stderr)
+            print(f"deepclust: job {directory.name} failed: {error}", file=sys.stderr)
         elif directory.is_dir() and not any(directory.iterdir()):
             directory.rmdir()  # Hydra made the folder; a run refused before it began leaves no trace
         return None
+
+
+def job_gpus(gpus: list[int], job_number: int) -> list[int]:
+    """The GPU of job ``job_number`` when jobs run side by side: ``gpus`` taken round-robin."""
+    return [gpus[job_number % len(gpus)]] if gpus else []
+
+
+def finished_metrics(directory: Path) -> Optional[dict[str, float]]:
+    """The metrics of a sweep job that completed in ``directory`` before, or None."""
+    try:
+        status = json.loads((directory / "run.json").read_text()).get("status")
+        return json.loads((directory / "metrics.json").read_text()) if status == "completed" else None
+    except (OSError, ValueError):
+        return None
+
+
+def is_sweep(args: list[str]) -> bool:
+    return any(arg in ("-m", "--multirun") for arg in args)
+
+
+NOT_IN_SWEEP_NAMES = ("hydra", "output_dir", "summary")  # where and how a sweep runs and reports, not what it runs
+
+
+def sweep_folder(overrides: list[Override]) -> str:
+    """A sweep's folder: its ``name``, or else named by its command line's overrides (in any
+    order), so that running the same sweep again finds the jobs of the last time."""
+    name = last_value(overrides, "name")
+    if name:
+        return folder_name(str(name))
+    lines = sorted(o.input_line for o in overrides if not o.key_or_group.startswith(NOT_IN_SWEEP_NAMES))
+    return folder_name("+".join(lines)) if lines else "default"
 
 
 def translate_argv(argv: list[str]) -> list[str]:

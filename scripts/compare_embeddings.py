@@ -4,7 +4,7 @@ Each session's fitted method (``checkpoints/last.ckpt``) embeds its own evaluati
 from the session's ``config.yaml``; both panels are coloured by class (by cluster when the data has
 no labels) and titled with the run's distinguishing overrides and ACC/NMI.
 
-    .venv/bin/python scripts/compare_embeddings.py outputs/multirun/<sweep>/0 outputs/multirun/<sweep>/5
+    .venv/bin/python scripts/compare_embeddings.py outputs/multirun/<sweep>/<job A> outputs/multirun/<sweep>/<job B>
     .venv/bin/python scripts/compare_embeddings.py SESSION_A SESSION_B --out alpha.png --data-dir ../shared/data
 """
 

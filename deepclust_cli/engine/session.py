@@ -18,6 +18,8 @@ import datetime as _dt
 import json
 import logging
 import math
+import os
+import socket
 import sys
 import time
 from pathlib import Path
@@ -180,6 +182,8 @@ class Session(Context):
             "error": error,
             "mode": "test" if self.test_only else ("resume" if self.settings.resume else "train"),
             "device": str(self.device),
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
             "seconds": round(time.perf_counter() - self.started, 3),
             "updated": _dt.datetime.now().isoformat(timespec="seconds"),
             "package_version": deepclust_cli.__version__,

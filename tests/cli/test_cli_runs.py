@@ -91,7 +91,9 @@ def test_sweep_writes_one_session_per_job_and_a_summary(deepclust):
     result = deepclust("-m", "method=kmeans,spectral", "dataset=blobs,circles", "dataset.n_samples=600")
     assert result.code == 0, result.err
     sweep = result.session().parent
-    assert sorted(p.name for p in sweep.iterdir() if p.is_dir()) == ["0", "1", "2", "3"]
+    assert sorted(p.name for p in sweep.iterdir() if p.is_dir()) == [
+        f"dataset.n_samples=600,dataset={dataset},method={method}" for dataset in ("blobs", "circles") for method in ("kmeans", "spectral")
+    ]
     ranking, jobs = (sweep / "summary.md").read_text().split("## jobs\n\n")
     assert "ranked by acc, highest first (one job per configuration)" in ranking
     assert ranking.splitlines()[4].startswith("| rank | method | dataset | jobs | acc | nmi | ari | seconds |")
@@ -99,20 +101,21 @@ def test_sweep_writes_one_session_per_job_and_a_summary(deepclust):
     table = jobs.splitlines()
     assert table[0] == "| job | method | dataset | dataset.n_samples | output_dir | acc | nmi | ari | status | seconds |"
     assert len(table) == 6
-    assert table[2].startswith("| 0 | kmeans | blobs | 600 | ")
+    assert table[2].startswith("| dataset.n_samples=600,dataset=blobs,method=kmeans | kmeans | blobs | 600 | ")
     assert table[2].endswith(" | 1.0000 | 1.0000 | 1.0000 | completed | " + table[2].rsplit(" | ", 1)[1])
-    assert table[3].split(" | ")[5] == "0.5017"  # k-means cannot separate the circles
-    assert table[5].startswith("| 3 | spectral | circles | 600 | ") and " | 1.0000 | 1.0000 | 1.0000 | completed" in table[5]
+    assert table[4].split(" | ")[5] == "0.5017"  # k-means cannot separate the circles
+    assert table[5].startswith("| dataset.n_samples=600,dataset=circles,method=spectral | spectral | circles | 600 | ")
+    assert " | 1.0000 | 1.0000 | 1.0000 | completed" in table[5]
     assert (sweep / "summary.csv").read_text().splitlines()[0].startswith("job,method,dataset,dataset.n_samples,output_dir,acc,nmi,ari")
 
 
 def test_a_failing_job_does_not_end_the_sweep(deepclust):
     result = deepclust("-m", "method=kmeans", "dataset=blobs", "dataset.n_samples=300", "method.n_init=1,0")
     assert result.code == 1
-    assert "job 1 failed: method: n_init must be >= 1, got 0" in result.err
+    assert "job dataset.n_samples=300,dataset=blobs,method.n_init=0,method=kmeans failed: method: n_init must be >= 1, got 0" in result.err
     sweep = result.session().parent
     rows = (sweep / "summary.md").read_text().split("## jobs\n\n")[1].splitlines()[2:]
-    assert "completed" in rows[0] and "failed" in rows[1] and "n_init must be >= 1" in rows[1]
+    assert "failed" in rows[0] and "n_init must be >= 1" in rows[0] and "completed" in rows[1]
 
 
 @pytest.mark.parametrize(

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from conftest import run_until_crash
+from deepclust_cli.cli import folder_name
 from deepclust_cli.engine.checkpoint import load_checkpoint
 
 TINY_RUN = [
@@ -86,7 +87,11 @@ def test_spectralnet_ae_sweep_gives_four_sessions_and_a_ranked_summary(deepclust
     assert result.code == 0, result.err
     sweep = result.session().parent
     jobs = sorted(p for p in sweep.iterdir() if p.is_dir())
-    assert [p.name for p in jobs] == ["0", "1", "2", "3"]
+    assert [p.name for p in jobs] == [
+        folder_name(f"dataset.n_classes=3,dataset.n_samples=300,dataset=blobs,method.alpha={alpha},method.n_neighbors={k},method.spectral.batch_size=100,"
+        f"method.spectral.epochs=2,method.spectral.hidden=[16],method=spectralnet_ae")
+        for alpha in ("0", "0.1") for k in ("10", "5")
+    ]
     for job in jobs:
         assert (job / "metrics.json").exists() and (job / "checkpoints" / "last.ckpt").exists()
     text = (sweep / "summary.md").read_text()
