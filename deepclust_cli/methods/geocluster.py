@@ -286,7 +286,8 @@ class GeoCluster(ClusteringMethod):
         return self.tree.descend(x, self.config.beam).indices[:, 0]
 
     def kneighbors(self, points: Any, k: int = 1) -> tuple[np.ndarray, np.ndarray]:
-        """Distances and indices of the ``k`` nearest objects the tree finds for each point."""
+        """Distances and indices of the ``k`` nearest objects the tree finds for each point (inf and
+        −1 where the reached leaves hold fewer than ``k`` objects)."""
         if not self.fitted:
             raise DataError("geocluster is not fitted yet: call fit(objects) or load a checkpoint first")
         points = self._check_input(points)
