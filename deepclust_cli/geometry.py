@@ -240,12 +240,6 @@ def family(name: str) -> ObjectFamily:
     return FAMILIES[name]
 
 
-def pairwise_distances(points: Tensor, objects: Tensor, metric: Callable[[Tensor, Tensor], Tensor], budget: int = 1 << 24) -> Tensor:
-    """``metric`` for every point × object (Q × N), computed in row blocks of about ``budget`` pairs."""
-    rows = max(1, budget // max(len(objects), 1))
-    return torch.cat([metric(points[start : start + rows, None], objects[None]) for start in range(0, len(points), rows)])
-
-
 def brute_force_nearest(
     points: Tensor, objects: Tensor, metric: Callable[[Tensor, Tensor], Tensor], k: int = 1, budget: int = 1 << 24
 ) -> tuple[Tensor, Tensor]:
