@@ -20,7 +20,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.optimize
-import scipy.sparse
 import torch
 
 MIN_K_DIST_SCALE = 1e-3  # UMAP's floor on σ, relative to the mean kNN distance
@@ -113,17 +112,6 @@ class Graph:
     cols: torch.Tensor
     weights: torch.Tensor
     n: int
-
-    def to_scipy(self) -> scipy.sparse.csr_matrix:
-        """The ``n × n`` CSR matrix of the weights, on the CPU (for tests and inspection)."""
-        coo = (self.weights.cpu().numpy(), (self.rows.cpu().numpy(), self.cols.cpu().numpy()))
-        return scipy.sparse.csr_matrix(coo, shape=(self.n, self.n))
-
-    def degree(self) -> torch.Tensor:
-        """Weighted degree ``deg_i = Σ_j w_ij`` per node (0 for isolated nodes), length ``n``."""
-        return torch.zeros(self.n, dtype=self.weights.dtype, device=self.weights.device).index_add_(
-            0, self.rows, self.weights
-        )
 
 
 def fuzzy_union(indices: torch.Tensor, weights: torch.Tensor, n: int) -> Graph:

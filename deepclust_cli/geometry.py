@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Callable, Iterator, Optional
 
 import torch
 
@@ -240,16 +240,24 @@ def family(name: str) -> ObjectFamily:
     return FAMILIES[name]
 
 
+def distance_blocks(
+    points: Tensor, objects: Tensor, metric: Callable[[Tensor, Tensor], Tensor], budget: int = 1 << 24
+) -> Iterator[Tensor]:
+    """``metric`` for every point × object, as consecutive row blocks of about ``budget`` pairs, so
+    memory stays bounded however many points and objects there are."""
+    rows = max(1, budget // max(len(objects), 1))
+    for start in range(0, len(points), rows):
+        yield metric(points[start : start + rows, None], objects[None])
+
+
 def brute_force_nearest(
     points: Tensor, objects: Tensor, metric: Callable[[Tensor, Tensor], Tensor], k: int = 1, budget: int = 1 << 24
 ) -> tuple[Tensor, Tensor]:
     """The ``k`` nearest objects of every point by exhaustive search: distances and indices (Q × k,
     ascending), computed in row blocks of about ``budget`` point-object pairs."""
-    rows = max(1, budget // max(len(objects), 1))
     k = min(k, len(objects))
     distances, indices = [], []
-    for start in range(0, len(points), rows):
-        block = metric(points[start : start + rows, None], objects[None])
+    for block in distance_blocks(points, objects, metric, budget):
         nearest = block.topk(k, dim=1, largest=False) if k > 1 else block.min(dim=1, keepdim=True)
         distances.append(nearest[0])
         indices.append(nearest[1])

@@ -86,6 +86,13 @@ class ObjectTree:
         """Objects per node, counting only the deepest node holding each (so leaves' counts)."""
         return torch.bincount(self.object_node, minlength=self.n_nodes)
 
+    def objects_by_node(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Object indices grouped by their deepest node: ``order[starts[m] : starts[m] + counts[m]]``
+        are node ``m``'s objects (ascending within a node)."""
+        order = torch.argsort(self.object_node, stable=True)
+        counts = self.counts()
+        return order, torch.cumsum(counts, 0) - counts, counts
+
     def add_children(
         self, parents: torch.Tensor, child_of_object: torch.Tensor, objects_of: list[torch.Tensor], boxes: list[tuple[torch.Tensor, torch.Tensor]]
     ) -> None:
@@ -178,9 +185,7 @@ class ObjectTree:
 
     def leaf_table(self) -> torch.Tensor:
         """Objects of each node as rows padded with −1 (M × largest leaf)."""
-        order = torch.argsort(self.object_node, stable=True)
-        counts = self.counts()
-        starts = torch.cumsum(counts, 0) - counts
+        order, starts, counts = self.objects_by_node()
         position = torch.arange(len(order), device=order.device) - starts[self.object_node[order]]
         table = torch.full((self.n_nodes, max(int(counts.max()), 1)), -1, dtype=torch.long, device=order.device)
         table[self.object_node[order], position] = order

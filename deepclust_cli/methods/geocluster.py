@@ -33,7 +33,7 @@ from deepclust_cli.data.base import Split
 from deepclust_cli.engine.context import Context
 from deepclust_cli.engine.stage import epoch_generator
 from deepclust_cli.errors import DataError, require
-from deepclust_cli.geometry import FAMILIES, ObjectFamily, brute_force_nearest, family
+from deepclust_cli.geometry import FAMILIES, ObjectFamily, brute_force_nearest, distance_blocks, family
 from deepclust_cli.methods.base import METHODS, ClusteringMethod, EvalSet, MethodConfig
 from deepclust_cli.nets.stacked_mlp import StackedMLP
 from deepclust_cli.object_centroids import EnergySettings, assign, energy_centroids, kmeans_centroids
@@ -120,9 +120,6 @@ class GeoCluster(ClusteringMethod):
         self.tree: Optional[ObjectTree] = None
         self._stored_tree: Optional[dict[str, Any]] = None
 
-    def prepare(self, split: Split) -> torch.Tensor:
-        return split.x.float()
-
     # -- building ------------------------------------------------------------------------------
     def _fit(self, x: torch.Tensor, y: Optional[torch.Tensor], context: Context, eval_set: Optional[EvalSet] = None) -> None:
         config, kind = self.config, self.family
@@ -174,9 +171,7 @@ class GeoCluster(ClusteringMethod):
         (a node whose objects all fall to one centroid stays a leaf) and their objects."""
         config, tree, kind = self.config, self.tree, self.family
         generator = epoch_generator(config.seed, "geocluster-teacher", depth)
-        order = torch.argsort(tree.object_node, stable=True)
-        counts = tree.counts()
-        starts = torch.cumsum(counts, 0) - counts
+        order, starts, counts = tree.objects_by_node()
         child_of_object = torch.full((len(tree.objects),), -1, dtype=torch.long, device=tree.objects.device)
         split, objects_of, boxes = [], [], []
         for node in nodes.tolist():
@@ -241,11 +236,10 @@ class GeoCluster(ClusteringMethod):
         objects = objects[order]
         ends = torch.searchsorted(holder[order], children, right=True).tolist()
         starts = [0, *ends[:-1]]
-        rows = max(1, (1 << 24) // max(len(objects), 1))
-        minima = []
-        for first in range(0, len(points), rows):
-            block = self.family.distance(points[first : first + rows, None], objects[None])
-            minima.append(torch.stack([block[:, start:end].amin(dim=1) for start, end in zip(starts, ends)], dim=1))
+        minima = [
+            torch.stack([block[:, start:end].amin(dim=1) for start, end in zip(starts, ends)], dim=1)
+            for block in distance_blocks(points, objects, self.family.distance)
+        ]
         return torch.cat(minima)
 
     def _train_students(self, nodes: torch.Tensor, objects_of: list[torch.Tensor], depth: int) -> float:

@@ -7,6 +7,8 @@ import pytest
 import torch
 
 from conftest import run_until_crash
+from deepclust_cli.data.base import Split
+from deepclust_cli.engine.context import Context
 from deepclust_cli.engine.checkpoint import load_checkpoint
 from deepclust_cli.errors import ConfigError, DataError
 from deepclust_cli.geometry import brute_force_nearest, family
@@ -98,9 +100,6 @@ def test_routing_with_every_leaf_in_the_beam_is_brute_force(fitted):
 
 def test_per_level_accuracy_falls_with_depth_and_ends_at_the_end_to_end_accuracy(fitted):
     model, _ = fitted
-    from deepclust_cli.engine.context import Context
-    from deepclust_cli.data.base import Split
-
     metrics = model.evaluate(Split(model.tree.objects), Context(device="cpu", seed=0))
     levels = [metrics[f"nn_acc_level_{level}"] for level in range(1, int(metrics["tree_depth"]) + 1)]
     assert levels == sorted(levels, reverse=True)
