@@ -31,6 +31,7 @@ from omegaconf.errors import OmegaConfBaseException
 import deepclust_cli.data  # noqa: F401  (registers datasets and their schemas)
 import deepclust_cli.methods  # noqa: F401  (registers methods and their schemas)
 from deepclust_cli import summary
+from deepclust_cli.engine import distributed
 from deepclust_cli.engine.checkpoint import load_checkpoint, session_dir_of
 from deepclust_cli.engine.device import reuse_freed_memory
 from deepclust_cli.errors import CheckpointError, ConfigError, DeepclustError
@@ -136,6 +137,7 @@ def hydra_main(cfg: DictConfig) -> Optional[dict[str, float]]:
     directory = Path(hydra_cfg.runtime.output_dir)
     task_overrides = list(hydra_cfg.overrides.task)
     if hydra_cfg.mode == RunMode.MULTIRUN:
+        distributed.adopt_slurm_tasks()
         finished = finished_metrics(directory)
         if finished is not None:
             print(f"deepclust: job {directory.name} finished in an earlier run of this sweep; kept", file=sys.stderr)

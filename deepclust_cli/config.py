@@ -35,6 +35,12 @@ class OptimizerName(enum.Enum):
     sgd = "sgd"
 
 
+class Backend(enum.Enum):
+    auto = "auto"  # nccl with GPUs, gloo on the CPU
+    nccl = "nccl"
+    gloo = "gloo"
+
+
 class ScheduleName(enum.Enum):
     none = "none"
     plateau = "plateau"  # ReduceLROnPlateau on the validation loss; stop once lr < min_lr
@@ -65,6 +71,8 @@ class TrainerConfig:
     checkpoint_every: int = 1  # epochs between last.ckpt writes
     checkpoint_min_seconds: float = 10.0  # skip a write while the last is younger (stage ends always write)
     log_every: int = 50  # optimizer steps between TensorBoard points
+    processes: int = 1  # data-parallel ranks on the CPU (gpus=[]); with gpus=[0,1,...] one per GPU
+    backend: Backend = Backend.auto  # how the ranks talk
 
     def __post_init__(self) -> None:
         require(self.max_epochs >= 1, f"max_epochs must be >= 1, got {self.max_epochs}")
@@ -82,6 +90,7 @@ class TrainerConfig:
         require(self.checkpoint_every >= 1, f"checkpoint_every must be >= 1, got {self.checkpoint_every}")
         require(self.checkpoint_min_seconds >= 0, f"checkpoint_min_seconds must be >= 0, got {self.checkpoint_min_seconds}")
         require(self.log_every >= 1, f"log_every must be >= 1, got {self.log_every}")
+        require(self.processes >= 1, f"processes must be >= 1, got {self.processes}")
 
 
 @dataclass

@@ -1,14 +1,14 @@
 """One run, end to end — the data path:
 
-config (validated) → device → session folder → dataset → method → fit (or resume, or nothing for
---test-only) → evaluate → metrics.json, plots, printed summary.
+config (validated) → ranks (one, or one per GPU) → device → session folder → dataset → method →
+fit (or resume, or nothing for --test-only) → evaluate → metrics.json, plots, printed summary.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Union
 
 import yaml
 from hydra.core.config_store import ConfigStore
@@ -16,11 +16,12 @@ from omegaconf import DictConfig, OmegaConf
 
 from deepclust_cli.config import RunConfig, to_settings
 from deepclust_cli.data import Dataset, Split, load_dataset
+from deepclust_cli.engine import distributed
 from deepclust_cli.engine.atomic import atomic_write_text
 from deepclust_cli.engine.checkpoint import load_checkpoint
 from deepclust_cli.engine.device import select_device
-from deepclust_cli.engine.session import Session
-from deepclust_cli.errors import CheckpointError
+from deepclust_cli.engine.session import Replica, Session
+from deepclust_cli.errors import CheckpointError, ConfigError
 from deepclust_cli.methods import METHODS
 
 # Overrides that say how to invoke a run, not what the experiment is; they are not replayed on resume.
@@ -28,23 +29,60 @@ INVOCATION_KEYS = ("resume", "test_only", "restart")
 
 
 def run(cfg: DictConfig, directory: Path, task_overrides: list[str]) -> dict[str, float]:
-    """Run the experiment ``cfg`` in the session folder ``directory``; returns its metrics."""
+    """Run the experiment ``cfg`` in the session folder ``directory``; returns its metrics.
+
+    A data-parallel run (``gpus=[0,1,...]``, ``trainer.processes``, or torchrun) runs
+    :func:`run_rank` in every rank; rank 0's metrics are returned.
+    """
     settings = to_settings(cfg)
     method_class = METHODS.get(settings.method.name)
-    device = select_device(settings.gpus)
+    launch = distributed.plan(settings.gpus, settings.trainer.processes, settings.trainer.backend.value)
+    if launch.size > 1 and not method_class.data_parallel:
+        supported = ", ".join(name for name in METHODS.names() if METHODS.get(name).data_parallel)
+        raise ConfigError(
+            f"method {method_class.name} trains in one process; data parallel (several gpus or trainer.processes) "
+            f"is built for: {supported}"
+        )
+    select_device(settings.gpus)  # a missing GPU fails here, before any process starts
     overrides = experiment_overrides(settings, task_overrides)
     config = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
     for key in INVOCATION_KEYS:
         config.pop(key, None)
+    if launch.spawns:
+        return distributed.spawn(run_rank, (settings, config, overrides, directory, launch), launch)
+    with distributed.joined(launch) as world:
+        if world.parallel:  # under torchrun every rank's Hydra named a folder; rank 0's is the session
+            own, directory = directory, world.broadcast_object(directory)
+            if own != directory and own.is_dir() and not any(own.iterdir()):
+                own.rmdir()
+        return run_rank(settings, config, overrides, directory, launch, world)
 
-    with Session(directory, settings, config, overrides, device) as session:
+
+def run_rank(
+    settings: RunConfig,
+    config: dict[str, Any],
+    overrides: list[str],
+    directory: Path,
+    launch: distributed.Launch,
+    world: distributed.World = distributed.SINGLE,
+) -> dict[str, float]:
+    """One rank's run: rank 0 keeps the session folder, the others train beside it silently."""
+    device = select_device(settings.gpus, world.local_rank)
+    if world.is_main:
+        context: Union[Session, Replica] = Session(directory, settings, config, overrides, device, world)
+    else:
+        context = Replica(settings, device, world)
+    with context:
+        ranks = distributed.describe(world, launch)
+        if ranks:
+            context.log(ranks)
         data = load_dataset(settings.dataset, settings.data_dir, settings.seed)
         fit_split, eval_split = data.partition(settings.dataset.split)
-        session.log(describe(data, fit_split, eval_split))
-        method = method_class.from_config(settings.method, device=device)
+        context.log(describe(data, fit_split, eval_split))
+        method = METHODS.get(settings.method.name).from_config(settings.method, device=device)
         progress: dict[str, Any] = {}
         if settings.resume:
-            progress = session.resume(Path(settings.resume), method)
+            progress = context.resume(Path(settings.resume), method)
         if settings.test_only:
             if not method.fitted:
                 raise CheckpointError(
@@ -52,15 +90,15 @@ def run(cfg: DictConfig, directory: Path, task_overrides: list[str]) -> dict[str
                     f"continue it first with --resume {settings.resume}"
                 )
         elif progress.get("done"):
-            session.log("training had already finished; evaluating")
+            context.log("training had already finished; evaluating")
         else:
             held_out = None
             if method.scores_held_out and eval_split is not fit_split:
                 held_out = (method.prepare(eval_split), eval_split.y)
-            method.fit(method.prepare(fit_split), fit_split.y, context=session, eval_set=held_out)
-            session.checkpoint(method, {**progress, "done": True})
-        metrics = method.evaluate(eval_split, session, reference=fit_split)
-        session.finish(metrics)
+            method.fit(method.prepare(fit_split), fit_split.y, context=context, eval_set=held_out)
+            context.checkpoint(method, {**progress, "done": True})
+        metrics = method.evaluate(eval_split, context, reference=fit_split)
+        context.finish(metrics)
     return metrics
 
 

@@ -91,6 +91,27 @@ def bar_digits(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return images.astype(np.uint8), labels.astype(np.uint8)
 
 
+# AND on bar_mnist in seconds: a small convnet, 2 rounds × 2 epochs, kNN scored every epoch.
+TINY_AND = [
+    "method=and",
+    "dataset=mnist",
+    "dataset.split=train_test",
+    "method.backbone=small_convnet",
+    "method.anchor_fractions=[0.0,0.5]",
+    "method.epochs=2",
+    "method.batch_size=64",
+    "method.milestones=[1]",
+    "method.eval_every=1",
+    "method.knn_k=20",
+    "method.kmeans_n_init=2",
+    "method.augment.crop_scale=[0.6,1.0]",
+    "method.augment.saturation=0",
+    "method.augment.hue=0",
+    "method.augment.grayscale_p=0",
+    "trainer.checkpoint_min_seconds=0",
+]
+
+
 @pytest.fixture
 def bar_mnist(tmp_path) -> Path:
     """A data_dir holding MNIST/raw in the real IDX format: 240 training and 80 test bar digits."""

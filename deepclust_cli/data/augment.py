@@ -101,6 +101,10 @@ class AugmentParams:
     def __len__(self) -> int:
         return len(self.box)
 
+    def __getitem__(self, rows: slice) -> "AugmentParams":
+        """The draws of the samples at ``rows`` (a data-parallel rank's shard of a batch)."""
+        return AugmentParams(self.box[rows], self.flip[rows], self.factors[rows], self.order[rows], self.gray[rows])
+
 
 # --- colour ops on float N×C×H×W batches in [0, 1], one factor per sample ----------------------
 

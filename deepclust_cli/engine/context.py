@@ -12,6 +12,7 @@ import torch
 
 from deepclust_cli.config import TrainerConfig
 from deepclust_cli.engine.device import autocast
+from deepclust_cli.engine.distributed import SINGLE, World
 from deepclust_cli.engine.progress import Progress
 
 if TYPE_CHECKING:
@@ -23,7 +24,7 @@ logger = logging.getLogger("deepclust")
 
 
 class Context:
-    """Device, seed, trainer knobs, logging, progress, checkpoints and plot paths for ``fit``.
+    """Device, seed, trainer knobs, ranks, logging, progress, checkpoints and plot paths for ``fit``.
 
     This bare context serves library use (``Method(...).fit(X)``): messages go to Python's
     ``logging`` under the name ``deepclust``, progress goes to stderr, and nothing is written to
@@ -37,10 +38,12 @@ class Context:
         seed: int = 0,
         trainer: Optional[TrainerConfig] = None,
         show_progress: bool = True,
+        world: World = SINGLE,
     ) -> None:
         self.device = torch.device(device)
         self.seed = seed
         self.trainer = trainer or TrainerConfig()
+        self.world = world  # the data-parallel ranks this process trains with
         self.show_progress = show_progress
         self.resumed_progress: Optional[dict[str, Any]] = None  # set when continuing from a checkpoint
         self.logger = logger

@@ -15,21 +15,22 @@ import torch
 from deepclust_cli.errors import ConfigError
 
 
-def select_device(gpus: Sequence[int]) -> torch.device:
-    """``gpus=[]`` → CPU, ``gpus=[i]`` → ``cuda:i``; a GPU that is not there is a ``ConfigError``."""
+def select_device(gpus: Sequence[int], local_rank: int = 0) -> torch.device:
+    """``gpus=[]`` → CPU; otherwise ``cuda:gpus[local_rank]`` (one GPU per data-parallel rank on
+    this machine). A GPU that is not there is a ``ConfigError``."""
     gpus = list(gpus)
     if not gpus:
         return torch.device("cpu")
-    if len(gpus) > 1:
-        raise ConfigError(
-            f"gpus={gpus}: training on several GPUs at once is not supported yet; pass one GPU, e.g. gpus=[{gpus[0]}]"
-        )
-    index = gpus[0]
     available = torch.cuda.device_count() if torch.cuda.is_available() else 0
-    if index < 0 or index >= available:
+    missing = [index for index in gpus if index < 0 or index >= available]
+    if missing:
         seen = f"CUDA devices 0..{available - 1}" if available else "no CUDA device"
-        raise ConfigError(f"gpus=[{index}] asks for cuda:{index} but this machine has {seen}; use gpus=[] for the CPU")
-    return torch.device("cuda", index)
+        raise ConfigError(f"gpus={gpus} asks for cuda:{missing[0]} but this machine has {seen}; use gpus=[] for the CPU")
+    if len(set(gpus)) != len(gpus):
+        raise ConfigError(f"gpus={gpus} lists a GPU twice; each data-parallel process needs its own")
+    if local_rank >= len(gpus):
+        raise ConfigError(f"process {local_rank} of this machine has no GPU in gpus={gpus}; list one GPU per process")
+    return torch.device("cuda", gpus[local_rank])
 
 
 # glibc's mallopt parameters (malloc.h).

@@ -34,6 +34,7 @@ from deepclust_cli.engine.atomic import atomic_write_text
 from deepclust_cli.engine.checkpoint import git_sha, load_checkpoint, save_checkpoint
 from deepclust_cli.engine.context import Context
 from deepclust_cli.engine.device import restore_rng_state, rng_state, seed_everything, set_deterministic
+from deepclust_cli.engine.distributed import SINGLE, World
 from deepclust_cli.errors import CheckpointError, DeepclustError
 
 if TYPE_CHECKING:
@@ -58,8 +59,9 @@ class Session(Context):
         config: dict[str, Any],
         overrides: list[str],
         device: torch.device,
+        world: World = SINGLE,
     ) -> None:
-        super().__init__(device=device, seed=settings.seed, trainer=settings.trainer)
+        super().__init__(device=device, seed=settings.seed, trainer=settings.trainer, world=world)
         self.directory = Path(directory)
         self.settings = settings
         self.config = config
@@ -128,13 +130,7 @@ class Session(Context):
 
     def resume(self, path: Path, method: "ClusteringMethod") -> dict[str, Any]:
         """Load ``path`` into ``method`` and restore the generators; returns the training progress."""
-        payload = load_checkpoint(path)
-        stored = payload.get("method", {})
-        if stored.get("name") != method.name:
-            raise CheckpointError(f"{path}: holds method '{stored.get('name')}', not '{method.name}'")
-        method.load_state_dict(stored["state"])
-        if "rng" in payload:
-            restore_rng_state(payload["rng"])
+        payload = restore(path, method)
         progress = dict(payload.get("progress", {}))
         self.resumed_progress = progress
         self.best_score = payload.get("best_score", self.best_score)
@@ -193,6 +189,49 @@ class Session(Context):
         }
         name = "run_test.json" if self.test_only else "run.json"
         atomic_write_text(self.directory / name, json.dumps(info, indent=2) + "\n")
+
+
+class Replica(Context):
+    """The context of a data-parallel rank other than 0: the session's seeds, determinism and
+    resumption, but nothing written and nothing printed — rank 0's :class:`Session` does that."""
+
+    def __init__(self, settings: RunConfig, device: torch.device, world: World) -> None:
+        super().__init__(device=device, seed=settings.seed, trainer=settings.trainer, show_progress=False, world=world)
+        self.test_only = settings.test_only
+        seed_everything(settings.seed)
+        set_deterministic(settings.trainer.deterministic)
+
+    def log(self, message: str) -> None:
+        pass
+
+    def warn(self, message: str) -> None:
+        pass
+
+    def resume(self, path: Path, method: "ClusteringMethod") -> dict[str, Any]:
+        progress = dict(restore(path, method).get("progress", {}))
+        self.resumed_progress = progress
+        return progress
+
+    def finish(self, metrics: dict[str, float]) -> None:
+        pass
+
+    def __enter__(self) -> "Replica":
+        return self
+
+    def __exit__(self, kind: Any, error: Optional[BaseException], traceback: Any) -> None:
+        pass
+
+
+def restore(path: Path, method: "ClusteringMethod") -> dict[str, Any]:
+    """Load the checkpoint ``path`` into ``method`` and restore the generators; returns the payload."""
+    payload = load_checkpoint(path)
+    stored = payload.get("method", {})
+    if stored.get("name") != method.name:
+        raise CheckpointError(f"{path}: holds method '{stored.get('name')}', not '{method.name}'")
+    method.load_state_dict(stored["state"])
+    if "rng" in payload:
+        restore_rng_state(payload["rng"])
+    return payload
 
 
 def _describe_progress(progress: dict[str, Any]) -> str:

@@ -18,6 +18,7 @@ import torch
 from deepclust_cli.config import Precision, ScheduleName, TrainerConfig
 from deepclust_cli.engine.cadence import CheckpointCadence
 from deepclust_cli.engine.context import Context
+from deepclust_cli.engine.distributed import SINGLE, World
 from deepclust_cli.engine.optim import LRSchedule, make_optimizer
 from deepclust_cli.errors import require
 
@@ -62,9 +63,20 @@ def batches(n: int, batch_size: int, generator: torch.Generator, device: torch.d
 
 
 class Stage:
-    """One stage's optimizer, schedule, epoch counter and loss history, and its epoch loop."""
+    """One stage's optimizer, schedule, epoch counter and loss history, and its epoch loop.
 
-    def __init__(self, name: str, parameters: Iterable[torch.nn.Parameter], config: StageConfig, trainer: TrainerConfig) -> None:
+    In a data-parallel run each rank steps on its share of the loss and the gradients are summed
+    over ``world``'s ranks before the update, so every replica takes the same step.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        parameters: Iterable[torch.nn.Parameter],
+        config: StageConfig,
+        trainer: TrainerConfig,
+        world: World = SINGLE,
+    ) -> None:
         self.name = name
         self.config = config
         settings = dataclasses.replace(
@@ -77,6 +89,8 @@ class Stage:
             min_lr=config.min_lr,
         )
         parameters = list(parameters)
+        self.parameters = parameters
+        self.world = world
         self.optimizer = make_optimizer(parameters, settings)
         self.schedule = LRSchedule(self.optimizer, settings)
         device = parameters[0].device if parameters else torch.device("cpu")
@@ -87,10 +101,13 @@ class Stage:
         self.converged = False
         self.history: dict[str, list[float]] = {"train": [], "valid": [], "lr": []}
 
-    def step(self, loss: torch.Tensor) -> None:
-        """One optimizer step on ``loss`` (scaled for fp16)."""
+    def step(self, loss: Optional[torch.Tensor]) -> None:
+        """One optimizer step on ``loss`` (scaled for fp16), its gradients summed over the ranks.
+        None: this rank holds no rows of the batch but still joins the sum."""
         self.optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(loss).backward()
+        if loss is not None:
+            self.scaler.scale(loss).backward()
+        self.world.sum_gradients(self.parameters)
         self.scaler.step(self.optimizer)
         self.scaler.update()
 
@@ -181,18 +198,22 @@ def run_minibatch_stage(
     rows_per_batch: Optional[int] = None,
 ) -> None:
     """The plain epoch loop (autoencoders, Siamese nets): shuffled minibatches of the ``train``
-    rows, ``loss_of(rows)`` per batch, the mean loss over the ``valid`` rows as validation loss."""
+    rows, ``loss_of(rows)`` (a mean over ``rows``) per batch, the mean loss over the ``valid`` rows
+    as validation loss. Across data-parallel ranks each takes its shard of every batch, its loss
+    weighted by the shard's share of the batch; validation runs whole on every rank."""
     size = rows_per_batch or stage.config.batch_size
-    device = train.device
+    device, world = train.device, context.world
 
     def train_epoch(epoch: int) -> float:
         net.train()
         total = torch.zeros((), device=device)
         for rows in batches(len(train), size, epoch_generator(seed, stage.name, epoch), device):
-            loss = loss_of(train[rows])
+            shard = world.shard(rows)
+            loss = loss_of(train[shard]) * (len(shard) / len(rows)) if len(shard) else None
             stage.step(loss)
-            total += loss.detach() * len(rows)
-        return float(total) / len(train)
+            if loss is not None:
+                total += loss.detach() * len(rows)
+        return float(world.sum(total)) / len(train)
 
     def validate() -> float:
         net.eval()

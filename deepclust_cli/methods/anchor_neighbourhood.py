@@ -30,6 +30,7 @@ from deepclust_cli.data.augment import AugmentConfig, BatchAugment
 from deepclust_cli.data.base import LazyImages, Split
 from deepclust_cli.engine.cadence import CheckpointCadence
 from deepclust_cli.engine.context import Context
+from deepclust_cli.engine.distributed import SINGLE, World
 from deepclust_cli.engine.optim import step_lr
 from deepclust_cli.engine.stage import epoch_generator
 from deepclust_cli.errors import DataError, require
@@ -103,6 +104,7 @@ class AND(ClusteringMethod):
     name = "and"
     Config = ANDConfig
     scores_held_out = True
+    data_parallel = True
     config: ANDConfig
 
     def __init__(self, **params: Any) -> None:
@@ -189,6 +191,9 @@ class AND(ClusteringMethod):
             )
         if not resuming:
             self._build(shape, len(x))
+        if context.world.parallel and self.device.type == "cuda":
+            # One batch's statistics over all ranks, as in a one-GPU run (CUDA only in torch).
+            self.net = nn.SyncBatchNorm.convert_sync_batchnorm(self.net)
         source = _Source(x, self.device, context.trainer.num_workers)
         labels = None if y is None else y.to(self.device)
         epochs_done = self.round * config.epochs + self.epoch
@@ -219,7 +224,7 @@ class AND(ClusteringMethod):
             if cadence.due(self.epoch, force=round_ends or score is not None):
                 context.checkpoint(self, {"round": self.round, "epoch": self.epoch, "step": step}, score=score)
         progress.close()
-        features = self._features(source)
+        features = self._features(source, context.world)
         self.centroids = kmeans(features, config.n_clusters, n_init=config.kmeans_n_init, seed=config.seed).centers.cpu()
         path = context.plot_path("rounds")
         if path is not None:
@@ -250,29 +255,40 @@ class AND(ClusteringMethod):
         context.log(message)
 
     def _train_epoch(self, source: "_Source", context: Context) -> float:
-        """One epoch of the current round: returns the mean loss."""
-        config, net = self.config, self.net
+        """One epoch of the current round: returns the mean loss.
+
+        Data parallel: each rank loads and augments its shard of every batch (the augmentation
+        drawn for the whole batch, so the views do not depend on the number of ranks), weighs its
+        shard's mean loss by the shard's share, and the gradients are summed over ranks; every
+        rank then updates its copy of the bank with the whole batch's gathered features.
+        """
+        config, net, world = self.config, self.net, context.world
         for group in self.optimizer.param_groups:
             group["lr"] = self._lr(self.epoch)
         generator = epoch_generator(config.seed, f"and-round{self.round}", self.epoch)
         order = torch.randperm(len(self.bank), generator=generator)
         chunks = list(order.split(config.batch_size))
-        if len(chunks) > 1 and len(chunks[-1]) < 2:
-            chunks.pop()  # batch norm cannot normalize a batch of one; the sample comes up next epoch
+        if len(chunks) > 1 and len(chunks[-1]) < 2 * world.size:
+            chunks.pop()  # batch norm cannot normalize a shard of one; the samples come up next epoch
         net.train()
         total = torch.zeros((), device=self.device)
-        for index, images in zip(chunks, source.batches(chunks)):
+        for index, images in zip(chunks, source.batches([world.shard(chunk) for chunk in chunks])):
+            start, stop = world.shard_bounds(len(index))
+            params = self.augment.sample(len(index), images.shape[2], images.shape[3], generator)
+            inputs = self._layout(self.augment.apply(images, params[start:stop]))
             index = index.to(self.device)
-            inputs = self._layout(self.augment.train(images, generator))
+            shard = index[start:stop]
             with context.autocast():
                 features = net(inputs)
-            loss = neighbourhood_loss(self.bank.logits(features), index, self.neighbours[index], self.anchor[index])
+            loss = neighbourhood_loss(self.bank.logits(features), shard, self.neighbours[shard], self.anchor[shard])
+            loss = loss * (len(shard) / len(index))
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            world.sum_gradients(net.parameters())
             self.optimizer.step()
-            self.bank.update(index, features)
+            self.bank.update(index, world.gather(features.detach(), len(index)))
             total += loss.detach() * len(index)
-        return float(total) / sum(len(chunk) for chunk in chunks)
+        return float(world.sum(total)) / sum(len(chunk) for chunk in chunks)
 
     def _lr(self, epoch: int) -> float:
         return step_lr(self.config.lr, epoch, self.config.milestones, self.config.gamma)
@@ -285,7 +301,9 @@ class AND(ClusteringMethod):
         held_out, held_out_labels = eval_set
         if held_out_labels is None:
             return None
-        features = self._features(_Source(held_out, self.device, context.trainer.num_workers))
+        features = self._features(_Source(held_out, self.device, context.trainer.num_workers), context.world)
+        if not context.world.is_main:
+            return None  # rank 0 alone scores, logs and keeps best.ckpt
         metrics = clustering_metrics(held_out_labels.cpu().numpy(), self._clusters(features))
         if labels is not None:
             metrics["knn_acc"] = self._knn_acc(self.bank.features, labels, features, held_out_labels)
@@ -306,16 +324,19 @@ class AND(ClusteringMethod):
         return images
 
     @torch.no_grad()
-    def _features(self, source: "_Source") -> torch.Tensor:
-        """Unit features of every image under the test transform."""
+    def _features(self, source: "_Source", world: World = SINGLE) -> torch.Tensor:
+        """Unit features of every image under the test transform; across data-parallel ranks
+        each computes a contiguous share and all receive the whole."""
         was_training = self.net.training
+        world.broadcast_buffers(self.net)
         self.net.eval()
-        chunks = list(torch.arange(len(source)).split(FEATURE_BATCH))
+        start, stop = world.shard_bounds(len(source))
+        chunks = list(torch.arange(start, stop).split(FEATURE_BATCH))
         try:
-            parts = []
+            parts = [torch.zeros(0, self.config.feature_dim, device=self.device)]
             for images in source.batches(chunks):
-                parts.append(self.net(self._layout(self.augment.test(images))))
-            return torch.cat(parts)
+                parts.append(self.net(self._layout(self.augment.test(images))).float())
+            return world.gather(torch.cat(parts), len(source))
         finally:
             self.net.train(was_training)
 
@@ -332,7 +353,13 @@ class AND(ClusteringMethod):
         if not self.fitted:
             raise DataError("and is not fitted yet: call fit(X) or load a checkpoint first")
         images = self._check_input(self.prepare(split))
-        features = self._features(_Source(images, self.device, context.trainer.num_workers))
+        features = self._features(_Source(images, self.device, context.trainer.num_workers), context.world)
+        reference_features = None
+        if split.y is not None and reference is not None and reference is not split and reference.y is not None:
+            reference_images = self._check_input(self.prepare(reference))
+            reference_features = self._features(_Source(reference_images, self.device, context.trainer.num_workers), context.world)
+        if not context.world.is_main:
+            return {}  # the other ranks only helped compute the features
         clusters = self._clusters(features)
         path = context.plot_path("embedding")
         if path is not None:
@@ -343,9 +370,8 @@ class AND(ClusteringMethod):
         path = context.plot_path("confusion_matrix")
         if path is not None:
             plots.confusion_matrix(split.y, clusters, path, title="and: k-means clusters vs classes")
-        if reference is not None and reference is not split and reference.y is not None:
-            train = self._features(_Source(self._check_input(self.prepare(reference)), self.device, context.trainer.num_workers))
-            metrics["knn_acc"] = self._knn_acc(train, reference.y.to(self.device), features, split.y.to(self.device))
+        if reference_features is not None:
+            metrics["knn_acc"] = self._knn_acc(reference_features, reference.y.to(self.device), features, split.y.to(self.device))
         return metrics
 
     def _predict_and_embed(self, x: Images) -> tuple[torch.Tensor, torch.Tensor]:

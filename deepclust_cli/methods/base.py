@@ -54,6 +54,7 @@ class ClusteringMethod:
     name: ClassVar[str]
     Config: ClassVar[Type[MethodConfig]] = MethodConfig
     scores_held_out: ClassVar[bool] = False  # whether fit reads eval_set (a run prepares it only then)
+    data_parallel: ClassVar[bool] = False  # whether fit shards its batches over context.world's ranks
 
     def __init__(self, *, device: Union[str, torch.device] = "cpu", **params: Any) -> None:
         self.config = make_config(self.Config, {"name": self.name, **params}, where=self.name)

@@ -26,6 +26,7 @@ from torch import nn
 from deepclust_cli import plots
 from deepclust_cli.clustering import assign, kmeans
 from deepclust_cli.engine.context import Context
+from deepclust_cli.engine.distributed import SINGLE, World
 from deepclust_cli.engine.stage import Stage, StageConfig, epoch_generator, run_minibatch_stage
 from deepclust_cli.errors import DataError, require
 from deepclust_cli.methods.base import METHODS, ClusteringMethod, EvalSet, MethodConfig
@@ -180,6 +181,7 @@ class SpectralNet(ClusteringMethod):
 
     name = "spectralnet"
     Config = SpectralNetConfig
+    data_parallel = True
     config: SpectralNetConfig
 
     def __init__(self, **params: Any) -> None:
@@ -220,7 +222,8 @@ class SpectralNet(ClusteringMethod):
         """The training stages, continuing from loaded stage states when there are any."""
         stage_configs = {"ae": self.config.ae, "siamese": self.config.siamese, "spectral": self.config.spectral}
         self.stages = {
-            name: Stage(name, parameters, stage_configs[name], context.trainer) for name, parameters in self._stage_parameters().items()
+            name: Stage(name, parameters, stage_configs[name], context.trainer, context.world)
+            for name, parameters in self._stage_parameters().items()
         }
         for name, state in self.stage_states.items():
             self.stages[name].load_state_dict(state)
@@ -312,6 +315,7 @@ class SpectralNet(ClusteringMethod):
         checkpoint: Callable[[], None],
     ) -> None:
         net, stage, config = self.nets["spectral"], self.stages["spectral"], self.config.spectral
+        world = context.world
         neighbour_table = self._sparse_neighbours(affinity_space, train) if config.sparse else None
         deficient = 0
 
@@ -339,11 +343,13 @@ class SpectralNet(ClusteringMethod):
             for grad_rows, orth_rows in zip(batch_rows(grad_order), batch_rows(orth_order)):
                 net.eval()
                 with torch.set_grad_enabled(config.orthonorm_gradient), context.autocast():
-                    weights, rank_deficient = net.fit_orthonorm(net.body(codes[train[orth_rows]]))
+                    # Each rank runs its shard; the orthonormalization sees the whole batch.
+                    raw = world.gather(net.body(codes[train[world.shard(orth_rows)]]), len(orth_rows))
+                    weights, rank_deficient = net.fit_orthonorm(raw)
                 deficient += rank_deficient
                 net.train()
-                terms = self._spectral_batch_terms(codes, affinity_space, train[grad_rows], context, weights)
-                stage.step(terms["loss"])
+                objective, terms = self._spectral_batch_terms(codes, affinity_space, train[grad_rows], context, weights, world)
+                stage.step(objective)
                 for key, value in terms.items():
                     totals[key] = totals.get(key, 0) + value.detach() * len(grad_rows)
                 count += len(grad_rows)
@@ -355,7 +361,7 @@ class SpectralNet(ClusteringMethod):
             with torch.no_grad():
                 for rows in valid.split(config.batch_size):
                     if len(rows) >= 2:
-                        total += self._spectral_batch_terms(codes, affinity_space, rows, context)["loss"] * len(rows)
+                        total += self._spectral_batch_terms(codes, affinity_space, rows, context)[1]["loss"] * len(rows)
                         count += len(rows)
             return float(total) / max(count, 1)
 
@@ -373,10 +379,15 @@ class SpectralNet(ClusteringMethod):
         rows: torch.Tensor,
         context: Context,
         weights: Optional[torch.Tensor] = None,
-    ) -> dict[str, torch.Tensor]:
-        """The objective of one batch under ``"loss"``: here the spectral loss of the batch's
-        outputs, orthonormalized by ``weights`` (the kept W when None). Subclasses add terms."""
-        return {"loss": self._spectral_batch_loss(self._spectral_raw(codes[rows], context), affinity_space[rows], weights)}
+        world: World = SINGLE,
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The objective this rank differentiates for the batch ``rows``, and the batch's terms
+        to report (``"loss"`` and any others, equal on every rank). Here both are the spectral
+        loss of the batch's outputs, orthonormalized by ``weights`` (the kept W when None): each
+        rank computes its shard's outputs and the loss of the gathered batch. Subclasses add terms."""
+        raw = world.gather(self._spectral_raw(codes[world.shard(rows)], context), len(rows))
+        spectral = self._spectral_batch_loss(raw, affinity_space[rows], weights)
+        return spectral, {"loss": spectral}
 
     def _spectral_raw(self, inputs: torch.Tensor, context: Context) -> torch.Tensor:
         """Ỹ: the spectral net's outputs before the orthonormalization layer."""

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from deepclust_cli.engine.context import Context
+from deepclust_cli.engine.distributed import SINGLE, World
 from deepclust_cli.errors import require
 from deepclust_cli.methods.base import METHODS
 from deepclust_cli.methods.spectralnet import SpectralNet, SpectralNetConfig
@@ -74,15 +75,20 @@ class SpectralNetAE(SpectralNet):
         rows: torch.Tensor,
         context: Context,
         weights: Optional[torch.Tensor] = None,
-    ) -> dict[str, torch.Tensor]:
+        world: World = SINGLE,
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """``loss = spectral + alpha·reconstruction``, with both terms reported; alpha = 0 skips
-        the decoder so the objective and its gradients are SpectralNet's, bit for bit."""
-        inputs = codes[rows]
-        raw = self._spectral_raw(inputs, context)
-        spectral = self._spectral_batch_loss(raw, affinity_space[rows], weights)
+        the decoder so the objective and its gradients are SpectralNet's, bit for bit. The
+        reconstruction is a mean over samples: each rank decodes its own shard and weighs the
+        shard's mean by its share of the batch."""
+        shard = world.shard(rows)
+        raw = self._spectral_raw(codes[shard], context)
+        spectral = self._spectral_batch_loss(world.gather(raw, len(rows)), affinity_space[rows], weights)
         if self.config.alpha == 0:
-            return {"loss": spectral, "spectral": spectral}
+            return spectral, {"loss": spectral, "spectral": spectral}
         with context.autocast():
             reconstruction = self.nets["decoder"](raw)
-        error = (reconstruction.float() - inputs).square().mean()
-        return {"loss": spectral + self.config.alpha * error, "spectral": spectral, "reconstruction": error}
+        share = (reconstruction.float() - codes[shard]).square().mean() * (len(shard) / len(rows))
+        error = world.sum(share)
+        terms = {"loss": spectral + self.config.alpha * error, "spectral": spectral, "reconstruction": error}
+        return spectral + self.config.alpha * share, terms

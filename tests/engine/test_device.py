@@ -18,9 +18,23 @@ def test_missing_gpu_is_a_clear_error():
         select_device([0])
 
 
-def test_several_gpus_are_refused_until_data_parallel_exists():
-    with pytest.raises(ConfigError, match="several GPUs"):
-        select_device([0, 1])
+@pytest.fixture
+def four_gpus(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
+
+
+def test_each_local_rank_takes_its_own_gpu_from_the_list(four_gpus):
+    assert [select_device([2, 0], rank) for rank in (0, 1)] == [torch.device("cuda", 2), torch.device("cuda", 0)]
+
+
+def test_a_bad_gpu_list_is_a_clear_error(four_gpus):
+    with pytest.raises(ConfigError, match=r"gpus=\[0, 5\] asks for cuda:5 but this machine has CUDA devices 0..3"):
+        select_device([0, 5])
+    with pytest.raises(ConfigError, match="lists a GPU twice"):
+        select_device([1, 1])
+    with pytest.raises(ConfigError, match="process 2 of this machine has no GPU"):
+        select_device([0, 1], local_rank=2)
 
 
 def test_seed_everything_repeats_all_generators():

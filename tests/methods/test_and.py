@@ -7,32 +7,13 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 
-from conftest import REPO, bar_digits, run_until_crash
+from conftest import REPO, TINY_AND, bar_digits, run_until_crash
 from deepclust_cli.config import to_settings
 from deepclust_cli.engine.checkpoint import load_checkpoint
 from deepclust_cli.errors import ConfigError, DataError
 from deepclust_cli.methods import AND
 
 CONF_DIR = REPO / "conf"
-
-TINY_AND = [
-    "method=and",
-    "dataset=mnist",
-    "dataset.split=train_test",
-    "method.backbone=small_convnet",
-    "method.anchor_fractions=[0.0,0.5]",
-    "method.epochs=2",
-    "method.batch_size=64",
-    "method.milestones=[1]",
-    "method.eval_every=1",
-    "method.knn_k=20",
-    "method.kmeans_n_init=2",
-    "method.augment.crop_scale=[0.6,1.0]",
-    "method.augment.saturation=0",
-    "method.augment.hue=0",
-    "method.augment.grayscale_p=0",
-    "trainer.checkpoint_min_seconds=0",
-]
 
 
 def tiny_and(**overrides) -> AND:
