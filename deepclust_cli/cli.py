@@ -34,7 +34,7 @@ from deepclust_cli import summary
 from deepclust_cli.engine import distributed
 from deepclust_cli.engine.checkpoint import load_checkpoint, session_dir_of
 from deepclust_cli.engine.device import reuse_freed_memory
-from deepclust_cli.errors import CheckpointError, ConfigError, DeepclustError
+from deepclust_cli.errors import CheckpointError, ConfigError, DeepclustError, Interrupted
 from deepclust_cli.registry import unknown_name_message
 from deepclust_cli.run import mark_failed, run
 
@@ -48,6 +48,7 @@ VALUE_FLAGS = {"--config-dir", "-cd", "--config-name", "-cn", "--config-path", "
 INFO_VALUES = {"all", "config", "defaults", "defaults-tree", "plugins", "searchpath"}
 
 job_errors: list[DeepclustError] = []  # user errors raised inside Hydra jobs, reported after Hydra returns
+stops: list[Interrupted] = []  # a job stopped by SIGINT/SIGTERM (raised inside Hydra, it would print its own report)
 
 # ``${suffix:${name}}`` in folder names: "_<name>" for a named run, nothing otherwise.
 OmegaConf.register_new_resolver("suffix", lambda value: f"_{value}" if value else "", replace=True)
@@ -82,6 +83,9 @@ def main(argv: Optional[list[str]] = None) -> None:
     reuse_freed_memory()
     try:
         code = run_cli(argv)
+    except Interrupted as stop:
+        print(f"deepclust: {stop}", file=sys.stderr)
+        sys.exit(stop.exit_code)
     except DeepclustError as error:
         _fail(str(error), error.exit_code)
     except (HydraException, OmegaConfBaseException) as error:
@@ -108,6 +112,7 @@ def run_cli(argv: list[str]) -> int:
     check_group_choices(overrides, extra_config_dirs(args))
     summary.failed_jobs.clear()
     job_errors.clear()
+    stops.clear()
     with tempfile.TemporaryDirectory(prefix="deepclust-resume-") as scratch:
         resume = last_value(overrides, "resume")
         if resume:
@@ -123,6 +128,8 @@ def run_cli(argv: list[str]) -> int:
         finally:
             sys.argv = saved_argv
             GlobalHydra.instance().clear()
+    if stops:
+        raise stops[0]
     if len(job_errors) == 1 and not summary.failed_jobs:
         raise job_errors[0]
     return 1 if summary.failed_jobs or job_errors else 0
@@ -148,8 +155,23 @@ def hydra_main(cfg: DictConfig) -> Optional[dict[str, float]]:
             cfg.resume = str(last)
         if "JoblibLauncher" in str(OmegaConf.select(hydra_cfg, "launcher._target_")):
             cfg.gpus = job_gpus(list(cfg.gpus), hydra_cfg.job.num)
+    if stops:  # a signal stopped an earlier job: the rest of the sweep waits for its rerun
+        if directory.is_dir() and not any(directory.iterdir()):
+            directory.rmdir()
+        return None
     try:
         return run(cfg, directory, task_overrides)
+    except Interrupted as stop:
+        if hydra_cfg.mode == RunMode.MULTIRUN:
+            # Folders are named by overrides, so running the sweep again resumes it.
+            stop = Interrupted(
+                f"sweep stopped by a signal in job {directory.name} (checkpoint {stop.checkpoint}); "
+                "resume it by running the same deepclust -m command again",
+                stop.signal_number,
+                stop.checkpoint,
+            )
+        stops.append(stop)
+        return None
     except DeepclustError as error:
         job_errors.append(error)
         if hydra_cfg.mode == RunMode.MULTIRUN:

@@ -25,3 +25,20 @@ def require(condition: bool, message: str) -> None:
     """Raise ``ConfigError(message)`` unless ``condition`` holds; used by config ``__post_init__``."""
     if not condition:
         raise ConfigError(message)
+
+
+class TrainingDiverged(DeepclustError):
+    """The training loss stopped being a finite number; nothing after the last good checkpoint was kept."""
+
+
+class Interrupted(DeepclustError):
+    """SIGINT or SIGTERM stopped the run after it saved a checkpoint; the message says how to resume."""
+
+    def __init__(self, message: str, signal_number: int, checkpoint: str) -> None:
+        super().__init__(message)
+        self.signal_number = signal_number
+        self.checkpoint = checkpoint
+        self.exit_code = 128 + signal_number  # the shell's convention for a run ended by a signal
+
+    def __reduce__(self) -> tuple:
+        return (type(self), (str(self), self.signal_number, self.checkpoint))

@@ -6,6 +6,7 @@ fit (or resume, or nothing for --test-only) → evaluate → metrics.json, plots
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any, Union
@@ -21,8 +22,9 @@ from deepclust_cli.engine.atomic import atomic_write_text
 from deepclust_cli.engine.checkpoint import load_checkpoint
 from deepclust_cli.engine.device import select_device
 from deepclust_cli.engine.session import Replica, Session
-from deepclust_cli.errors import CheckpointError, ConfigError
+from deepclust_cli.errors import CheckpointError, ConfigError, DataError
 from deepclust_cli.methods import METHODS
+from deepclust_cli.methods.base import MethodConfig
 
 # Overrides that say how to invoke a run, not what the experiment is; they are not replayed on resume.
 INVOCATION_KEYS = ("resume", "test_only", "restart")
@@ -79,7 +81,8 @@ def run_rank(
         data = load_dataset(settings.dataset, settings.data_dir, settings.seed)
         fit_split, eval_split = data.partition(settings.dataset.split)
         context.log(describe(data, fit_split, eval_split))
-        method = METHODS.get(settings.method.name).from_config(settings.method, device=device)
+        method_config = with_cluster_count(settings.method, data)
+        method = METHODS.get(settings.method.name).from_config(method_config, device=device)
         progress: dict[str, Any] = {}
         if settings.resume:
             progress = context.resume(Path(settings.resume), method)
@@ -100,6 +103,21 @@ def run_rank(
         metrics = method.evaluate(eval_split, context, reference=fit_split)
         context.finish(metrics)
     return metrics
+
+
+def with_cluster_count(config: MethodConfig, data: Dataset) -> MethodConfig:
+    """``config``, its ``n_clusters`` taken from the labels when the config leaves it unset (a
+    dataset such as ``features`` learns its class count only when its files are read)."""
+    if data.n_classes == 1:
+        raise DataError(
+            f"dataset '{data.name}': its labels hold a single class, so clusters cannot be scored against them; "
+            "fix the labels or drop them and set method.n_clusters"
+        )
+    if config.n_clusters is not None:
+        return config
+    if not data.n_classes:
+        raise ConfigError(f"dataset '{data.name}' has no labels to count classes from; set method.n_clusters=K")
+    return dataclasses.replace(config, n_clusters=data.n_classes)
 
 
 def experiment_overrides(settings: RunConfig, task_overrides: list[str]) -> list[str]:

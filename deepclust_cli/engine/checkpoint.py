@@ -77,6 +77,8 @@ def load_checkpoint(path: Union[str, Path], *, mmap: bool = False) -> dict[str, 
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
+    if not mmap:
+        _verify_checksums(path)
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as error:
@@ -91,6 +93,20 @@ def load_checkpoint(path: Union[str, Path], *, mmap: bool = False) -> dict[str, 
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a deepclust checkpoint (no '{FORMAT}' format marker)")
     return payload
+
+
+def _verify_checksums(path: Path) -> None:
+    """Check every record of the checkpoint's zip container against its CRC-32: torch reads
+    tensors without checking, so flipped bytes inside a tensor would otherwise load as weights."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            damaged = archive.testzip()
+    except zipfile.BadZipFile:
+        return  # not a zip (or a cut one): torch.load names the problem below
+    except (OSError, RuntimeError, ValueError) as error:
+        raise CheckpointError(f"{path}: unreadable checkpoint (truncated or corrupt): {error}") from None
+    if damaged is not None:
+        raise CheckpointError(f"{path}: corrupt checkpoint: record {damaged} fails its CRC-32 check")
 
 
 def session_dir_of(checkpoint_path: Union[str, Path]) -> Path:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, ContextManager, Iterable, Iterator, Optional, TypeVar, Union
@@ -13,7 +14,9 @@ import torch
 from deepclust_cli.config import TrainerConfig
 from deepclust_cli.engine.device import autocast
 from deepclust_cli.engine.distributed import SINGLE, World
+from deepclust_cli.engine.interrupt import StopRequests
 from deepclust_cli.engine.progress import Progress
+from deepclust_cli.errors import TrainingDiverged
 
 if TYPE_CHECKING:
     from deepclust_cli.methods.base import ClusteringMethod
@@ -44,6 +47,7 @@ class Context:
         self.seed = seed
         self.trainer = trainer or TrainerConfig()
         self.world = world  # the data-parallel ranks this process trains with
+        self.stop_requests: Optional[StopRequests] = None  # a session's SIGINT/SIGTERM handlers
         self.show_progress = show_progress
         self.resumed_progress: Optional[dict[str, Any]] = None  # set when continuing from a checkpoint
         self.logger = logger
@@ -65,6 +69,24 @@ class Context:
         for message in dict.fromkeys(rewrite(m) if rewrite else m for m in messages):
             if message:
                 self.warn(f"{prefix}: {message}")
+
+    @property
+    def stop_requested(self) -> bool:
+        """Whether a signal asked the run to stop: the next checkpoint is then due at once."""
+        return self.stop_requests is not None and self.stop_requests.signal_number is not None
+
+    def require_finite(self, loss: float, where: str) -> None:
+        """Stop the run when the training loss is no longer a finite number (``where``: the stage
+        and epoch), before anything of the diverged model is saved."""
+        if not math.isfinite(loss):
+            raise TrainingDiverged(
+                f"{where}: the training loss became {loss}; stopped without saving the diverged model "
+                f"({self.kept_checkpoint()}); lower the learning rate, or use trainer.precision=fp32 if it was fp16"
+            )
+
+    def kept_checkpoint(self) -> str:
+        """What a stopped run leaves to resume from, in words; the bare context keeps none."""
+        return "library use keeps no checkpoint"
 
     def log_scalars(self, values: dict[str, float], step: int) -> None:
         """Record scalars (loss, lr, metrics) at ``step``; the bare context keeps none."""

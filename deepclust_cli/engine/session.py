@@ -19,6 +19,8 @@ import json
 import logging
 import math
 import os
+import shlex
+import signal
 import socket
 import sys
 import time
@@ -35,7 +37,8 @@ from deepclust_cli.engine.checkpoint import git_sha, load_checkpoint, save_check
 from deepclust_cli.engine.context import Context
 from deepclust_cli.engine.device import restore_rng_state, rng_state, seed_everything, set_deterministic
 from deepclust_cli.engine.distributed import SINGLE, World
-from deepclust_cli.errors import CheckpointError, DeepclustError
+from deepclust_cli.engine.interrupt import StopRequests
+from deepclust_cli.errors import CheckpointError, DeepclustError, Interrupted
 
 if TYPE_CHECKING:
     from torch.utils.tensorboard import SummaryWriter
@@ -69,15 +72,22 @@ class Session(Context):
         self.test_only = settings.test_only
         self.started = time.perf_counter()
         self.best_score: Optional[float] = None
+        self.last_checkpoint: Optional[Path] = None  # the newest checkpoint this run can continue from
         self._writer: Optional["SummaryWriter"] = None
         self._purge_step: Optional[int] = None
         for sub in ("checkpoints", "plots", "tb"):
             (self.directory / sub).mkdir(parents=True, exist_ok=True)
         self._handlers = self._attach_log_handlers()
+        for partial in sorted((self.directory / "checkpoints").glob(".*.tmp")):
+            partial.unlink()  # a write cut short by a kill; the file it was replacing is intact
+            self.log(f"removed {partial.name}, a checkpoint write interrupted by an earlier kill")
         if not self.test_only:
             atomic_write_text(self.directory / "config.yaml", yaml.safe_dump(config, sort_keys=False))
             atomic_write_text(self.directory / "overrides.yaml", yaml.safe_dump(overrides))
         self._write_run_info("running")
+        if not world.parallel:  # ranks must agree on the step they stop at; they keep the default handlers
+            self.stop_requests = StopRequests()
+            self.stop_requests.install()
         seed_everything(settings.seed)
         set_deterministic(settings.trainer.deterministic)
         self.log(f"session {self.directory}")
@@ -123,16 +133,31 @@ class Session(Context):
             "progress": dict(progress),
             "rng": rng_state(),
         }
-        save_checkpoint(self.directory / "checkpoints" / "last.ckpt", payload)
+        self.last_checkpoint = self.directory / "checkpoints" / "last.ckpt"
+        save_checkpoint(self.last_checkpoint, payload)
         if score is not None and math.isfinite(score) and (self.best_score is None or score > self.best_score):
             self.best_score = score
             save_checkpoint(self.directory / "checkpoints" / "best.ckpt", {**payload, "best_score": score})
+        if self.stop_requested:
+            number = self.stop_requests.signal_number
+            raise Interrupted(
+                f"stopped by {signal.Signals(number).name} at {_describe_progress(progress)}; "
+                f"resume with: deepclust --resume {shlex.quote(str(self.last_checkpoint))}",
+                number,
+                str(self.last_checkpoint),
+            )
+
+    def kept_checkpoint(self) -> str:
+        if self.last_checkpoint is None:
+            return "no checkpoint had been written yet"
+        return f"the last good checkpoint is {self.last_checkpoint}; resume with: deepclust --resume {shlex.quote(str(self.last_checkpoint))}"
 
     def resume(self, path: Path, method: "ClusteringMethod") -> dict[str, Any]:
         """Load ``path`` into ``method`` and restore the generators; returns the training progress."""
         payload = restore(path, method)
         progress = dict(payload.get("progress", {}))
         self.resumed_progress = progress
+        self.last_checkpoint = Path(path)
         self.best_score = payload.get("best_score", self.best_score)
         self._purge_step = progress.get("step")
         self.log(f"resumed from {path} at {_describe_progress(progress)}")
@@ -156,7 +181,7 @@ class Session(Context):
     def __exit__(self, kind: Any, error: Optional[BaseException], traceback: Any) -> None:
         if error is None:
             status = "completed"
-        elif isinstance(error, KeyboardInterrupt):
+        elif isinstance(error, (KeyboardInterrupt, Interrupted)):
             status = "interrupted"
         else:
             status = "failed"
@@ -164,6 +189,8 @@ class Session(Context):
         if error is not None:
             message = str(error) if isinstance(error, DeepclustError) else f"{type(error).__name__}: {error}"
         self._write_run_info(status, message)
+        if self.stop_requests is not None:
+            self.stop_requests.restore()
         if self._writer is not None:
             self._writer.close()
         for handler in self._handlers:

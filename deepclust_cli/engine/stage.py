@@ -132,11 +132,12 @@ class Stage:
             return
         progress = context.progress(total=self.config.epochs, desc=self.name, unit="epoch")
         progress.update(self.epoch)
-        cadence = CheckpointCadence(context.trainer)
+        cadence = CheckpointCadence(context)
         while not self.done:
             terms = train_epoch(self.epoch)
             terms = dict(terms) if isinstance(terms, Mapping) else {"loss": terms}
             train_loss = terms.pop("loss")
+            context.require_finite(train_loss, f"{self.name} epoch {self.epoch + 1}")
             valid_loss = validate()
             lr = self.schedule.lr
             self.schedule.step(valid_loss)

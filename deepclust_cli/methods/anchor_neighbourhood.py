@@ -204,11 +204,12 @@ class AND(ClusteringMethod):
         )
         progress = context.progress(total=total, desc="and", unit="epoch")
         progress.update(epochs_done)
-        cadence = CheckpointCadence(context.trainer)
+        cadence = CheckpointCadence(context)
         while self.round < len(config.anchor_fractions):
             if self.epoch == 0:
                 self._mine_anchors(context, labels)
             loss = self._train_epoch(source, context)
+            context.require_finite(loss, f"and: round {self.round} epoch {self.epoch + 1}")
             self.epoch += 1
             step = self.round * config.epochs + self.epoch
             self._record("loss", loss, step)

@@ -267,11 +267,12 @@ class LNSCC(ClusteringMethod):
         edges_per_epoch = config.edges_per_epoch or len(graph.weights) // 2
         progress = context.progress(total=config.epochs, desc="lnscc", unit="epoch")
         progress.update(self.epoch)
-        cadence = CheckpointCadence(context.trainer)
+        cadence = CheckpointCadence(context)
         while self.epoch < config.epochs:
             if self.epoch == config.clustering_epoch and self.centres is None:
                 self._start_clustering_phase(codes, graph, context)
             loss = self._train_epoch(codes, graph, edges_per_epoch, a, b, context)
+            context.require_finite(loss, f"lnscc epoch {self.epoch + 1}")
             self.epoch += 1
             self.history["loss"].append(loss)
             context.log_scalars({"lnscc/loss": loss}, step=self.epoch)

@@ -1,0 +1,41 @@
+"""A run that dies loses nothing: killed (SIGKILL) or stopped (SIGINT, SIGTERM) at a random moment
+and resumed, each method ends with exactly the metrics of an uninterrupted run; a checkpoint
+writer killed mid-write leaves a whole checkpoint."""
+
+import random
+import signal
+
+import pytest
+
+from faults import interrupt_and_resume, kill_during_write, reference_metrics, run_args, write_bar_mnist
+
+
+@pytest.fixture(scope="module")
+def bar_data(tmp_path_factory):
+    return write_bar_mnist(tmp_path_factory.mktemp("data"))
+
+
+@pytest.mark.parametrize("method", ["spectralnet", "spectralnet_ae", "and", "lnscc", "geocluster"])
+def test_kill_9_at_a_random_moment_then_resume_equals_an_uninterrupted_run(method, bar_data, tmp_path):
+    args = run_args(method, bar_data)
+    expected = reference_metrics(args, tmp_path / "reference")
+    outcome = interrupt_and_resume(args, tmp_path / "killed", expected, random.Random(f"kill-{method}"), max_delay=0.5)
+    assert outcome.survived, f"{outcome.lost}: {outcome.detail}"
+
+
+@pytest.mark.parametrize("signal_number", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_saves_stops_and_prints_the_resume_command(signal_number, bar_data, tmp_path):
+    args = run_args("spectralnet", bar_data)
+    expected = reference_metrics(args, tmp_path / "reference")
+    outcome = interrupt_and_resume(args, tmp_path / "stopped", expected, random.Random(0), signal_number=signal_number, max_delay=0.3)
+    assert outcome.survived, f"{outcome.lost}: {outcome.detail}"
+    assert outcome.detail == ""  # stopped mid-run, not after it finished
+
+
+def test_a_kill_during_a_checkpoint_write_leaves_a_whole_checkpoint(tmp_path):
+    rng = random.Random(0)
+    for attempt in range(3):
+        folder = tmp_path / str(attempt)
+        folder.mkdir()
+        outcome = kill_during_write(folder, rng)
+        assert outcome.survived, outcome.lost
