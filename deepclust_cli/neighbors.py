@@ -17,6 +17,7 @@ import scipy.sparse
 import torch
 
 from deepclust_cli.engine.progress import Progress
+from deepclust_cli.errors import DataError
 
 ArrayLike = Union[np.ndarray, torch.Tensor]
 Device = Union[str, torch.device, None]
@@ -96,7 +97,10 @@ def knn(
         raise ValueError("exclude_self needs queries=None (self is defined only when data queries itself)")
     candidates = len(x) - 1 if exclude_self else len(x)
     if not 1 <= k <= candidates:
-        raise ValueError(f"k must be between 1 and the number of candidate points {candidates}, got {k}")
+        raise DataError(
+            f"{k} nearest neighbours asked of {candidates} candidate points; "
+            "lower the neighbour count (e.g. method.n_neighbors) or use more samples"
+        )
     if max_bytes < 1:
         raise ValueError(f"max_bytes must be >= 1, got {max_bytes}")
     device = torch.device(device) if device is not None else x.device
@@ -318,7 +322,7 @@ def gaussian_knn_weights(
     """
     m = len(x)
     if m < 2:
-        raise ValueError(f"an affinity needs at least 2 points, got {m}")
+        raise DataError(f"an affinity needs at least 2 points, got {m}; use more samples")
     n_neighbors, scale_k = min(n_neighbors, m - 1), min(scale_k, m - 1)
     distances, indices = _batch_knn(x.float(), max(n_neighbors, scale_k))
     sigma = distances[:, scale_k - 1]

@@ -183,3 +183,81 @@ def kill_during_write(folder: Path, rng: random.Random) -> Outcome:
     payload = load_checkpoint(path)
     whole = bool((payload["weights"] == float(payload["version"])).all())
     return Outcome(True) if whole else Outcome(False, f"checkpoint version {payload['version']} is mixed")
+
+
+def refused_in_one_line(args: list[str], expected: str, marker: Optional[Path] = None) -> Outcome:
+    """Run ``deepclust args``: it must fail with one ``deepclust: error:`` line containing
+    ``expected``, and never create ``marker`` (what a crafted checkpoint would run)."""
+    done = subprocess.run(deepclust(*args), capture_output=True, text=True, env=environment(), timeout=RUN_TIMEOUT)
+    lines = done.stderr.strip().splitlines()
+    if marker is not None and marker.exists():
+        return Outcome(False, "control: the file ran code", str(marker))
+    if done.returncode == 0 or not lines or not lines[-1].startswith("deepclust: error: ") or expected not in lines[-1]:
+        return Outcome(False, "a clear refusal", f"exit {done.returncode}: {done.stderr[-1000:]}")
+    if "Traceback" in done.stderr:
+        return Outcome(False, "a clear refusal (a traceback was printed)", done.stderr[-1000:])
+    return Outcome(True, detail=lines[-1])
+
+
+class _RunsCode:
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def hostile_checkpoint(folder: Path) -> Outcome:
+    """A checkpoint whose unpickling would run ``touch``: refused, and nothing runs."""
+    import torch
+
+    from deepclust_cli.engine.checkpoint import FORMAT
+
+    marker, evil = folder / "ran", folder / "evil.ckpt"
+    torch.save({"format": FORMAT, "config": {"method": {"name": "kmeans"}}, "payload": _RunsCode(marker)}, evil)
+    return refused_in_one_line(["--resume", str(evil)], "refused to load", marker)
+
+
+def damaged_checkpoint(folder: Path, rng: random.Random, truncate: bool) -> Outcome:
+    """A real checkpoint cut short, or with 64 bytes zeroed at a random place: one line naming the file."""
+    done = subprocess.run(
+        deepclust("method=kmeans", "dataset=blobs", "dataset.n_samples=300", f"output_dir={folder / 'run'}"),
+        capture_output=True, text=True, env=environment(), timeout=RUN_TIMEOUT,
+    )
+    assert done.returncode == 0, done.stderr
+    data = bytearray((only_session(folder / "run") / "checkpoints" / "last.ckpt").read_bytes())
+    if truncate:
+        data = data[: rng.randrange(1, len(data) - 1)]
+    else:
+        start = rng.randrange(0, len(data) - 64)
+        data[start : start + 64] = bytes(64)
+    damaged = folder / "damaged.ckpt"
+    damaged.write_bytes(bytes(data))
+    return refused_in_one_line(["--resume", str(damaged)], str(damaged))
+
+
+def nan_in_input(folder: Path) -> Outcome:
+    """A features file holding NaN and inf: one line with the dataset's name and the count."""
+    import numpy as np
+
+    values = np.random.default_rng(0).random((40, 3))
+    values[1, 1], values[2, 2] = np.nan, np.inf
+    np.save(folder / "x.npy", values)
+    args = ["method=kmeans", "dataset=features", f"dataset.path={folder / 'x.npy'}", "method.n_clusters=2", f"output_dir={folder}"]
+    return refused_in_one_line(args, "dataset 'features': 2 NaN or inf values")
+
+
+def nan_loss(folder: Path) -> Outcome:
+    """A learning rate that makes the loss NaN: the run stops, says so, and its last checkpoint loads with finite weights."""
+    from deepclust_cli.engine.checkpoint import load_checkpoint
+
+    args = [
+        "method=spectralnet", "dataset=blobs", "dataset.n_samples=300", "method.ae.enabled=true", "method.ae.epochs=2",
+        "method.ae.hidden=[16,4]", "method.spectral.lr=1e30", "method.spectral.min_lr=0", *COMMON, f"output_dir={folder}",
+    ]
+    outcome = refused_in_one_line(args, "the training loss became nan")
+    if not outcome.survived:
+        return outcome
+    kept = load_checkpoint(only_session(folder) / "checkpoints" / "last.ckpt")
+    finite = all(bool(t.isfinite().all()) for net in kept["method"]["state"]["nets"].values() for t in net.values())
+    return outcome if finite else Outcome(False, "the last good checkpoint (it holds non-finite weights)")

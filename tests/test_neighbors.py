@@ -159,8 +159,8 @@ def test_annoy_short_rows_fall_back_to_exact():
 @pytest.mark.parametrize(
     "kwargs,message",
     [
-        (dict(k=0), "k must be"),
-        (dict(k=200), "candidate points 199"),
+        (dict(k=0), "0 nearest neighbours asked of"),
+        (dict(k=200), "200 nearest neighbours asked of 199 candidate points"),
         (dict(k=5, backend="faiss"), "choose one of exact, annoy"),
         (dict(k=5, metric="manhattan"), "choose one of euclidean, cosine"),
         (dict(k=5, queries=np.zeros((3, 4))), "dims"),
@@ -179,7 +179,7 @@ def test_bad_data():
         knn(np.array([[0.0], [np.nan], [1.0]]), 1)
     # Without self-exclusion all n points are candidates.
     assert knn(np.zeros((4, 2)), 4, queries=np.zeros((1, 2)))[1].shape == (1, 4)
-    with pytest.raises(ValueError, match="candidate points 4"):
+    with pytest.raises(ValueError, match="of 4 candidate points"):
         knn(np.zeros((4, 2)), 5, queries=np.zeros((1, 2)))
 
 

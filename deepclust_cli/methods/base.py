@@ -134,6 +134,8 @@ class ClusteringMethod:
             raise DataError(f"{self.name}: expected a 2-D array (samples × features), got shape {tuple(tensor.shape)}")
         if len(tensor) == 0:
             raise DataError(f"{self.name}: got no samples")
+        if tensor.shape[1] == 0:
+            raise DataError(f"{self.name}: the samples have no features (shape {tuple(tensor.shape)})")
         tensor = tensor.to(self.device, torch.float32)
         bad = int((~torch.isfinite(tensor)).sum())
         if bad:
