@@ -39,3 +39,13 @@ def test_a_kill_during_a_checkpoint_write_leaves_a_whole_checkpoint(tmp_path):
         folder.mkdir()
         outcome = kill_during_write(folder, rng)
         assert outcome.survived, outcome.lost
+
+
+def test_sigterm_to_a_data_parallel_run_stops_every_rank_at_one_checkpoint(bar_data, tmp_path):
+    """deepclust passes the SIGTERM on to its two ranks; they agree on the epoch, rank 0 saves,
+    all stop, and the printed command resumes both ranks to the uninterrupted run's metrics."""
+    args = [*run_args("spectralnet", bar_data), "trainer.processes=2"]
+    expected = reference_metrics(args, tmp_path / "reference")
+    outcome = interrupt_and_resume(args, tmp_path / "stopped", expected, random.Random(1), signal_number=signal.SIGTERM, max_delay=0.3)
+    assert outcome.survived, f"{outcome.lost}: {outcome.detail}"
+    assert outcome.detail == ""

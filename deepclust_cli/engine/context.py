@@ -70,10 +70,13 @@ class Context:
             if message:
                 self.warn(f"{prefix}: {message}")
 
-    @property
-    def stop_requested(self) -> bool:
-        """Whether a signal asked the run to stop: the next checkpoint is then due at once."""
-        return self.stop_requests is not None and self.stop_requests.signal_number is not None
+    def stop_agreed(self) -> bool:
+        """Whether the run stops at this safe point: a signal reached this process or, in a
+        data-parallel run, any rank (a collective: every rank asks at the same points)."""
+        local = self.stop_requests is not None and self.stop_requests.signal_number is not None
+        if not self.world.parallel:
+            return local
+        return bool(self.world.sum(torch.tensor([float(local)], device=self.device)).item() > 0)
 
     def require_finite(self, loss: float, where: str) -> None:
         """Stop the run when the training loss is no longer a finite number (``where``: the stage

@@ -29,6 +29,7 @@ import datetime as _dt
 import logging
 import os
 import pickle
+import signal
 import socket
 import tempfile
 from dataclasses import dataclass
@@ -42,7 +43,7 @@ from torch import nn
 
 from deepclust_cli.errors import ConfigError, DeepclustError
 
-# How long a rank waits for the others at a collective (e.g. while rank 0 mines anchors alone).
+# How long a rank waits for the others at a collective (e.g. while rank 0 alone scores a held-out evaluation).
 TIMEOUT = _dt.timedelta(minutes=30)
 
 
@@ -198,13 +199,32 @@ def spawn(task: Callable[..., Any], args: tuple[Any, ...], launch: Launch) -> An
     logging.getLogger("torch.multiprocessing.spawn").setLevel(logging.ERROR)
     with tempfile.TemporaryDirectory(prefix="deepclust-ranks-") as scratch:
         outbox = Path(scratch)
+        ranks = mp.start_processes(
+            _rank_main, args=(task, args, launch, port, outbox), nprocs=launch.size, start_method="spawn", join=False
+        )
+        # The ranks stop at their next checkpoint on SIGINT/SIGTERM. Ctrl-C reaches them from the
+        # terminal; a SIGTERM sent to this process alone is passed on to them.
+        previous = {
+            signal.SIGINT: signal.signal(signal.SIGINT, signal.SIG_IGN),
+            signal.SIGTERM: signal.signal(signal.SIGTERM, lambda number, frame: _forward(ranks.processes, number)),
+        }
         try:
-            mp.start_processes(_rank_main, args=(task, args, launch, port, outbox), nprocs=launch.size, start_method="spawn")
+            while not ranks.join():
+                pass
         except mp.ProcessRaisedException:
             for path in sorted(outbox.glob("error-*.pkl")):
                 raise pickle.loads(path.read_bytes()) from None
             raise
+        finally:
+            for number, handler in previous.items():
+                signal.signal(number, handler)
         return pickle.loads((outbox / "result.pkl").read_bytes())
+
+
+def _forward(processes: Sequence[Any], number: int) -> None:
+    for process in processes:
+        if process.is_alive():
+            os.kill(process.pid, number)
 
 
 def _rank_main(rank: int, task: Callable[..., Any], args: tuple[Any, ...], launch: Launch, port: int, outbox: Path) -> None:

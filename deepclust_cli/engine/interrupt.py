@@ -3,6 +3,8 @@ become a request that the method's next safe point — its next checkpoint, at t
 round or tree level — honours by saving and then stopping with the command that resumes it.
 
 A second Ctrl-C stops at once (``KeyboardInterrupt``), for a user who cannot wait for the epoch.
+Data-parallel ranks each keep their own requests and agree at every safe point whether any rank
+received one (:meth:`deepclust_cli.engine.context.Context.stop_agreed`), so all stop at the same step.
 """
 
 from __future__ import annotations
@@ -20,8 +22,9 @@ class StopRequests:
     """Handlers for SIGINT and SIGTERM, installed from ``install()`` to ``restore()``; the first
     signal received is kept in ``signal_number``."""
 
-    def __init__(self) -> None:
+    def __init__(self, quiet: bool = False) -> None:
         self.signal_number: Optional[int] = None
+        self.quiet = quiet  # data-parallel ranks other than 0 leave the announcement to rank 0
         self._previous: dict[int, Any] = {}
 
     def install(self) -> None:
@@ -39,6 +42,8 @@ class StopRequests:
         if self.signal_number is not None and number == signal.SIGINT:
             raise KeyboardInterrupt
         self.signal_number = number
+        if self.quiet:
+            return
         print(
             f"deepclust: {signal.Signals(number).name} received: saving a checkpoint at the next epoch end, then stopping"
             + (" (Ctrl-C again stops at once)" if number == signal.SIGINT else ""),

@@ -85,9 +85,8 @@ class Session(Context):
             atomic_write_text(self.directory / "config.yaml", yaml.safe_dump(config, sort_keys=False))
             atomic_write_text(self.directory / "overrides.yaml", yaml.safe_dump(overrides))
         self._write_run_info("running")
-        if not world.parallel:  # ranks must agree on the step they stop at; they keep the default handlers
-            self.stop_requests = StopRequests()
-            self.stop_requests.install()
+        self.stop_requests = StopRequests()
+        self.stop_requests.install()
         seed_everything(settings.seed)
         set_deterministic(settings.trainer.deterministic)
         self.log(f"session {self.directory}")
@@ -126,6 +125,7 @@ class Session(Context):
     def checkpoint(
         self, method: "ClusteringMethod", progress: dict[str, Any], *, score: Optional[float] = None
     ) -> None:
+        stopping = self.stop_agreed()
         payload = {
             "method": method.describe(),
             "config": self.config,
@@ -138,14 +138,9 @@ class Session(Context):
         if score is not None and math.isfinite(score) and (self.best_score is None or score > self.best_score):
             self.best_score = score
             save_checkpoint(self.directory / "checkpoints" / "best.ckpt", {**payload, "best_score": score})
-        if self.stop_requested:
-            number = self.stop_requests.signal_number
-            raise Interrupted(
-                f"stopped by {signal.Signals(number).name} at {_describe_progress(progress)}; "
-                f"resume with: deepclust --resume {shlex.quote(str(self.last_checkpoint))}",
-                number,
-                str(self.last_checkpoint),
-            )
+        if stopping:
+            self.world.broadcast_object(str(self.last_checkpoint))  # the other ranks stop once it is saved
+            raise stopped(self.stop_requests.signal_number, progress, str(self.last_checkpoint))
 
     def kept_checkpoint(self) -> str:
         if self.last_checkpoint is None:
@@ -225,14 +220,25 @@ class Replica(Context):
     def __init__(self, settings: RunConfig, device: torch.device, world: World) -> None:
         super().__init__(device=device, seed=settings.seed, trainer=settings.trainer, show_progress=False, world=world)
         self.test_only = settings.test_only
+        self.stop_requests = StopRequests(quiet=True)
+        self.stop_requests.install()
         seed_everything(settings.seed)
         set_deterministic(settings.trainer.deterministic)
+
+    def checkpoint(self, method: "ClusteringMethod", progress: dict[str, Any], *, score: Optional[float] = None) -> None:
+        """Nothing to write; but when the ranks agree to stop, wait for rank 0's save and stop too."""
+        if self.stop_agreed():
+            path = self.world.broadcast_object(None)
+            raise stopped(self.stop_requests.signal_number or signal.SIGTERM, progress, path)
 
     def log(self, message: str) -> None:
         pass
 
     def warn(self, message: str) -> None:
         pass
+
+    def kept_checkpoint(self) -> str:
+        return "rank 0 keeps the session's checkpoints"
 
     def resume(self, path: Path, method: "ClusteringMethod") -> dict[str, Any]:
         progress = dict(restore(path, method).get("progress", {}))
@@ -246,7 +252,17 @@ class Replica(Context):
         return self
 
     def __exit__(self, kind: Any, error: Optional[BaseException], traceback: Any) -> None:
-        pass
+        self.stop_requests.restore()
+
+
+def stopped(signal_number: int, progress: dict[str, Any], checkpoint: str) -> Interrupted:
+    """The error that ends a run a signal stopped, with the command that resumes it."""
+    return Interrupted(
+        f"stopped by {signal.Signals(signal_number).name} at {_describe_progress(progress)}; "
+        f"resume with: deepclust --resume {shlex.quote(checkpoint)}",
+        signal_number,
+        checkpoint,
+    )
 
 
 def restore(path: Path, method: "ClusteringMethod") -> dict[str, Any]:

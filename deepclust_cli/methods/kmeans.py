@@ -52,7 +52,8 @@ class KMeans(ClusteringMethod):
             algorithm=self.config.algorithm,
             random_state=self.config.seed,
         )
-        model.fit(x.cpu().numpy())
+        with context.warnings_as_log("k-means"):
+            model.fit(x.cpu().numpy())
         self.centers = torch.as_tensor(model.cluster_centers_, dtype=torch.float32)
         context.log(f"k-means: inertia {model.inertia_:.6g} after {model.n_iter_} iterations (best of {self.config.n_init})")
 
