@@ -17,7 +17,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from deepclust_cli.errors import ConfigError, DeepclustError, require
+from deepclust_cli.errors import ConfigError, DeepclustError, require, require_finite_fields
 from deepclust_cli.metrics import METRIC_NAMES
 
 T = TypeVar("T")
@@ -75,6 +75,7 @@ class TrainerConfig:
     backend: Backend = Backend.auto  # how the ranks talk
 
     def __post_init__(self) -> None:
+        require_finite_fields(self)
         require(self.max_epochs >= 1, f"max_epochs must be >= 1, got {self.max_epochs}")
         require(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}")
         require(self.lr > 0, f"lr must be > 0, got {self.lr}")

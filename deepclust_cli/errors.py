@@ -1,5 +1,8 @@
 """Errors a user can fix. The CLI reports them as one line and a non-zero exit, never a traceback."""
 
+import dataclasses
+import math
+
 
 class DeepclustError(Exception):
     """A problem with the input (config, data, files) rather than a bug in deepclust."""
@@ -25,6 +28,16 @@ def require(condition: bool, message: str) -> None:
     """Raise ``ConfigError(message)`` unless ``condition`` holds; used by config ``__post_init__``."""
     if not condition:
         raise ConfigError(message)
+
+
+def require_finite_fields(config: object) -> None:
+    """Every float field of the dataclass ``config`` (and every float in a list field) is a finite
+    number: an ``inf`` learning rate or ``nan`` weight passes ``> 0`` checks and then poisons training."""
+    for field in dataclasses.fields(config):  # type: ignore[arg-type]
+        value = getattr(config, field.name)
+        values = value if isinstance(value, (list, tuple)) else [value]
+        bad = [v for v in values if isinstance(v, float) and not math.isfinite(v)]
+        require(not bad, f"{field.name} must be a finite number, got {value}")
 
 
 class TrainingDiverged(DeepclustError):

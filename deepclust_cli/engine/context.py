@@ -78,12 +78,16 @@ class Context:
             return local
         return bool(self.world.sum(torch.tensor([float(local)], device=self.device)).item() > 0)
 
-    def require_finite(self, loss: float, where: str) -> None:
-        """Stop the run when the training loss is no longer a finite number (``where``: the stage
-        and epoch), before anything of the diverged model is saved."""
-        if not math.isfinite(loss):
+    def require_finite(self, value: Union[float, torch.Tensor], what: str) -> None:
+        """Stop the run when ``value`` — a training loss, or a trained model's outputs — holds NaN
+        or inf (``what`` names it: stage, epoch, quantity), before the diverged model is saved."""
+        if isinstance(value, torch.Tensor):
+            finite, shown = bool(torch.isfinite(value).all()), "NaN or inf"
+        else:
+            finite, shown = math.isfinite(value), str(value)
+        if not finite:
             raise TrainingDiverged(
-                f"{where}: the training loss became {loss}; stopped without saving the diverged model "
+                f"{what} became {shown}; stopped without saving the diverged model "
                 f"({self.kept_checkpoint()}); lower the learning rate, or use trainer.precision=fp32 if it was fp16"
             )
 

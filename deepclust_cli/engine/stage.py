@@ -20,7 +20,7 @@ from deepclust_cli.engine.cadence import CheckpointCadence
 from deepclust_cli.engine.context import Context
 from deepclust_cli.engine.distributed import SINGLE, World
 from deepclust_cli.engine.optim import LRSchedule, make_optimizer
-from deepclust_cli.errors import require
+from deepclust_cli.errors import require, require_finite_fields
 
 
 @dataclass
@@ -40,6 +40,7 @@ class StageConfig:
     tolerance_epochs: int = 10
 
     def __post_init__(self) -> None:
+        require_finite_fields(self)
         require(self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}")
         require(self.batch_size >= 2, f"batch_size must be >= 2, got {self.batch_size}")
         require(self.lr > 0, f"lr must be > 0, got {self.lr}")
@@ -137,7 +138,7 @@ class Stage:
             terms = train_epoch(self.epoch)
             terms = dict(terms) if isinstance(terms, Mapping) else {"loss": terms}
             train_loss = terms.pop("loss")
-            context.require_finite(train_loss, f"{self.name} epoch {self.epoch + 1}")
+            context.require_finite(train_loss, f"{self.name} epoch {self.epoch + 1}: the training loss")
             valid_loss = validate()
             lr = self.schedule.lr
             self.schedule.step(valid_loss)

@@ -209,7 +209,7 @@ class AND(ClusteringMethod):
             if self.epoch == 0:
                 self._mine_anchors(context, labels)
             loss = self._train_epoch(source, context)
-            context.require_finite(loss, f"and: round {self.round} epoch {self.epoch + 1}")
+            context.require_finite(loss, f"and: round {self.round} epoch {self.epoch + 1}: the training loss")
             self.epoch += 1
             step = self.round * config.epochs + self.epoch
             self._record("loss", loss, step)

@@ -21,7 +21,7 @@ from deepclust_cli.config import make_config
 from deepclust_cli.data.base import Split
 from deepclust_cli.engine.checkpoint import load_checkpoint, save_checkpoint
 from deepclust_cli.engine.context import Context
-from deepclust_cli.errors import CheckpointError, DataError, require
+from deepclust_cli.errors import CheckpointError, DataError, require, require_finite_fields
 from deepclust_cli.metrics import clustering_metrics
 from deepclust_cli.registry import Registry
 
@@ -39,6 +39,7 @@ class MethodConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        require_finite_fields(self)
         require(self.n_clusters is None or self.n_clusters >= 1, f"n_clusters must be >= 1, got {self.n_clusters}")
         require(self.seed >= 0, f"seed must be >= 0, got {self.seed}")
 

@@ -272,7 +272,7 @@ class LNSCC(ClusteringMethod):
             if self.epoch == config.clustering_epoch and self.centres is None:
                 self._start_clustering_phase(codes, graph, context)
             loss = self._train_epoch(codes, graph, edges_per_epoch, a, b, context)
-            context.require_finite(loss, f"lnscc epoch {self.epoch + 1}")
+            context.require_finite(loss, f"lnscc epoch {self.epoch + 1}: the training loss")
             self.epoch += 1
             self.history["loss"].append(loss)
             context.log_scalars({"lnscc/loss": loss}, step=self.epoch)

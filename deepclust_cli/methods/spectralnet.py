@@ -252,6 +252,7 @@ class SpectralNet(ClusteringMethod):
         self._train_spectral(codes, affinity_space, train, valid, context, checkpoint("spectral"))
 
         embedding = self._cluster_space(apply_in_batches(self.nets["spectral"], codes))
+        context.require_finite(embedding, f"{self.name}: the trained embedding")
         self.centroids = kmeans(embedding, self.config.n_clusters, n_init=self.config.kmeans_n_init, seed=self.config.seed).centers.cpu()
         path = context.plot_path("training_curves")
         if path is not None:

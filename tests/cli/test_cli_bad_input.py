@@ -120,3 +120,17 @@ def test_a_loss_that_becomes_nan_stops_the_run_and_keeps_the_last_good_checkpoin
     assert all(torch.isfinite(tensor).all() for net in nets.values() for tensor in net.values())
     assert payload["progress"]["stage"] in ("ae", "spectral")
     assert f"resume with: deepclust --resume {kept}" in line
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("method.spectral.lr=inf", "method: lr must be a finite number, got inf"),
+        ("trainer.lr=nan", "trainer: lr must be a finite number, got nan"),
+        ("method.alpha=inf", "method: alpha must be a finite number, got inf"),
+    ],
+)
+def test_non_finite_numbers_in_the_config_are_refused(deepclust, override, message):
+    # inf passes "> 0" checks; found by the fuzzer as a NaN embedding reaching k-means
+    result = deepclust("method=spectralnet_ae", "dataset=blobs", "dataset.n_samples=100", override)
+    assert message in one_error_line(result, 2)
