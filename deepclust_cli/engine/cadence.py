@@ -21,7 +21,7 @@ class CheckpointCadence:
 
     def due(self, epoch: int, force: bool = False) -> bool:
         """Whether to save after ``epoch`` epochs; a True answer counts as a write."""
-        force = self.context.stop_agreed() or force
+        force = self.context.stop_agreed() or force  # asked first: across ranks it is a collective all must join
         if force or (epoch % self.every == 0 and time.monotonic() - self.last >= self.min_seconds):
             self.last = time.monotonic()
             return True

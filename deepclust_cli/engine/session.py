@@ -140,7 +140,7 @@ class Session(Context):
             save_checkpoint(self.directory / "checkpoints" / "best.ckpt", {**payload, "best_score": score})
         if stopping:
             self.world.broadcast_object(str(self.last_checkpoint))  # the other ranks stop once it is saved
-            raise stopped(self.stop_requests.signal_number, progress, str(self.last_checkpoint))
+            raise stopped(self.stop_requests.signal_number or signal.SIGTERM, progress, str(self.last_checkpoint))
 
     def kept_checkpoint(self) -> str:
         if self.last_checkpoint is None:
