@@ -24,6 +24,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))  # the fault harness is shared with the tests
 
 import faults  # noqa: E402
+from conftest import write_bar_mnist  # noqa: E402
 from benchlib import machine  # noqa: E402
 
 
@@ -39,7 +40,7 @@ def main() -> None:
     print(f"{'-' * 52}-|-------|----------|--------------")
     with tempfile.TemporaryDirectory(prefix="reliability-") as scratch:
         root = Path(scratch)
-        data = faults.write_bar_mnist(root / "data")
+        data = write_bar_mnist(root / "data")
         scenarios: list[tuple[str, int, Callable[[Path], faults.Outcome]]] = []
         for method in args.methods:
             run = faults.run_args(method, data)

@@ -112,15 +112,40 @@ TINY_AND = [
 ]
 
 
-@pytest.fixture
-def bar_mnist(tmp_path) -> Path:
-    """A data_dir holding MNIST/raw in the real IDX format: 240 training and 80 test bar digits."""
-    raw = tmp_path / "data" / "MNIST" / "raw"
+def write_bar_mnist(data_dir: Path) -> Path:
+    """MNIST/raw in the real IDX format under ``data_dir``: 240 training and 80 test bar digits."""
+    raw = data_dir / "MNIST" / "raw"
     for prefix, n, seed in (("train", 240, 0), ("t10k", 80, 1)):
         images, labels = bar_digits(n, seed)
         write_idx(raw / f"{prefix}-images-idx3-ubyte", images)
         write_idx(raw / f"{prefix}-labels-idx1-ubyte", labels)
-    return tmp_path / "data"
+    return data_dir
+
+
+@pytest.fixture
+def bar_mnist(tmp_path) -> Path:
+    """A data_dir holding bar digits as MNIST (see write_bar_mnist)."""
+    return write_bar_mnist(tmp_path / "data")
+
+
+class RunsCode:
+    """Unpickling this runs ``touch <marker>``."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def write_hostile_checkpoint(path: Path, marker: Path) -> Path:
+    """A file that looks like a session checkpoint but runs ``touch marker`` if unpickled."""
+    import torch
+
+    from deepclust_cli.engine.checkpoint import FORMAT
+
+    torch.save({"format": FORMAT, "config": {"method": {"name": "kmeans"}}, "payload": RunsCode(marker)}, path)
+    return path
 
 
 class SimulatedCrash(Exception):

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from conftest import TINY_AND, bar_digits, write_idx
+from conftest import TINY_AND, write_hostile_checkpoint
 
 COMMON = ["trainer.deterministic=true", "trainer.checkpoint_min_seconds=0"]
 # Each runs for a few seconds on two cores with a checkpoint at every epoch (tree level for GeoCluster).
@@ -47,16 +47,6 @@ class Outcome:
     survived: bool
     lost: str = "nothing"  # what the fault cost, in words
     detail: str = ""
-
-
-def write_bar_mnist(data_dir: Path) -> Path:
-    """MNIST/raw in the IDX format under ``data_dir`` (240 training, 80 test bar digits) for AND."""
-    raw = data_dir / "MNIST" / "raw"
-    for prefix, n, seed in (("train", 240, 0), ("t10k", 80, 1)):
-        images, labels = bar_digits(n, seed)
-        write_idx(raw / f"{prefix}-images-idx3-ubyte", images)
-        write_idx(raw / f"{prefix}-labels-idx1-ubyte", labels)
-    return data_dir
 
 
 def run_args(method: str, data_dir: Path) -> list[str]:
@@ -199,22 +189,10 @@ def refused_in_one_line(args: list[str], expected: str, marker: Optional[Path] =
     return Outcome(True, detail=lines[-1])
 
 
-class _RunsCode:
-    def __init__(self, marker: Path) -> None:
-        self.marker = marker
-
-    def __reduce__(self):
-        return (os.system, (f"touch {self.marker}",))
-
-
 def hostile_checkpoint(folder: Path) -> Outcome:
     """A checkpoint whose unpickling would run ``touch``: refused, and nothing runs."""
-    import torch
-
-    from deepclust_cli.engine.checkpoint import FORMAT
-
-    marker, evil = folder / "ran", folder / "evil.ckpt"
-    torch.save({"format": FORMAT, "config": {"method": {"name": "kmeans"}}, "payload": _RunsCode(marker)}, evil)
+    marker = folder / "ran"
+    evil = write_hostile_checkpoint(folder / "evil.ckpt", marker)
     return refused_in_one_line(["--resume", str(evil)], "refused to load", marker)
 
 

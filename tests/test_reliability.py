@@ -7,7 +7,8 @@ import signal
 
 import pytest
 
-from faults import interrupt_and_resume, kill_during_write, reference_metrics, run_args, write_bar_mnist
+from conftest import write_bar_mnist
+from faults import interrupt_and_resume, kill_during_write, reference_metrics, run_args
 
 
 @pytest.fixture(scope="module")

@@ -32,6 +32,7 @@ import pickle
 import signal
 import socket
 import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Optional, Sequence
@@ -203,11 +204,14 @@ def spawn(task: Callable[..., Any], args: tuple[Any, ...], launch: Launch) -> An
             _rank_main, args=(task, args, launch, port, outbox), nprocs=launch.size, start_method="spawn", join=False
         )
         # The ranks stop at their next checkpoint on SIGINT/SIGTERM. Ctrl-C reaches them from the
-        # terminal; a SIGTERM sent to this process alone is passed on to them.
-        previous = {
-            signal.SIGINT: signal.signal(signal.SIGINT, signal.SIG_IGN),
-            signal.SIGTERM: signal.signal(signal.SIGTERM, lambda number, frame: _forward(ranks.processes, number)),
-        }
+        # terminal; a SIGTERM sent to this process alone is passed on to them. (Python takes
+        # handlers in the main thread only; elsewhere the defaults stay, as for StopRequests.)
+        previous = {}
+        if threading.current_thread() is threading.main_thread():
+            previous = {
+                signal.SIGINT: signal.signal(signal.SIGINT, signal.SIG_IGN),
+                signal.SIGTERM: signal.signal(signal.SIGTERM, lambda number, frame: _forward(ranks.processes, number)),
+            }
         try:
             while not ranks.join():
                 pass

@@ -1,24 +1,14 @@
 """Bad input through the command line: hostile, corrupt and foreign checkpoints, unusable data,
 and a loss that diverges — one line each, a non-zero exit, nothing run and nothing lost."""
 
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from deepclust_cli.engine.checkpoint import FORMAT, load_checkpoint
-
-
-class RunsCode:
-    """Unpickling this runs ``touch <marker>``."""
-
-    def __init__(self, marker: Path) -> None:
-        self.marker = marker
-
-    def __reduce__(self):
-        return (os.system, (f"touch {self.marker}",))
+from conftest import write_hostile_checkpoint
+from deepclust_cli.engine.checkpoint import load_checkpoint
 
 
 def one_error_line(result, code: int = 1) -> str:
@@ -37,8 +27,7 @@ def kmeans_checkpoint(deepclust, tmp_path) -> Path:
 
 def test_a_checkpoint_that_would_run_code_is_refused_without_running_it(deepclust, tmp_path):
     marker = tmp_path / "pwned"
-    evil = tmp_path / "evil.ckpt"
-    torch.save({"format": FORMAT, "config": {"method": {"name": "kmeans"}}, "payload": RunsCode(marker)}, evil)
+    evil = write_hostile_checkpoint(tmp_path / "evil.ckpt", marker)
     line = one_error_line(deepclust("--resume", str(evil)))
     assert str(evil) in line and "refused to load" in line
     assert not marker.exists()

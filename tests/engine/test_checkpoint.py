@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from conftest import write_hostile_checkpoint
 from deepclust_cli.engine import atomic
 from deepclust_cli.engine.checkpoint import FORMAT, load_checkpoint, save_checkpoint, session_dir_of
 from deepclust_cli.errors import CheckpointError
@@ -45,24 +46,14 @@ def test_failed_write_leaves_previous_checkpoint_intact(tmp_path, monkeypatch):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["last.ckpt"]
 
 
-class RunsCode:
-    def __reduce__(self):
-        return (os.system, (f"touch {MARKER}",))
-
-
-MARKER = None
-
-
 def test_checkpoint_that_would_run_code_is_refused_without_running_it(tmp_path):
-    global MARKER
-    MARKER = tmp_path / "pwned"
-    path = tmp_path / "evil.ckpt"
-    torch.save({"format": FORMAT, "payload": RunsCode()}, path)
+    marker = tmp_path / "pwned"
+    path = write_hostile_checkpoint(tmp_path / "evil.ckpt", marker)
     with pytest.raises(CheckpointError, match="refused to load") as error:
         load_checkpoint(path)
     assert "\n" not in str(error.value)
     assert str(path) in str(error.value)
-    assert not MARKER.exists()
+    assert not marker.exists()
 
 
 def test_plain_pickle_file_is_refused(tmp_path):
