@@ -63,9 +63,17 @@ def confusion_matrix(y_true: Any, y_pred: Any, path: Path, title: str = "") -> N
 MAX_SCATTER_POINTS = 20_000
 
 
-def project_2d(points: Any, max_points: int = MAX_SCATTER_POINTS, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def project_2d(points: Any, groups: Any = None, max_points: int = MAX_SCATTER_POINTS, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """A seeded subsample of at most ``max_points`` rows and their 2-D coordinates: the points
-    themselves when 2-D, their two leading principal components when wider. Returns (coordinates, rows)."""
+    themselves when 2-D; when wider, the plane in which the ``groups`` (cluster labels) lie
+    farthest apart, or the two leading principal components without groups. Returns (coordinates, rows).
+
+    The cluster plane is spanned by the two leading principal directions of the size-weighted
+    group means (the between-cluster scatter). Principal components show nothing in a whitened
+    embedding — SpectralNet's outputs have identity covariance, so every direction has the same
+    variance — while the cluster plane shows how the clusters separate. With fewer than three
+    groups it has no second direction, and the principal components are used.
+    """
     import torch
 
     points = torch.as_tensor(points).detach().float().cpu()
@@ -74,36 +82,53 @@ def project_2d(points: Any, max_points: int = MAX_SCATTER_POINTS, seed: int = 0)
         rows = torch.randperm(len(points), generator=torch.Generator().manual_seed(seed))[:max_points].sort().values
     sample = points[rows].reshape(len(rows), -1)
     if sample.shape[1] == 1:
-        sample = torch.cat([sample, torch.zeros_like(sample)], dim=1)
-    elif sample.shape[1] > 2:
-        centred = sample - sample.mean(dim=0)
-        _, _, components = torch.linalg.svd(centred, full_matrices=False)
-        sample = centred @ components[:2].T
-    return sample.numpy(), rows.numpy()
+        return torch.cat([sample, torch.zeros_like(sample)], dim=1).numpy(), rows.numpy()
+    if sample.shape[1] == 2:
+        return sample.numpy(), rows.numpy()
+    centred = sample - sample.mean(dim=0)
+    spread = centred
+    if groups is not None:
+        _, codes = np.unique(np.asarray(groups)[rows.numpy()], return_inverse=True)
+        if codes.max(initial=0) >= 2:
+            codes = torch.as_tensor(codes)
+            sizes = torch.bincount(codes).float()
+            means = torch.zeros(len(sizes), centred.shape[1]).index_add_(0, codes, centred) / sizes.unsqueeze(1)
+            spread = means * sizes.sqrt().unsqueeze(1)
+    _, _, directions = torch.linalg.svd(spread, full_matrices=False)
+    return (centred @ directions[:2].T).numpy(), rows.numpy()
 
 
 def embedding(points: Any, clusters: Any, classes: Any, path: Path, title: str = "") -> None:
-    """Scatter of the embedding (PCA to 2-D when wider) coloured by cluster, and beside it by class."""
-    coordinates, rows = project_2d(points)
+    """Scatter of the embedding (in the clusters' plane when wider than 2-D, see ``project_2d``)
+    coloured by cluster, and beside it by class."""
+    coordinates, rows = project_2d(points, clusters)
     panels = [("clusters", np.asarray(clusters)[rows])]
     if classes is not None:
         panels.append(("classes", np.asarray(classes)[rows]))
-    figure, axes = pyplot().subplots(1, len(panels), figsize=(5.5 * len(panels), 5), squeeze=False)
+    figure, axes = pyplot().subplots(1, len(panels), figsize=(5.5 * len(panels), 5), squeeze=False, layout="constrained")
     for axis, (label, colours) in zip(axes[0], panels):
         _scatter(axis, coordinates, colours, f"coloured by {label}")
-    figure.suptitle(title + ("" if len(rows) == len(np.asarray(clusters)) else f" ({len(rows)} shown)"))
+    figure.suptitle(_wrapped(title + ("" if len(rows) == len(np.asarray(clusters)) else f" ({len(rows)} shown)"), len(panels)))
     save(figure, path)
 
 
-def embeddings_side_by_side(panels: list[tuple[str, Any, Any]], path: Path, title: str = "") -> None:
+def embeddings_side_by_side(panels: list[tuple[str, Any, Any, Any]], path: Path, title: str = "") -> None:
     """Several embeddings of the same samples, one panel each, coloured alike (by class): each
-    ``(panel title, points, colours)`` is projected to 2-D on its own, on the same sampled rows."""
-    figure, axes = pyplot().subplots(1, len(panels), figsize=(5.5 * len(panels), 5), squeeze=False)
-    for axis, (label, points, colours) in zip(axes[0], panels):
-        coordinates, rows = project_2d(points)
+    ``(panel title, points, colours, clusters)`` is projected to 2-D on its own, in its clusters'
+    plane (``project_2d``), on the same sampled rows."""
+    figure, axes = pyplot().subplots(1, len(panels), figsize=(5.5 * len(panels), 5), squeeze=False, layout="constrained")
+    for axis, (label, points, colours, clusters) in zip(axes[0], panels):
+        coordinates, rows = project_2d(points, clusters)
         _scatter(axis, coordinates, np.asarray(colours)[rows], label)
-    figure.suptitle(title)
+    figure.suptitle(_wrapped(title, len(panels)))
     save(figure, path)
+
+
+def _wrapped(title: str, panels: int) -> str:
+    """A figure title broken into lines that fit the figure's width (about 60 characters a panel)."""
+    import textwrap
+
+    return "\n".join(textwrap.wrap(title, width=60 * panels)) if title else ""
 
 
 def _scatter(axis: Any, coordinates: np.ndarray, colours: np.ndarray, title: str) -> None:

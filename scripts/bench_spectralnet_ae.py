@@ -8,6 +8,7 @@ and seed, so the table shows what the reconstruction term adds.
 
     .venv/bin/python scripts/bench_spectralnet_ae.py                          # twomoons circles mnist
     .venv/bin/python scripts/bench_spectralnet_ae.py --datasets twomoons,circles --seeds 0,1,2
+    .venv/bin/python scripts/bench_spectralnet_ae.py --datasets mnist --seeds 0,1,2 --gpus 0
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ def main() -> None:
     parser.add_argument("--datasets", default="twomoons,circles,mnist")
     parser.add_argument("--data-dir", type=Path, default=REPO.parent / "shared" / "data")
     parser.add_argument("--seeds", default="0", help="comma-separated")
+    parser.add_argument("--gpus", default="", help="comma-separated GPU ids for gpus=[...]; empty: the CPU")
     args = parser.parse_args()
 
     header = f"{'dataset':<9} {'seed':>4} {'alpha':>7} | {'ACC':>6} {'NMI':>6} {'ARI':>6} {'time':>8} | {'published ACC / NMI %':>22}"
@@ -45,7 +47,7 @@ def main() -> None:
         for seed in (int(s) for s in args.seeds.split(",")):
             results = {}
             for alpha in alphas:
-                overrides = [f"experiment=spectralnet_ae_{name}", f"data_dir={args.data_dir.resolve()}", f"seed={seed}", f"method.alpha={alpha}"]
+                overrides = [f"experiment=spectralnet_ae_{name}", f"data_dir={args.data_dir.resolve()}", f"seed={seed}", f"method.alpha={alpha}", f"gpus=[{args.gpus}]"]
                 with tempfile.TemporaryDirectory(prefix=f"bench-ae-{name}-") as scratch:
                     result = run_deepclust(overrides, Path(scratch))
                 results[alpha] = result

@@ -16,7 +16,8 @@ def run_deepclust(overrides: list[str], output_dir: Path) -> dict:
 
     Exits with the run's own output when it fails, so a table is never filled with a broken run.
     """
-    command = [str(Path(sys.executable).with_name("deepclust")), *overrides, f"output_dir={output_dir}"]
+    # The module, not the console script: runs wherever the package imports (an install or PYTHONPATH).
+    command = [sys.executable, "-m", "deepclust_cli", *overrides, f"output_dir={output_dir}"]
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         start = time.perf_counter()
         process = subprocess.Popen(command, stdout=out, stderr=err, text=True)
@@ -34,8 +35,7 @@ def run_deepclust(overrides: list[str], output_dir: Path) -> dict:
 
 
 def machine() -> str:
-    import os
-
     import torch
 
-    return f"{os.cpu_count()} CPU cores; torch sees {'a GPU' if torch.cuda.is_available() else 'no GPU'}"
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    return f"{os.cpu_count()} CPU cores; torch {torch.__version__} sees {gpu}"

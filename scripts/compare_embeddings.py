@@ -24,8 +24,9 @@ from deepclust_cli.metrics import clustering_metrics
 from deepclust_cli.run import session_settings
 
 
-def panel(session: Path, data_dir: Path | None, others: set[str]) -> tuple[str, object, object]:
-    """(title, embedding, colours) of ``session`` on its evaluation split."""
+def panel(session: Path, data_dir: Path | None, others: set[str]) -> tuple[str, object, object, object]:
+    """(title, embedding, colours, clusters) of ``session`` on its evaluation split: coloured by
+    class, projected into the plane of its own clusters."""
     settings = session_settings(session)
     method = ClusteringMethod.load(session / "checkpoints" / "last.ckpt")
     data = load_dataset(settings.dataset, data_dir or settings.data_dir, settings.seed)
@@ -36,7 +37,7 @@ def panel(session: Path, data_dir: Path | None, others: set[str]) -> tuple[str, 
     overrides = yaml.safe_load((session / "overrides.yaml").read_text()) or []
     own = [o for o in overrides if o not in others and not o.startswith("output_dir=")] or [session.name]
     scores = f"ACC {metrics['acc']:.3f}, NMI {metrics['nmi']:.3f}" if metrics else "no labels"
-    return f"{', '.join(own)}\n{scores}", points, labels if split.y is None else split.y
+    return f"{', '.join(own)}\n{scores}", points, labels if split.y is None else split.y, labels
 
 
 def main() -> None:
