@@ -386,9 +386,23 @@ class SpectralNet(ClusteringMethod):
         to report (``"loss"`` and any others, equal on every rank). Here both are the spectral
         loss of the batch's outputs, orthonormalized by ``weights`` (the kept W when None): each
         rank computes its shard's outputs and the loss of the gathered batch. Subclasses add terms."""
-        raw = world.gather(self._spectral_raw(codes[world.shard(rows)], context), len(rows))
-        spectral = self._spectral_batch_loss(raw, affinity_space[rows], weights)
+        spectral = self._shard_spectral_loss(codes, affinity_space, rows, context, weights, world)[2]
         return spectral, {"loss": spectral}
+
+    def _shard_spectral_loss(
+        self,
+        codes: torch.Tensor,
+        affinity_space: torch.Tensor,
+        rows: torch.Tensor,
+        context: Context,
+        weights: Optional[torch.Tensor],
+        world: World,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(shard, raw, spectral)``: this rank's rows of the batch, their outputs Ỹ, and the
+        spectral loss of the whole batch's gathered outputs (gradient flows into ``raw`` only)."""
+        shard = world.shard(rows)
+        raw = self._spectral_raw(codes[shard], context)
+        return shard, raw, self._spectral_batch_loss(world.gather(raw, len(rows)), affinity_space[rows], weights)
 
     def _spectral_raw(self, inputs: torch.Tensor, context: Context) -> torch.Tensor:
         """Ỹ: the spectral net's outputs before the orthonormalization layer."""

@@ -81,9 +81,7 @@ class SpectralNetAE(SpectralNet):
         the decoder so the objective and its gradients are SpectralNet's, bit for bit. The
         reconstruction is a mean over samples: each rank decodes its own shard and weighs the
         shard's mean by its share of the batch."""
-        shard = world.shard(rows)
-        raw = self._spectral_raw(codes[shard], context)
-        spectral = self._spectral_batch_loss(world.gather(raw, len(rows)), affinity_space[rows], weights)
+        shard, raw, spectral = self._shard_spectral_loss(codes, affinity_space, rows, context, weights, world)
         if self.config.alpha == 0:
             return spectral, {"loss": spectral, "spectral": spectral}
         with context.autocast():
