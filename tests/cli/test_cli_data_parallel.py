@@ -41,12 +41,13 @@ def test_spectralnet_two_processes_match_one(deepclust, tmp_path, experiment):
     assert "data parallel: 2 processes (gloo, started by deepclust)" in (two / "log.txt").read_text()
     assert json.loads((two / "run.json").read_text())["status"] == "completed"
     # The same global batches: the first epochs' losses agree to float noise; Adam then
-    # amplifies the last bits, so the end results are compared with a tolerance of 0.01.
+    # amplifies the last bits, so a few of the 2,000 points may end in the other cluster: ACC
+    # agrees within 0.01, NMI and ARI (steep near 1: 0.9965 ACC is NMI 0.97) within 0.05.
     histories = [load_checkpoint(s / "checkpoints" / "last.ckpt")["method"]["state"]["stages"]["spectral"]["history"] for s in (one, two)]
     for term in set(histories[0]) - {"lr"}:  # train, valid, and SpectralNetAE's spectral and reconstruction
         assert histories[1][term][:3] == pytest.approx(histories[0][term][:3], rel=1e-4), term
-    for key in ("acc", "nmi", "ari"):
-        assert metrics_of(two)[key] == pytest.approx(metrics_of(one)[key], abs=0.01)
+    for key, tolerance in (("acc", 0.01), ("nmi", 0.05), ("ari", 0.05)):
+        assert metrics_of(two)[key] == pytest.approx(metrics_of(one)[key], abs=tolerance)
     assert metrics_of(one)["acc"] > 0.99
 
 
