@@ -8,7 +8,7 @@ symmetrized by the fuzzy union ``W + Wᵀ − W∘Wᵀ``, weak edges are pruned,
 with probability proportional to their weight. The low-dimensional similarity
 ``q(d) = 1 / (1 + a·d^(2b))`` uses UMAP's fitted ``(a, b)``.
 
-Callers bring the kNN themselves (:func:`deepclust_cli.neighbors.knn`: ``distances`` float32
+Callers bring the kNN themselves (:func:`deepclust_cli.ops.neighbors.knn`: ``distances`` float32
 ``N × k`` ascending, ``indices`` int64 ``N × k``, self excluded). Everything stays on the input's
 device and costs ``O(N·k)`` memory: the ``N × N`` matrix never exists.
 """

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import torch
 
-from deepclust_cli.geometry import ObjectFamily
+from deepclust_cli.ops.geometry import ObjectFamily
 
 
 def box_centres(objects: torch.Tensor, family: ObjectFamily) -> torch.Tensor:

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from deepclust_cli.engine.atomic import atomic_write
-from deepclust_cli.metrics import cluster_to_class, contingency
+from deepclust_cli.ops.metrics import cluster_to_class, contingency
 
 ANNOTATE_UP_TO = 20  # cells get their counts printed while the table is at most this wide
 

@@ -23,7 +23,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from deepclust_cli.engine.atomic import atomic_write_text
-from deepclust_cli.metrics import METRIC_NAMES
+from deepclust_cli.config import METRIC_NAMES
 
 SEED_KEY = "seed"
 

@@ -22,8 +22,8 @@ import time
 import numpy as np
 import torch
 
-from deepclust_cli.metrics import acc, ari, knn_acc, nmi
-from deepclust_cli.neighbors import knn
+from deepclust_cli.ops.metrics import acc, ari, knn_acc, nmi
+from deepclust_cli.ops.neighbors import knn
 
 
 def timed(fn, *args, **kwargs):

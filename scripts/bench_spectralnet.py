@@ -30,7 +30,7 @@ from deepclust_cli.data import load_dataset
 from deepclust_cli.data.base import DatasetConfig, SplitMode
 from deepclust_cli.data.toy import CirclesConfig, GeneratedConfig
 from deepclust_cli.data.vision import VisionConfig
-from deepclust_cli.metrics import acc, nmi
+from deepclust_cli.ops.metrics import acc, nmi
 
 from benchlib import machine, run_deepclust
 

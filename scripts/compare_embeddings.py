@@ -20,7 +20,7 @@ from deepclust_cli import plots
 from deepclust_cli.data import load_dataset
 from deepclust_cli.errors import DeepclustError
 from deepclust_cli.methods import ClusteringMethod
-from deepclust_cli.metrics import clustering_metrics
+from deepclust_cli.ops.metrics import clustering_metrics
 from deepclust_cli.run import session_settings
 
 

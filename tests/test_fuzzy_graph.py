@@ -19,7 +19,7 @@ from deepclust_cli.fuzzy_graph import (
     prune,
     sample_edges,
 )
-from deepclust_cli.neighbors import knn
+from deepclust_cli.ops.neighbors import knn
 
 
 def to_scipy(graph: Graph) -> scipy.sparse.csr_matrix:

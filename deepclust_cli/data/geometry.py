@@ -1,7 +1,7 @@
 """Sets of geometric objects for GeoCluster: generated (``squares``, ``cuboids``, ``segments2d``,
 ``segments3d``, ``ellipses``) or read from the user's ``.npy`` (``objects``).
 
-A split holds one object per row in its family's parameter layout (:mod:`deepclust_cli.geometry`);
+A split holds one object per row in its family's parameter layout (:mod:`deepclust_cli.ops.geometry`);
 there are no labels. Generation is seeded by ``dataset.seed`` (not the run's seed), so sweeping the
 run's seed measures the method on fixed objects.
 """
@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from omegaconf import MISSING
 
-from deepclust_cli import geometry
+from deepclust_cli.ops import geometry
 from deepclust_cli.data.base import DATASETS, Dataset, DatasetConfig, Split
 from deepclust_cli.data.tabular import existing_file, load_npy
 from deepclust_cli.errors import DataError, require

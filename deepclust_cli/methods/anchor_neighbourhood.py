@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from deepclust_cli import plots
-from deepclust_cli.clustering import assign, kmeans
+from deepclust_cli.ops.kmeans import assign, kmeans
 from deepclust_cli.data.augment import AugmentConfig, BatchAugment
 from deepclust_cli.data.base import LazyImages, Split
 from deepclust_cli.engine.cadence import CheckpointCadence
@@ -36,7 +36,7 @@ from deepclust_cli.engine.stage import epoch_generator
 from deepclust_cli.errors import DataError, require
 from deepclust_cli.memory_bank import DEFAULT_CHUNK_BYTES, MemoryBank, neighbourhood_loss, select_anchors
 from deepclust_cli.methods.base import METHODS, ArrayLike, ClusteringMethod, EvalSet, MethodConfig
-from deepclust_cli.metrics import clustering_metrics, knn_acc
+from deepclust_cli.ops.metrics import clustering_metrics, knn_acc
 from deepclust_cli.nets.backbones import BACKBONES, build_backbone
 
 Images = Union[torch.Tensor, LazyImages]

@@ -22,7 +22,7 @@ from deepclust_cli.data.base import Split
 from deepclust_cli.engine.checkpoint import load_checkpoint, save_checkpoint
 from deepclust_cli.engine.context import Context
 from deepclust_cli.errors import CheckpointError, DataError, require, require_finite_fields
-from deepclust_cli.metrics import clustering_metrics
+from deepclust_cli.ops.metrics import clustering_metrics
 from deepclust_cli.registry import Registry
 
 M = TypeVar("M", bound="ClusteringMethod")

@@ -33,7 +33,7 @@ from deepclust_cli.data.base import Split
 from deepclust_cli.engine.context import Context
 from deepclust_cli.engine.stage import epoch_generator
 from deepclust_cli.errors import DataError, require
-from deepclust_cli.geometry import FAMILIES, ObjectFamily, brute_force_nearest, distance_blocks, family
+from deepclust_cli.ops.geometry import FAMILIES, ObjectFamily, brute_force_nearest, distance_blocks, family
 from deepclust_cli.methods.base import METHODS, ClusteringMethod, EvalSet, MethodConfig
 from deepclust_cli.nets.stacked_mlp import StackedMLP
 from deepclust_cli.object_centroids import EnergySettings, assign, energy_centroids, kmeans_centroids

@@ -7,7 +7,7 @@ from typing import Any, Optional
 
 import torch
 
-from deepclust_cli.clustering import assign
+from deepclust_cli.ops.kmeans import assign
 from deepclust_cli.engine.context import Context
 from deepclust_cli.errors import require
 from deepclust_cli.methods.base import METHODS, ClusteringMethod, EvalSet, MethodConfig

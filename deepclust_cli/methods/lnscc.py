@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from deepclust_cli import plots
-from deepclust_cli.clustering import kmeans
+from deepclust_cli.ops.kmeans import kmeans
 from deepclust_cli.data.base import Split
 from deepclust_cli.engine.cadence import CheckpointCadence
 from deepclust_cli.engine.context import Context
@@ -43,7 +43,7 @@ from deepclust_cli.nets.mlp import apply_in_batches
 from deepclust_cli.nets.pretrained import pretrained_features
 from deepclust_cli.nets.projection import PrincipalProjection
 from deepclust_cli.nets.residual_mlp import ResidualMLP
-from deepclust_cli.neighbors import knn
+from deepclust_cli.ops.neighbors import knn
 
 IMAGENET_MEAN = [0.485, 0.456, 0.406]
 IMAGENET_STD = [0.229, 0.224, 0.225]

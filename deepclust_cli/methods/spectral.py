@@ -11,7 +11,7 @@ from scipy.sparse.csgraph import connected_components
 from deepclust_cli.engine.context import Context
 from deepclust_cli.errors import require
 from deepclust_cli.methods.base import METHODS, ClusteringMethod, EvalSet, MethodConfig
-from deepclust_cli.neighbors import knn, knn_graph
+from deepclust_cli.ops.neighbors import knn, knn_graph
 
 
 @dataclass

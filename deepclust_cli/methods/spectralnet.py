@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from deepclust_cli import plots
-from deepclust_cli.clustering import assign, kmeans
+from deepclust_cli.ops.kmeans import assign, kmeans
 from deepclust_cli.engine.context import Context
 from deepclust_cli.engine.distributed import SINGLE, World
 from deepclust_cli.engine.stage import Stage, StageConfig, epoch_generator, run_minibatch_stage
@@ -33,7 +33,7 @@ from deepclust_cli.methods.base import METHODS, ClusteringMethod, EvalSet, Metho
 from deepclust_cli.nets.autoencoder import Autoencoder
 from deepclust_cli.nets.mlp import apply_in_batches, mlp
 from deepclust_cli.nets.orthonorm import SpectralNetwork
-from deepclust_cli.neighbors import gaussian_knn_weights, knn
+from deepclust_cli.ops.neighbors import gaussian_knn_weights, knn
 
 
 @dataclass

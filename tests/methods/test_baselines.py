@@ -6,7 +6,7 @@ from deepclust_cli.data import load_dataset
 from deepclust_cli.data.toy import BlobsConfig, GeneratedConfig
 from deepclust_cli.errors import CheckpointError, ConfigError, DataError
 from deepclust_cli.methods import ClusteringMethod, KMeans, Spectral
-from deepclust_cli.metrics import acc
+from deepclust_cli.ops.metrics import acc
 
 
 @pytest.fixture(scope="module")

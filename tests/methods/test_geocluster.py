@@ -11,7 +11,7 @@ from deepclust_cli.data.base import Split
 from deepclust_cli.engine.context import Context
 from deepclust_cli.engine.checkpoint import load_checkpoint
 from deepclust_cli.errors import ConfigError, DataError
-from deepclust_cli.geometry import brute_force_nearest, family
+from deepclust_cli.ops.geometry import brute_force_nearest, family
 from deepclust_cli.methods import GeoCluster
 from deepclust_cli.nets.stacked_mlp import StackedMLP
 from deepclust_cli.object_centroids import EnergySettings, assign, energy_centroids, kmeans_centroids

@@ -20,9 +20,9 @@ from deepclust_cli.methods.lnscc import (
     student_t_assignment,
     target_distribution,
 )
-from deepclust_cli.metrics import acc
+from deepclust_cli.ops.metrics import acc
 from deepclust_cli.nets.pretrained import pretrained_features
-from deepclust_cli.neighbors import knn
+from deepclust_cli.ops.neighbors import knn
 
 TINY_LNSCC = [
     "method=lnscc",

@@ -7,7 +7,7 @@ from deepclust_cli.data.toy import BlobsConfig, GeneratedConfig
 from deepclust_cli.engine.context import Context
 from deepclust_cli.errors import ConfigError
 from deepclust_cli.methods import SpectralNet, SpectralNetAE
-from deepclust_cli.metrics import acc
+from deepclust_cli.ops.metrics import acc
 
 QUIET = Context(show_progress=False)
 SMALL = {"spectral": {"hidden": [32, 32], "batch_size": 128, "epochs": 5, "lr": 1e-2}, "n_neighbors": 8, "scale_k": 3, "seed": 4}

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from deepclust_cli.neighbors import knn, knn_graph
+from deepclust_cli.ops.neighbors import knn, knn_graph
 
 
 def brute_force(data, queries, k, metric="euclidean", exclude_self=False):

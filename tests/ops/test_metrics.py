@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from munkres import Munkres
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
-from deepclust_cli.metrics import acc, ari, cluster_to_class, clustering_metrics, contingency, knn_acc, nmi
+from deepclust_cli.ops.metrics import acc, ari, cluster_to_class, clustering_metrics, contingency, knn_acc, nmi
 
 
 def brute_force_acc(y_true, y_pred):

@@ -2,8 +2,8 @@ import pytest
 import torch
 from sklearn.cluster import KMeans as SklearnKMeans
 
-from deepclust_cli.clustering import assign, kmeans
-from deepclust_cli.metrics import acc
+from deepclust_cli.ops.kmeans import assign, kmeans
+from deepclust_cli.ops.metrics import acc
 
 
 def blobs(n_per=200, k=5, dims=4, seed=0):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from deepclust_cli.geometry import FAMILIES, brute_force_nearest, family
+from deepclust_cli.ops.geometry import FAMILIES, brute_force_nearest, family
 
 
 def distance(kind: str, point, obj) -> float:

@@ -17,7 +17,6 @@ ArrayLike = Union[np.ndarray, torch.Tensor, list, tuple]
 Device = Union[str, torch.device, None]
 
 DEFAULT_MAX_BYTES = 256 * 2**20
-METRIC_NAMES = ("acc", "nmi", "ari", "knn_acc", "nn_acc", "nn_topk_acc", "qps")  # all higher-is-better
 
 
 def _labels(y: ArrayLike, name: str) -> Union[np.ndarray, torch.Tensor]:

@@ -3,7 +3,7 @@
 Lloyd's algorithm (Lloyd, 1982) from greedy k-means++ seeds (Arthur & Vassilvitskii, 2007, with
 ``2 + ⌊ln k⌋`` candidates per centre as in scikit-learn), the best of ``n_init`` runs by inertia
 ``Σ_i min_k ‖x_i − μ_k‖²``. Distances go through the chunked exact search of
-:mod:`deepclust_cli.neighbors`, so memory stays bounded for millions of points and thousands of
+:mod:`deepclust_cli.ops.neighbors`, so memory stays bounded for millions of points and thousands of
 centres. The ``kmeans`` baseline method keeps scikit-learn's implementation.
 """
 
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
-from deepclust_cli.neighbors import knn
+from deepclust_cli.ops.neighbors import knn
 
 
 @dataclass

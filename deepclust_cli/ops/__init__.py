@@ -1,0 +1,2 @@
+"""Numerics two or more parts of deepclust share: k-means, nearest neighbours, clustering metrics
+and the geometric object families (GeoCluster and its object datasets)."""
