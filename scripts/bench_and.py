@@ -47,7 +47,7 @@ def peak_rss_bytes() -> int:
 
 
 def bench_mining(size: int, rows: int, device: torch.device, chunk_bytes: int) -> None:
-    from deepclust_cli.memory_bank import MemoryBank
+    from deepclust_cli.methods.anchor_neighborhood.memory_bank import MemoryBank
 
     bank = MemoryBank(size, 128, generator=torch.Generator().manual_seed(0), device=device)
     bank.features = torch.nn.functional.normalize(bank.features, dim=1)

@@ -13,10 +13,10 @@ from deepclust_cli.engine.context import Context
 from deepclust_cli.engine.distributed import SINGLE, Launch, World, plan
 from deepclust_cli.errors import ConfigError, DataError
 from deepclust_cli.methods import AND
-from deepclust_cli.methods.spectralnet import spectral_loss
+from deepclust_cli.methods.spectralnet.method import spectral_loss
 from deepclust_cli.ops.neighbors import gaussian_knn_weights
 from deepclust_cli.nets.mlp import mlp
-from deepclust_cli.nets.orthonorm import SpectralNetwork
+from deepclust_cli.methods.spectralnet.network import SpectralNetwork
 
 
 @pytest.mark.parametrize("n, size", [(10, 3), (7, 2), (1, 2), (256, 4)])

@@ -11,8 +11,8 @@ from conftest import run_until_crash
 from deepclust_cli.engine.checkpoint import load_checkpoint
 from deepclust_cli.errors import CheckpointError, ConfigError
 from deepclust_cli.methods import LNSCC
-from deepclust_cli.fuzzy_graph import fuzzy_knn_graph
-from deepclust_cli.methods.lnscc import (
+from deepclust_cli.methods.lnscc.fuzzy_graph import fuzzy_knn_graph
+from deepclust_cli.methods.lnscc.method import (
     balanced_kmeans_centres,
     choose_restart,
     clustering_terms,
@@ -21,7 +21,7 @@ from deepclust_cli.methods.lnscc import (
     target_distribution,
 )
 from deepclust_cli.ops.metrics import acc
-from deepclust_cli.nets.pretrained import pretrained_features
+from deepclust_cli.nets.backbones import pretrained_features
 from deepclust_cli.ops.neighbors import knn
 
 TINY_LNSCC = [

@@ -7,7 +7,7 @@ DEC-style phase pulls the embedding into ``n_clusters`` groups around trainable 
 1. **Features** (``features.source``): the raw vectors/pixels, the codes of an autoencoder trained
    first (SpectralNet's AE stage), or a torchvision backbone loaded from ``features.weights``;
    optionally projected onto their ``features.pca`` leading principal components first.
-2. **Graph** (:mod:`deepclust_cli.fuzzy_graph`): kNN (k = 30); per point ρ_i (nearest distance)
+2. **Graph** (:mod:`deepclust_cli.methods.lnscc.fuzzy_graph`): kNN (k = 30); per point ρ_i (nearest distance)
    and σ_i with ``Σ_j exp(−max(0, d_ij − ρ_i)/σ_i) = log2 k``; fuzzy union ``W + Wᵀ − W∘Wᵀ``;
    edges under max/200 dropped. Training edges are *sampled* ∝ weight, never expanded.
 3. **Soft contrastive loss**: ``q(d) = 1/(1 + a·d^(2b))`` with (a, b) fitted for ``min_dist``;
@@ -35,14 +35,14 @@ from deepclust_cli.engine.cadence import CheckpointCadence
 from deepclust_cli.engine.context import Context
 from deepclust_cli.engine.stage import Stage, epoch_generator, run_minibatch_stage
 from deepclust_cli.errors import DataError, require
-from deepclust_cli.fuzzy_graph import Graph, fit_ab, fuzzy_knn_graph, sample_edges
+from deepclust_cli.methods.lnscc.fuzzy_graph import Graph, fit_ab, fuzzy_knn_graph, sample_edges
 from deepclust_cli.methods.base import METHODS, ClusteringMethod, EvalSet, MethodConfig
-from deepclust_cli.methods.spectralnet import AutoencoderConfig
+from deepclust_cli.methods.spectralnet.method import AutoencoderConfig
 from deepclust_cli.nets.autoencoder import Autoencoder
 from deepclust_cli.nets.mlp import apply_in_batches
-from deepclust_cli.nets.pretrained import pretrained_features
-from deepclust_cli.nets.projection import PrincipalProjection
-from deepclust_cli.nets.residual_mlp import ResidualMLP
+from deepclust_cli.nets.backbones import pretrained_features
+from deepclust_cli.methods.lnscc.projection import PrincipalProjection
+from deepclust_cli.methods.lnscc.network import ResidualMLP
 from deepclust_cli.ops.neighbors import knn
 
 IMAGENET_MEAN = [0.485, 0.456, 0.406]

@@ -8,7 +8,7 @@ import pytest
 import torch
 import torchvision.transforms.functional as TF
 
-from deepclust_cli.data.augment import (
+from deepclust_cli.methods.anchor_neighborhood.augment import (
     BRIGHTNESS,
     CONTRAST,
     HUE,

@@ -9,7 +9,7 @@ import scipy.sparse
 import torch
 from scipy.optimize import brentq
 
-from deepclust_cli.fuzzy_graph import (
+from deepclust_cli.methods.lnscc.fuzzy_graph import (
     Graph,
     fit_ab,
     fuzzy_knn_graph,

@@ -15,7 +15,7 @@ from typing import Any, Optional
 import torch
 
 from deepclust_cli.ops.geometry import ObjectFamily
-from deepclust_cli.nets.stacked_mlp import StackedMLP
+from deepclust_cli.methods.geocluster.students import StackedMLP
 
 QUERY_CHUNK = 8192
 

@@ -32,7 +32,7 @@ from deepclust_cli.errors import DataError, require
 from deepclust_cli.methods.base import METHODS, ClusteringMethod, EvalSet, MethodConfig
 from deepclust_cli.nets.autoencoder import Autoencoder
 from deepclust_cli.nets.mlp import apply_in_batches, mlp
-from deepclust_cli.nets.orthonorm import SpectralNetwork
+from deepclust_cli.methods.spectralnet.network import SpectralNetwork
 from deepclust_cli.ops.neighbors import gaussian_knn_weights, knn
 
 

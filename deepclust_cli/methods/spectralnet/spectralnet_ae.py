@@ -23,7 +23,7 @@ from deepclust_cli.engine.context import Context
 from deepclust_cli.engine.distributed import SINGLE, World
 from deepclust_cli.errors import require
 from deepclust_cli.methods.base import METHODS
-from deepclust_cli.methods.spectralnet import SpectralNet, SpectralNetConfig
+from deepclust_cli.methods.spectralnet.method import SpectralNet, SpectralNetConfig
 from deepclust_cli.nets.mlp import mlp
 
 

@@ -13,9 +13,9 @@ from deepclust_cli.engine.checkpoint import load_checkpoint
 from deepclust_cli.errors import ConfigError, DataError
 from deepclust_cli.ops.geometry import brute_force_nearest, family
 from deepclust_cli.methods import GeoCluster
-from deepclust_cli.nets.stacked_mlp import StackedMLP
-from deepclust_cli.object_centroids import EnergySettings, assign, energy_centroids, kmeans_centroids
-from deepclust_cli.object_tree import ObjectTree
+from deepclust_cli.methods.geocluster.students import StackedMLP
+from deepclust_cli.methods.geocluster.teachers import EnergySettings, assign, energy_centroids, kmeans_centroids
+from deepclust_cli.methods.geocluster.tree import ObjectTree
 
 TIMING_KEYS = {"qps", "qps_bruteforce", "speedup"}
 TINY_GEOCLUSTER = [

@@ -3,7 +3,7 @@
 Unsupervised representation learning by a curriculum of rounds. A backbone maps each augmented
 image to a unit vector ``f_i``; a memory bank keeps a momentum average ``m_i`` of every sample's
 features and serves as the weights of a softmax over all N samples
-(:mod:`deepclust_cli.memory_bank`). Round 0 is pure instance discrimination. Before round r the
+(:mod:`deepclust_cli.methods.anchor_neighborhood.memory_bank`). Round 0 is pure instance discrimination. Before round r the
 bank's own softmax ``softmax(m_i·Mᵀ/T)`` ranks samples by entropy: the ``anchor_fractions[r]``
 lowest become *anchors*, each paired with its nearest other sample, and the loss
 ``−log(p_ii + p_in)`` lets an anchor share its class with that neighbour (section 3.2). Network and
@@ -26,7 +26,7 @@ from torch import nn
 
 from deepclust_cli import plots
 from deepclust_cli.ops.kmeans import assign, kmeans
-from deepclust_cli.data.augment import AugmentConfig, BatchAugment
+from deepclust_cli.methods.anchor_neighborhood.augment import AugmentConfig, BatchAugment
 from deepclust_cli.data.base import LazyImages, Split
 from deepclust_cli.engine.cadence import CheckpointCadence
 from deepclust_cli.engine.context import Context
@@ -34,7 +34,7 @@ from deepclust_cli.engine.distributed import SINGLE, World
 from deepclust_cli.engine.optim import step_lr
 from deepclust_cli.engine.stage import epoch_generator
 from deepclust_cli.errors import DataError, require
-from deepclust_cli.memory_bank import DEFAULT_CHUNK_BYTES, MemoryBank, neighbourhood_loss, select_anchors
+from deepclust_cli.methods.anchor_neighborhood.memory_bank import DEFAULT_CHUNK_BYTES, MemoryBank, neighbourhood_loss, select_anchors
 from deepclust_cli.methods.base import METHODS, ArrayLike, ClusteringMethod, EvalSet, MethodConfig
 from deepclust_cli.ops.metrics import clustering_metrics, knn_acc
 from deepclust_cli.nets.backbones import BACKBONES, build_backbone

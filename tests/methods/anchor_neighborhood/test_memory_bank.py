@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from deepclust_cli.memory_bank import MemoryBank, neighbourhood_loss, select_anchors
+from deepclust_cli.methods.anchor_neighborhood.memory_bank import MemoryBank, neighbourhood_loss, select_anchors
 
 
 def bank_of(rows: list[list[float]], temperature: float = 1.0, momentum: float = 0.5) -> MemoryBank:

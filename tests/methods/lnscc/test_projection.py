@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from deepclust_cli.nets.projection import PrincipalProjection
+from deepclust_cli.methods.lnscc.projection import PrincipalProjection
 
 
 def test_components_are_the_leading_right_singular_vectors():

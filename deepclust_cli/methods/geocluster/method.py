@@ -5,16 +5,16 @@ The tree grows breadth-first, one level per step, until a node holds at most ``t
 objects. For each node to split:
 
 1. **Teacher** — ``n_clusters`` centroids placed under the object metric
-   (:mod:`deepclust_cli.object_centroids`: k-means++ and object-aware Lloyd steps, or the energy
+   (:mod:`deepclust_cli.methods.geocluster.teachers`: k-means++ and object-aware Lloyd steps, or the energy
    model); each object goes to the child of its nearest centroid.
 2. **Student** — an MLP routing a query point to the child holding its nearest object, trained on
    points sampled in the node's box and around its objects, labelled by brute force over the
    node's objects; ``boundary_fraction`` of the kept samples are those whose two best children
    are closest (the partition boundaries), the rest a uniform draw of the others. A level's
-   students train together as one :class:`~deepclust_cli.nets.stacked_mlp.StackedMLP`.
+   students train together as one :class:`~deepclust_cli.methods.geocluster.students.StackedMLP`.
 
 A query descends with a beam of the ``beam`` most probable nodes (``beam = 1`` is the original's
-greedy descent) and brute force runs inside the reached leaves (:mod:`deepclust_cli.object_tree`).
+greedy descent) and brute force runs inside the reached leaves (:mod:`deepclust_cli.methods.geocluster.tree`).
 The run's metrics compare it with exhaustive search on fresh uniform queries: exact-1NN accuracy
 (end to end and per level), top-k recall, and queries per second of both on the same device.
 """
@@ -35,9 +35,9 @@ from deepclust_cli.engine.stage import epoch_generator
 from deepclust_cli.errors import DataError, require
 from deepclust_cli.ops.geometry import FAMILIES, ObjectFamily, brute_force_nearest, distance_blocks, family
 from deepclust_cli.methods.base import METHODS, ClusteringMethod, EvalSet, MethodConfig
-from deepclust_cli.nets.stacked_mlp import StackedMLP
-from deepclust_cli.object_centroids import EnergySettings, assign, energy_centroids, kmeans_centroids
-from deepclust_cli.object_tree import ObjectTree
+from deepclust_cli.methods.geocluster.students import StackedMLP
+from deepclust_cli.methods.geocluster.teachers import EnergySettings, assign, energy_centroids, kmeans_centroids
+from deepclust_cli.methods.geocluster.tree import ObjectTree
 
 DISTANCE_TOLERANCE = 1e-5  # relative to the objects' box: answers this close to the nearest count as exact
 

@@ -1,0 +1,1 @@
+"""GeoCluster: the estimator, its teachers, its tree and its stacked students."""

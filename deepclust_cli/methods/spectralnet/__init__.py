@@ -1,0 +1,1 @@
+"""SpectralNet and SpectralNetAE: the estimators, the spectral network with its orthonormalization layer."""
