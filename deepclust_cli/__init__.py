@@ -6,9 +6,21 @@ Library use::
     labels = KMeans(n_clusters=3).fit(X).predict(X)
 """
 
-from importlib.metadata import PackageNotFoundError, version
+import functools
+from typing import Any
 
-try:
-    __version__ = version("deepclust")
-except PackageNotFoundError:  # running from a source tree that was never installed
-    __version__ = "0.0.0+unknown"
+
+@functools.lru_cache(maxsize=1)
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version  # 60 ms: not for every CLI start
+
+    try:
+        return version("deepclust")
+    except PackageNotFoundError:  # running from a source tree that was never installed
+        return "0.0.0+unknown"
+
+
+def __getattr__(name: str) -> Any:
+    if name == "__version__":
+        return _version()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -4,6 +4,9 @@ Hydra parses ``key=value`` overrides, ``-m``, ``--help`` and ``--cfg``; this mod
 ``--resume PATH`` / ``--resume=PATH`` / ``--test-only`` (rewritten to overrides before Hydra sees
 argv), rebuilds a resumed run from its checkpoint's own config, checks config-group choices up
 front, and turns every user error into one line on stderr with a non-zero exit.
+
+Nothing here imports torch: ``--help``, ``--cfg`` and every config error answer from the schemas
+alone, and :mod:`deepclust_cli.run` (torch, the methods) is imported once a run's config is valid.
 """
 
 from __future__ import annotations
@@ -14,11 +17,13 @@ import os
 import re
 import sys
 import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
 import hydra
 import yaml
+from hydra import initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.types import Override
@@ -28,15 +33,12 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-import deepclust_cli.data  # noqa: F401  (registers datasets and their schemas)
-import deepclust_cli.methods  # noqa: F401  (registers methods and their schemas)
-from deepclust_cli import summary
-from deepclust_cli.engine import distributed
-from deepclust_cli.engine.checkpoint import load_checkpoint, session_dir_of
-from deepclust_cli.engine.device import reuse_freed_memory
+import deepclust_cli.data  # noqa: F401  (registers the datasets' schemas)
+import deepclust_cli.methods  # noqa: F401  (registers the methods' schemas)
+from deepclust_cli.config import to_settings
+from deepclust_cli.engine.memory import reuse_freed_memory
 from deepclust_cli.errors import CheckpointError, ConfigError, DeepclustError, Interrupted
 from deepclust_cli.registry import unknown_name_message
-from deepclust_cli.run import mark_failed, run
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 # A source checkout keeps conf/ beside the package; a wheel carries it inside (see pyproject.toml).
@@ -46,9 +48,7 @@ GROUPS = ("method", "dataset", "trainer", "experiment")
 VALUE_FLAGS = {"--config-dir", "-cd", "--config-name", "-cn", "--config-path", "-cp", "--package", "-p",
                "--experimental-rerun", "--cfg", "-c"}
 INFO_VALUES = {"all", "config", "defaults", "defaults-tree", "plugins", "searchpath"}
-
-job_errors: list[DeepclustError] = []  # user errors raised inside Hydra jobs, reported after Hydra returns
-stops: list[Interrupted] = []  # a job stopped by SIGINT/SIGTERM (raised inside Hydra, it would print its own report)
+CONFIG_FLAGS = {"--config-dir", "-cd", "--config-name", "-cn", "--config-path", "-cp"}  # another config than conf/config.yaml
 
 # ``${suffix:${name}}`` in folder names: "_<name>" for a named run, nothing otherwise.
 OmegaConf.register_new_resolver("suffix", lambda value: f"_{value}" if value else "", replace=True)
@@ -74,7 +74,34 @@ def group_listing() -> str:
     return "\n".join(f"{group}: {', '.join(sorted(p.stem for p in (CONF_DIR / group).glob('*.yaml')))}" for group in GROUPS)
 
 
-OmegaConf.register_new_resolver("config_groups", group_listing, replace=True)
+HELP = """deepclust: a config-driven experiment runner for deep clustering
+
+Usage: deepclust [--resume PATH] [--test-only] [-m] [key=value ...]
+
+  --resume PATH   continue training from a checkpoint (in its session folder; restart=true for a new one)
+  --test-only     with --resume: rebuild the run from the checkpoint's config, evaluate, train nothing
+  -m, --multirun  sweep over comma-separated values; summary.md ranks them by summary.sort_by (mean ± std over seeds)
+  --cfg job       print the composed config and exit
+  --hydra-help    Hydra's own flags
+
+== Config groups (pick one with group=name) ==
+{groups}
+
+== Composed config ==
+{config}
+Examples:
+  deepclust method=kmeans dataset=blobs
+  deepclust trainer=debug experiment=spectralnet_mnist data_dir=../shared/data   # a smoke test in seconds
+  deepclust method=kmeans dataset=mnist data_dir=../shared/data
+  deepclust --resume outputs/kmeans/mnist/<session>/checkpoints/last.ckpt --test-only
+  deepclust -m method=kmeans,spectral dataset=blobs,circles
+  deepclust -m experiment=spectralnet_ae_twomoons method.alpha=0,1e-3,1e-2 seed=0,1,2 summary.sort_by=nmi"""
+
+
+def compose(overrides: list[str]) -> DictConfig:
+    """The run's config as Hydra composes it from ``conf/`` and ``overrides`` (no sweep values)."""
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3", job_name="deepclust"):
+        return hydra.compose(config_name="config", overrides=overrides)
 
 
 def main(argv: Optional[list[str]] = None) -> None:
@@ -103,6 +130,22 @@ HYDRA_MODES = {"-m": "--multirun", "--multirun": "--multirun", "--cfg": "--cfg",
                "-i": "--info", "--run": "--run", "-r": "--run", "--shell-completion": "--shell-completion", "-sc": "--shell-completion"}
 
 
+@dataclass
+class Outcome:
+    """What the jobs of one command ended with, for :func:`run_cli` to report once Hydra returns:
+    raised inside Hydra, an error would get Hydra's own multi-line report first."""
+
+    errors: list[DeepclustError] = field(default_factory=list)  # user errors the jobs met
+    stop: Optional[Interrupted] = None  # the job that SIGINT/SIGTERM stopped; the rest of a sweep waits
+    report: Optional[Path] = None  # where a sweep's summary writes which jobs did not complete
+
+    def not_completed(self) -> list[str]:
+        try:
+            return list(json.loads(self.report.read_text())["not_completed"]) if self.report else []
+        except (OSError, ValueError, KeyError):
+            return []
+
+
 def run_cli(argv: list[str]) -> int:
     args = translate_argv(argv)
     modes = sorted({HYDRA_MODES[arg] for arg in args if arg in HYDRA_MODES})
@@ -110,59 +153,79 @@ def run_cli(argv: list[str]) -> int:
         raise ConfigError(f"{' and '.join(modes)} cannot be combined; e.g. to see a sweep's launcher, drop -m: deepclust --cfg hydra ...")
     overrides = parse_overrides([a for a in args if "=" in a and not a.startswith("-")])
     check_group_choices(overrides, extra_config_dirs(args))
-    summary.failed_jobs.clear()
-    job_errors.clear()
-    stops.clear()
-    with tempfile.TemporaryDirectory(prefix="deepclust-resume-") as scratch:
+    own_config = not any(arg.split("=")[0] in CONFIG_FLAGS for arg in args)
+    flags = [arg for arg in args if arg.startswith("-")]
+    if own_config and any(arg in ("--help", "-h") for arg in args):
+        # Hydra's --help lists every config group, schemas included, in seconds; ours reads conf/.
+        print(HELP.format(groups=group_listing(), config=OmegaConf.to_yaml(compose([o.input_line for o in overrides]))))
+        return 0
+    if own_config and flags in (["--cfg"], ["-c"]) and args[args.index(flags[0]) + 1 :][:1] == ["job"]:
+        print(OmegaConf.to_yaml(compose([o.input_line for o in overrides])), end="")  # as Hydra's --cfg job, in one compose
+        return 0
+    if own_config and not modes and not is_sweep(args) and last_value(overrides, "resume") is None:
+        to_settings(compose([o.input_line for o in overrides]))  # one compose finds a config error; Hydra's run makes two
+    with tempfile.TemporaryDirectory(prefix="deepclust-") as scratch:
+        outcome = Outcome(report=Path(scratch) / "sweep.json")
         resume = last_value(overrides, "resume")
         if resume:
             args = resume_args(args, overrides, Path(resume), Path(scratch))
         elif is_sweep(args) and not any(o.key_or_group == "hydra.sweep.dir" for o in overrides):
             args = [*args, f"hydra.sweep.dir={quote('${output_dir}/multirun/' + sweep_folder(overrides))}"]
+        if is_sweep(args):
+            args = [*args, f"hydra.callbacks.sweep_summary.report={quote(str(outcome.report))}"]
+
+        def task(cfg: DictConfig) -> Optional[dict[str, float]]:
+            return run_job(cfg, outcome)
+
         # Hydra would print its own multi-line report and exit; we want the exception, to print one line.
         os.environ["HYDRA_FULL_ERROR"] = "1"
         saved_argv = sys.argv
         sys.argv = ["deepclust", *overrides_last(args)]
         try:
-            hydra_main()
+            hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")(task)()
         finally:
             sys.argv = saved_argv
             GlobalHydra.instance().clear()
-    if stops:
-        raise stops[0]
-    if len(job_errors) == 1 and not summary.failed_jobs:
-        raise job_errors[0]
-    return 1 if summary.failed_jobs or job_errors else 0
+        not_completed = outcome.not_completed()
+    if outcome.stop is not None:
+        raise outcome.stop
+    if len(outcome.errors) == 1 and not not_completed:
+        raise outcome.errors[0]
+    return 1 if not_completed or outcome.errors else 0
 
 
-@hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")
-def hydra_main(cfg: DictConfig) -> Optional[dict[str, float]]:
-    """The task Hydra runs once per job. User errors are kept for :func:`run_cli` to report in one
-    line (raised here, Hydra would print its own report first); in a sweep, one failed job is
-    recorded in its folder and the sweep goes on."""
+def run_job(cfg: DictConfig, outcome: Outcome) -> Optional[dict[str, float]]:
+    """The task Hydra runs once per job. User errors are kept in ``outcome`` for :func:`run_cli`
+    to report in one line; in a sweep, one failed job is recorded in its folder and the sweep goes on."""
     hydra_cfg = HydraConfig.get()
     directory = Path(hydra_cfg.runtime.output_dir)
     task_overrides = list(hydra_cfg.overrides.task)
-    if hydra_cfg.mode == RunMode.MULTIRUN:
-        distributed.adopt_slurm_tasks()
-        finished = finished_metrics(directory)
-        if finished is not None:
-            print(f"deepclust: job {directory.name} finished in an earlier run of this sweep; kept", file=sys.stderr)
-            return finished
-        last = directory / "checkpoints" / "last.ckpt"
-        if last.is_file() and not cfg.resume:
-            print(f"deepclust: job {directory.name} continues from {last}", file=sys.stderr)
-            cfg.resume = str(last)
-        if "JoblibLauncher" in str(OmegaConf.select(hydra_cfg, "launcher._target_")):
-            cfg.gpus = job_gpus(list(cfg.gpus), hydra_cfg.job.num)
-    if stops:  # a signal stopped an earlier job: the rest of the sweep waits for its rerun
+    sweep = hydra_cfg.mode == RunMode.MULTIRUN
+    if outcome.stop is not None:  # a signal stopped an earlier job: the rest of the sweep waits for its rerun
         if directory.is_dir() and not any(directory.iterdir()):
             directory.rmdir()
         return None
     try:
-        return run(cfg, directory, task_overrides)
+        if sweep:
+            finished = finished_metrics(directory)
+            if finished is not None:
+                print(f"deepclust: job {directory.name} finished in an earlier run of this sweep; kept", file=sys.stderr)
+                return finished
+            last = directory / "checkpoints" / "last.ckpt"
+            if last.is_file() and not cfg.resume:
+                print(f"deepclust: job {directory.name} continues from {last}", file=sys.stderr)
+                cfg.resume = str(last)
+            if "JoblibLauncher" in str(OmegaConf.select(hydra_cfg, "launcher._target_")):
+                cfg.gpus = job_gpus(list(cfg.gpus), hydra_cfg.job.num)
+        settings = to_settings(cfg)  # every config error is found here, before torch is imported
+        from deepclust_cli.engine import distributed
+        from deepclust_cli.run import run
+
+        if sweep:
+            distributed.adopt_slurm_tasks()
+        return run(settings, cfg, directory, task_overrides)
     except Interrupted as stop:
-        if hydra_cfg.mode == RunMode.MULTIRUN:
+        if sweep:
             # Folders are named by overrides, so running the sweep again resumes it.
             stop = Interrupted(
                 f"sweep stopped by a signal in job {directory.name} (checkpoint {stop.checkpoint}); "
@@ -170,16 +233,27 @@ def hydra_main(cfg: DictConfig) -> Optional[dict[str, float]]:
                 stop.signal_number,
                 stop.checkpoint,
             )
-        stops.append(stop)
+        outcome.stop = stop
         return None
     except DeepclustError as error:
-        job_errors.append(error)
-        if hydra_cfg.mode == RunMode.MULTIRUN:
-            mark_failed(directory, str(error), task_overrides)
+        outcome.errors.append(error)
+        if sweep:
+            from deepclust_cli.summary import record_failed_job
+
+            record_failed_job(directory, str(error), task_overrides)
             print(f"deepclust: job {directory.name} failed: {error}", file=sys.stderr)
-        elif directory.is_dir() and not any(directory.iterdir()):
-            directory.rmdir()  # Hydra made the folder; a run refused before it began leaves no trace
+        else:
+            remove_empty_folders(directory, Path(str(cfg.output_dir)))  # Hydra made them; a refused run leaves no trace
         return None
+
+
+def remove_empty_folders(directory: Path, stop_at: Path) -> None:
+    """Remove ``directory`` and its parents below ``stop_at`` while they are empty."""
+    stop_at = stop_at.resolve()
+    directory = directory.resolve()
+    while directory != stop_at and stop_at in directory.parents and directory.is_dir() and not any(directory.iterdir()):
+        directory.rmdir()
+        directory = directory.parent
 
 
 def job_gpus(gpus: list[int], job_number: int) -> list[int]:
@@ -304,6 +378,8 @@ def resume_args(args: list[str], overrides: list[Override], checkpoint: Path, sc
     same schemas, so new ``key=value`` overrides are type-checked and applied as usual. Training
     continues in the checkpoint's session folder unless ``restart=true``.
     """
+    from deepclust_cli.engine.checkpoint import load_checkpoint, session_dir_of  # torch: a resumed run needs it anyway
+
     payload = load_checkpoint(checkpoint, mmap=True)
     stored = payload.get("config")
     if not stored:

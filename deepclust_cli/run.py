@@ -7,7 +7,6 @@ fit (or resume, or nothing for --test-only) → evaluate → metrics.json, plots
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 from typing import Any, Union
 
@@ -16,27 +15,26 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
 from deepclust_cli.config import RunConfig, to_settings
-from deepclust_cli.data import Dataset, Split, load_dataset
+from deepclust_cli.data.base import Dataset, Split, load_dataset
 from deepclust_cli.engine import distributed
-from deepclust_cli.engine.atomic import atomic_write_text
 from deepclust_cli.engine.checkpoint import load_checkpoint
 from deepclust_cli.engine.device import select_device
 from deepclust_cli.engine.session import Replica, Session
 from deepclust_cli.errors import CheckpointError, ConfigError, DataError
 from deepclust_cli.methods import METHODS
-from deepclust_cli.methods.base import MethodConfig
+from deepclust_cli.methods.config import MethodConfig
 
 # Overrides that say how to invoke a run, not what the experiment is; they are not replayed on resume.
 INVOCATION_KEYS = ("resume", "test_only", "restart")
 
 
-def run(cfg: DictConfig, directory: Path, task_overrides: list[str]) -> dict[str, float]:
-    """Run the experiment ``cfg`` in the session folder ``directory``; returns its metrics.
+def run(settings: RunConfig, cfg: DictConfig, directory: Path, task_overrides: list[str]) -> dict[str, float]:
+    """Run the experiment ``cfg`` (validated as ``settings``) in the session folder ``directory``;
+    returns its metrics.
 
     A data-parallel run (``gpus=[0,1,...]``, ``trainer.processes``, or torchrun) runs
     :func:`run_rank` in every rank; rank 0's metrics are returned.
     """
-    settings = to_settings(cfg)
     method_class = METHODS.get(settings.method.name)
     launch = distributed.plan(settings.gpus, settings.trainer.processes, settings.trainer.backend.value)
     if launch.size > 1 and not method_class.data_parallel:
@@ -148,12 +146,3 @@ def describe(data: Dataset, fit_split: Split, eval_split: Split) -> str:
     else:
         sizes = f"{len(fit_split)} samples to fit, {len(eval_split)} held out to evaluate"
     return f"dataset {data.name}: {sizes}, {shape} {data.kind}, {classes}"
-
-
-def mark_failed(directory: Path, message: str, overrides: list[str]) -> None:
-    """Record a job that failed before its session opened, so sweep summaries can show it."""
-    directory.mkdir(parents=True, exist_ok=True)
-    if not (directory / "run.json").exists():
-        atomic_write_text(directory / "run.json", json.dumps({"status": "failed", "error": message}, indent=2) + "\n")
-    if not (directory / "overrides.yaml").exists():
-        atomic_write_text(directory / "overrides.yaml", yaml.safe_dump(overrides))

@@ -16,7 +16,7 @@ import io
 import json
 import statistics
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import yaml
 from hydra.experimental.callback import Callback
@@ -26,9 +26,6 @@ from deepclust_cli.engine.atomic import atomic_write_text
 from deepclust_cli.config import METRIC_NAMES
 
 SEED_KEY = "seed"
-
-failed_jobs: list[str] = []  # job folders of the last sweep that did not complete; sets the exit code
-
 
 def collect_jobs(sweep_dir: Path) -> list[dict[str, Any]]:
     """One row per job folder: ``job``, each override's value, each metric, ``status``, ``seconds``."""
@@ -171,7 +168,11 @@ def write_summary(sweep_dir: Path, sort_by: str = "acc", ascending: bool = False
 
 
 class SweepSummary(Callback):
-    """Hydra callback: write and print the sweep's summary when the sweep ends."""
+    """Hydra callback: write and print the sweep's summary when the sweep ends. ``report`` (set by
+    the CLI) is a JSON file that receives the jobs that did not complete, which decide the exit code."""
+
+    def __init__(self, report: Optional[str] = None) -> None:
+        self.report = report
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
@@ -179,9 +180,20 @@ class SweepSummary(Callback):
             return
         summary = config.get("summary") or {}
         rows = write_summary(sweep_dir, str(summary.get("sort_by", "acc")), bool(summary.get("ascending", False)))
-        failed_jobs[:] = [row["job"] for row in rows if row["status"] != "completed"]
-        print(f"\nsweep summary ({len(rows)} jobs, {len(failed_jobs)} not completed): {sweep_dir / 'summary.md'}")
+        not_completed = [row["job"] for row in rows if row["status"] != "completed"]
+        if self.report:
+            atomic_write_text(Path(self.report), json.dumps({"jobs": len(rows), "not_completed": not_completed}) + "\n")
+        print(f"\nsweep summary ({len(rows)} jobs, {len(not_completed)} not completed): {sweep_dir / 'summary.md'}")
         print((sweep_dir / "summary.md").read_text(), end="")
+
+
+def record_failed_job(directory: Path, message: str, overrides: list[str]) -> None:
+    """Record a job that failed before its session opened, so the sweep's summary shows it."""
+    directory.mkdir(parents=True, exist_ok=True)
+    if not (directory / "run.json").exists():
+        atomic_write_text(directory / "run.json", json.dumps({"status": "failed", "error": message}, indent=2) + "\n")
+    if not (directory / "overrides.yaml").exists():
+        atomic_write_text(directory / "overrides.yaml", yaml.safe_dump(overrides))
 
 
 def _read_json(path: Path) -> dict[str, Any]:

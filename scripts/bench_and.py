@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 
 from benchlib import machine, run_deepclust
-from deepclust_cli.engine.device import reuse_freed_memory
+from deepclust_cli.engine.memory import reuse_freed_memory
 
 REPO = Path(__file__).resolve().parents[1]
 

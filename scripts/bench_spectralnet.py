@@ -27,9 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from deepclust_cli.data import load_dataset
-from deepclust_cli.data.base import DatasetConfig, SplitMode
-from deepclust_cli.data.toy import CirclesConfig, GeneratedConfig
-from deepclust_cli.data.vision import VisionConfig
+from deepclust_cli.data.config import CirclesConfig, DatasetConfig, GeneratedConfig, SplitMode, VisionConfig
 from deepclust_cli.ops.metrics import acc, nmi
 
 from benchlib import machine, run_deepclust

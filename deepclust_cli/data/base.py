@@ -7,50 +7,13 @@ interface). Labels are int64 tensors or ``None``.
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Optional, Protocol, Union
 
 import torch
-from omegaconf import MISSING
-
-from deepclust_cli.errors import DataError, require
-from deepclust_cli.registry import Registry
-
-
-class SplitMode(enum.Enum):
-    """Which samples a method fits on and which it is scored on.
-
-    ``all``: train and test concatenated, fitted and scored together (the deep-clustering
-    convention, e.g. MNIST 70k). ``train_test``: fit on train, score on test (the
-    representation-learning convention, e.g. AND's weighted kNN).
-    """
-
-    all = "all"
-    train_test = "train_test"
-
-
-@dataclass
-class DatasetConfig:
-    """Fields every dataset accepts; families extend it."""
-
-    name: str = MISSING
-    n_classes: Optional[int] = None
-    split: SplitMode = SplitMode.all
-    max_samples: Optional[int] = None
-
-    def __post_init__(self) -> None:
-        require(self.n_classes is None or self.n_classes >= 1, f"n_classes must be >= 1, got {self.n_classes}")
-        require(self.max_samples is None or self.max_samples >= 1, f"max_samples must be >= 1, got {self.max_samples}")
-
-
-@dataclass
-class FileDatasetConfig(DatasetConfig):
-    """A dataset read from files: under ``root`` when given, else under the run's ``data_dir``."""
-
-    root: Optional[str] = None
-    download: bool = False
+from deepclust_cli.data.config import DatasetConfig, SplitMode
+from deepclust_cli.errors import DataError
 
 
 class LazyImages(Protocol):
@@ -148,13 +111,13 @@ class Dataset:
 
 
 Loader = Callable[[DatasetConfig, Path, int], Dataset]
-"""``loader(config, data_dir, seed) -> Dataset``; registered under the dataset's name."""
-
-DATASETS: Registry[Loader] = Registry("dataset")
+"""``loader(config, data_dir, seed) -> Dataset``; the catalog in ``data/__init__.py`` names one per dataset."""
 
 
 def load_dataset(config: DatasetConfig, data_dir: Union[str, Path], seed: int = 0) -> Dataset:
     """Load the dataset ``config.name`` names, cut it to ``max_samples`` and check its values."""
+    from deepclust_cli.data import DATASETS
+
     data = DATASETS.get(config.name)(config, Path(data_dir), seed)
     if config.max_samples is not None:
         data = data.subsample(config.max_samples, seed)

@@ -15,8 +15,9 @@ import numpy as np
 import PIL.Image
 import torch
 
-from deepclust_cli.data.base import DATASETS, Dataset, FileDatasetConfig, Split
-from deepclust_cli.data.vision import check_channel_stats, check_class_count, files_folder, image_dataset
+from deepclust_cli.data.base import Dataset, Split
+from deepclust_cli.data.config import ImageFolderConfig
+from deepclust_cli.data.vision import check_class_count, files_folder, image_dataset
 from deepclust_cli.errors import DataError, require
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
@@ -97,23 +98,6 @@ def labelled_files(
     return Split(ImageFiles(paths, image_size), torch.as_tensor(labels, dtype=torch.int64))
 
 
-@dataclass
-class ImageFolderConfig(FileDatasetConfig):
-    """Images in ``<folder>/<train_dir|test_dir>/<class>/<image>``; ``test_dir: null`` for no test split."""
-
-    image_size: int = 224
-    mean: List[float] = field(default_factory=list)
-    std: List[float] = field(default_factory=list)
-    train_dir: str = "train"
-    test_dir: Optional[str] = "val"
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        require(self.image_size >= 1, f"image_size must be >= 1, got {self.image_size}")
-        check_channel_stats(self.mean, self.std)
-
-
-@DATASETS.register("imagenet", schema=ImageFolderConfig)
 def load_imagenet(config: ImageFolderConfig, data_dir: Path, seed: int) -> Dataset:
     """ImageNet (or any subset of its classes) from ``<data_dir>/imagenet/{train,val}/<class>/<image>``.
 

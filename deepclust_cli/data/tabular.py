@@ -17,52 +17,10 @@ import numpy as np
 import torch
 from omegaconf import MISSING
 
-from deepclust_cli.data.base import DATASETS, Dataset, DatasetConfig, Split
+from deepclust_cli.data.base import Dataset, Split
+from deepclust_cli.data.config import FeaturesConfig
 from deepclust_cli.data.vision import check_class_count
 from deepclust_cli.errors import DataError, require
-
-FEATURE_SUFFIXES = (".npy", ".csv")
-LABEL_SUFFIXES = (".npy", ".csv", ".txt")
-
-
-@dataclass
-class FeaturesConfig(DatasetConfig):
-    """Features in ``path`` (rows are samples), labels in ``labels`` or in a CSV column.
-
-    ``label_column`` names a column of the CSV ``path`` (its header name, or its 0-based index,
-    negative counting from the end) that holds labels and is not a feature; the test CSV must
-    then hold the same column. ``test_path``/``test_labels`` give a held-out split.
-    """
-
-    path: str = MISSING
-    labels: Optional[str] = None
-    label_column: Optional[str] = None
-    test_path: Optional[str] = None
-    test_labels: Optional[str] = None
-    delimiter: str = ","
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        for key in ("path", "test_path"):
-            value = getattr(self, key)
-            require(
-                value is None or value.endswith(FEATURE_SUFFIXES), f"{key} must be a .npy or .csv file, got '{value}'"
-            )
-        for key in ("labels", "test_labels"):
-            value = getattr(self, key)
-            require(
-                value is None or value.endswith(LABEL_SUFFIXES),
-                f"{key} must be a .npy, .csv or .txt file, got '{value}'",
-            )
-        require(self.labels is None or self.label_column is None, "give labels or label_column, not both")
-        require(self.label_column is None or self.path.endswith(".csv"), "label_column needs a .csv path")
-        require(self.test_labels is None or self.test_path is not None, "test_labels needs test_path")
-        require(
-            self.test_labels is None or self.labels is not None or self.label_column is not None,
-            "test_labels needs training labels (labels or label_column) to number its classes",
-        )
-        require(len(self.delimiter) == 1, f"delimiter must be one character, got '{self.delimiter}'")
-
 
 def existing_file(path_text: str, what: str) -> Path:
     path = Path(path_text).expanduser()
@@ -214,7 +172,6 @@ def _labels_for(
     return labels, labels_path
 
 
-@DATASETS.register("features", schema=FeaturesConfig)
 def load_features(config: FeaturesConfig, data_dir: Path, seed: int) -> Dataset:
     """Feature vectors from the user's files; ``n_classes`` from the labels when there are any."""
     train_path = existing_file(config.path, "features")

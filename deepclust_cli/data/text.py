@@ -16,7 +16,8 @@ import numpy as np
 import scipy.sparse
 import torch
 
-from deepclust_cli.data.base import DATASETS, Dataset, FileDatasetConfig, Split
+from deepclust_cli.data.base import Dataset, Split
+from deepclust_cli.data.config import SUBSET_FILES, ReutersConfig
 from deepclust_cli.data.vision import check_class_count, files_folder, to_labels
 from deepclust_cli.errors import DataError, require
 
@@ -31,7 +32,6 @@ TOKEN_FILES = (
 )
 N_FEATURES = 2000
 SUBSET_SIZE = 10000
-SUBSET_FILES = {"10k": "reuters10k.npz", "full": "reuters.npz"}
 
 # A document opens with ".I <docid>", then ".W"; its tokens run until the next ".I".
 _DOCUMENT_HEADER = re.compile(r"^\.I[ \t]+(\d+)[^\n]*\n(?:\.W[^\n]*\n)?", re.MULTILINE)
@@ -142,18 +142,6 @@ def read_reuters_npz(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return vectors.toarray().astype(np.float32, copy=False), parts["labels"]
 
 
-@dataclass
-class ReutersConfig(FileDatasetConfig):
-    """``subset``: ``10k`` (DEC's 10,000 documents) or ``full`` (every single-category document)."""
-
-    subset: str = "10k"
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        require(self.subset in SUBSET_FILES, f"subset must be one of {', '.join(SUBSET_FILES)}, got '{self.subset}'")
-
-
-@DATASETS.register("reuters", schema=ReutersConfig)
 def load_reuters(config: ReutersConfig, data_dir: Path, seed: int) -> Dataset:
     """Reuters as dense float32 vectors (the full set takes about 5.5 GB), 4 classes, no test split."""
     name = SUBSET_FILES[config.subset]

@@ -8,7 +8,6 @@ measures the method's variance on fixed data.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -16,50 +15,9 @@ import numpy as np
 import torch
 from scipy.spatial.distance import pdist
 
-from deepclust_cli.data.base import DATASETS, Dataset, DatasetConfig, Split
-from deepclust_cli.errors import DataError, require
-
-
-@dataclass
-class GeneratedConfig(DatasetConfig):
-    """``n_samples`` points to fit on, plus ``n_test`` held-out points from the same distribution."""
-
-    n_samples: int = 10000
-    n_test: int = 0
-    noise: float = 0.05
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        require(self.n_samples >= 2, f"n_samples must be >= 2, got {self.n_samples}")
-        require(self.n_test >= 0, f"n_test must be >= 0, got {self.n_test}")
-        require(self.noise >= 0, f"noise must be >= 0, got {self.noise}")
-
-
-@dataclass
-class CirclesConfig(GeneratedConfig):
-    factor: float = 0.5  # inner radius / outer radius
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        require(0 < self.factor < 1, f"factor must be in (0, 1), got {self.factor}")
-
-
-@dataclass
-class BlobsConfig(GeneratedConfig):
-    n_classes: int = 5
-    noise: float = 0.0  # the spread is cluster_std
-    n_features: int = 2
-    cluster_std: float = 0.5
-    center_box: float = 10.0  # centres uniform in [-center_box, center_box] per coordinate
-    min_separation: float = 10.0  # centre distances of at least this many cluster_std
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        require(self.n_features >= 1, f"n_features must be >= 1, got {self.n_features}")
-        require(self.cluster_std > 0, f"cluster_std must be > 0, got {self.cluster_std}")
-        require(self.center_box > 0, f"center_box must be > 0, got {self.center_box}")
-        require(self.min_separation >= 0, f"min_separation must be >= 0, got {self.min_separation}")
+from deepclust_cli.data.base import Dataset, Split
+from deepclust_cli.data.config import BlobsConfig, CirclesConfig, DatasetConfig, GeneratedConfig
+from deepclust_cli.errors import DataError
 
 
 def _split_generated(
@@ -81,7 +39,6 @@ def _two_halves(n: int) -> tuple[int, int]:
     return n // 2, n - n // 2
 
 
-@DATASETS.register("twomoons", schema=GeneratedConfig)
 def load_twomoons(config: GeneratedConfig, data_dir: Path, seed: int) -> Dataset:
     """Two interleaved half circles: (cos t, sin t) and (1 − cos t, ½ − sin t), t evenly in [0, π]."""
 
@@ -94,7 +51,6 @@ def load_twomoons(config: GeneratedConfig, data_dir: Path, seed: int) -> Dataset
     return _split_generated("twomoons", config, make, 2)
 
 
-@DATASETS.register("circles", schema=CirclesConfig)
 def load_circles(config: CirclesConfig, data_dir: Path, seed: int) -> Dataset:
     """Two concentric circles, radii 1 and ``factor``, points at even angles in [0, 2π)."""
 
@@ -123,7 +79,6 @@ def blob_centers(config: BlobsConfig, attempts: int = 1000) -> np.ndarray:
     )
 
 
-@DATASETS.register("blobs", schema=BlobsConfig)
 def load_blobs(config: BlobsConfig, data_dir: Path, seed: int) -> Dataset:
     """Isotropic Gaussians (standard deviation ``cluster_std``) around well-separated centres,
     equally many points each (the first centres take the remainder)."""
@@ -138,7 +93,6 @@ def load_blobs(config: BlobsConfig, data_dir: Path, seed: int) -> Dataset:
     return _split_generated("blobs", config, make, config.n_classes)
 
 
-@DATASETS.register("digits", schema=DatasetConfig)
 def load_digits(config: DatasetConfig, data_dir: Path, seed: int) -> Dataset:
     """scikit-learn's 1,797 8×8 digits as 64-d vectors scaled from [0, 16] to [0, 1]."""
     from sklearn.datasets import load_digits

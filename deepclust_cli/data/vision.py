@@ -23,20 +23,14 @@ import numpy as np
 import scipy.io
 import torch
 
-from deepclust_cli.data.base import DATASETS, Dataset, DatasetConfig, FileDatasetConfig, Split
+from deepclust_cli.data.base import Dataset, Split
+from deepclust_cli.data.config import DatasetConfig, FileDatasetConfig, STL10Config, VisionConfig
 from deepclust_cli.errors import DataError, require
 
 DOWNLOAD_REMEDY = "put the files there or set dataset.download=true"
 
 
 # --- shared by the file-based families -------------------------------------------------------
-
-
-def check_channel_stats(mean: Sequence[float], std: Sequence[float]) -> None:
-    """Validate per-channel ``mean``/``std`` in [0, 1] units; both empty means "not known"."""
-    require(len(mean) == len(std), f"mean has {len(mean)} values but std has {len(std)}")
-    require(all(0.0 <= value <= 1.0 for value in mean), f"mean values must be in [0, 1] units, got {list(mean)}")
-    require(all(value > 0.0 for value in std), f"std values must be > 0, got {list(std)}")
 
 
 def check_class_count(config: DatasetConfig, found: int, where: str = "") -> int:
@@ -154,32 +148,6 @@ def _one_line(error: BaseException) -> str:
     return " ".join(str(error).split()) or type(error).__name__
 
 
-# --- configs ---------------------------------------------------------------------------------
-
-
-@dataclass
-class VisionConfig(FileDatasetConfig):
-    """An image benchmark. ``mean``/``std``: per-channel statistics in [0, 1] units; empty: unknown."""
-
-    mean: List[float] = field(default_factory=list)
-    std: List[float] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        check_channel_stats(self.mean, self.std)
-
-
-@dataclass
-class STL10Config(VisionConfig):
-    """STL-10; ``unlabeled`` appends the 100,000 unlabelled images to the train split.
-
-    Those images have no class, so the train split's labels become ``None`` while the test
-    split keeps its 8,000 labels: pair it with ``dataset.split=train_test`` to be scored.
-    """
-
-    unlabeled: bool = False
-
-
 # --- MNIST and Fashion-MNIST: IDX files ------------------------------------------------------
 
 _GZIP_MAGIC = b"\x1f\x8b"
@@ -254,13 +222,11 @@ def _load_idx_digits(config: VisionConfig, data_dir: Path, folder_name: str, tor
     return image_dataset(config, train, test, check_class_count(config, 10), channels=1)
 
 
-@DATASETS.register("mnist", schema=VisionConfig)
 def load_mnist(config: VisionConfig, data_dir: Path, seed: int) -> Dataset:
     """MNIST: 60,000 + 10,000 grey 28×28 digits from ``<data_dir>/MNIST/raw``."""
     return _load_idx_digits(config, data_dir, "MNIST", "MNIST")
 
 
-@DATASETS.register("fashion_mnist", schema=VisionConfig)
 def load_fashion_mnist(config: VisionConfig, data_dir: Path, seed: int) -> Dataset:
     """Fashion-MNIST: 60,000 + 10,000 grey 28×28 clothing images from ``<data_dir>/FashionMNIST/raw``."""
     return _load_idx_digits(config, data_dir, "FashionMNIST", "FashionMNIST")
@@ -345,7 +311,6 @@ def _read_cifar_split(folder: Path, batch_names: Sequence[str], label_key: str, 
     return Split(torch.from_numpy(np.concatenate(images)), torch.cat(labels))
 
 
-@DATASETS.register("cifar10", schema=VisionConfig)
 def load_cifar10(config: VisionConfig, data_dir: Path, seed: int) -> Dataset:
     """CIFAR-10: 50,000 + 10,000 colour 32×32 images from ``<data_dir>/cifar-10-batches-py``."""
     train_batches = [f"data_batch_{number}" for number in range(1, 6)]
@@ -376,13 +341,11 @@ def _load_cifar100(config: VisionConfig, data_dir: Path, label_key: str, n_class
     return image_dataset(config, train, test, n_classes, channels=3)
 
 
-@DATASETS.register("cifar100", schema=VisionConfig)
 def load_cifar100(config: VisionConfig, data_dir: Path, seed: int) -> Dataset:
     """CIFAR-100 with its 100 fine labels, from ``<data_dir>/cifar-100-python``."""
     return _load_cifar100(config, data_dir, "fine_labels", 100)
 
 
-@DATASETS.register("cifar100_20", schema=VisionConfig)
 def load_cifar100_20(config: VisionConfig, data_dir: Path, seed: int) -> Dataset:
     """CIFAR-100 images labelled with the 20 coarse superclasses, the usual deep-clustering target."""
     return _load_cifar100(config, data_dir, "coarse_labels", 20)
@@ -414,7 +377,6 @@ def read_svhn_mat(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return np.ascontiguousarray(images.transpose(3, 2, 0, 1)), labels % 10
 
 
-@DATASETS.register("svhn", schema=VisionConfig)
 def load_svhn(config: VisionConfig, data_dir: Path, seed: int) -> Dataset:
     """SVHN: 73,257 + 26,032 colour 32×32 house-number digits from ``<data_dir>/SVHN``."""
 
@@ -457,7 +419,6 @@ def read_stl10_labels(path: Path, n_images: int) -> torch.Tensor:
     return to_labels(labels, 10, path)
 
 
-@DATASETS.register("stl10", schema=STL10Config)
 def load_stl10(config: STL10Config, data_dir: Path, seed: int) -> Dataset:
     """STL-10: 5,000 + 8,000 labelled colour 96×96 images (+ 100,000 unlabelled on request)."""
     required = ["train_X.bin", "train_y.bin", "test_X.bin", "test_y.bin"]

@@ -23,7 +23,7 @@ import pickle
 import subprocess
 import zipfile
 from pathlib import Path
-from typing import Any, Union
+from typing import Any, Protocol, Union
 
 import torch
 
@@ -32,6 +32,16 @@ from deepclust_cli.engine.atomic import atomic_write
 from deepclust_cli.errors import CheckpointError
 
 FORMAT = "deepclust-checkpoint/1"
+
+
+class Checkpointable(Protocol):
+    """What the engine saves and restores: a method, described by its name, parameters and state."""
+
+    name: str
+
+    def describe(self) -> dict[str, Any]: ...
+
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
 
 
 @functools.lru_cache(maxsize=1)

@@ -7,19 +7,17 @@ import logging
 import math
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, ContextManager, Iterable, Iterator, Optional, TypeVar, Union
+from typing import Any, Callable, ContextManager, Iterable, Iterator, Optional, TypeVar, Union
 
 import torch
 
 from deepclust_cli.config import TrainerConfig
+from deepclust_cli.engine.checkpoint import Checkpointable
 from deepclust_cli.engine.device import autocast
 from deepclust_cli.engine.distributed import SINGLE, World
 from deepclust_cli.engine.interrupt import StopRequests
 from deepclust_cli.engine.progress import Progress
 from deepclust_cli.errors import TrainingDiverged
-
-if TYPE_CHECKING:
-    from deepclust_cli.methods.base import ClusteringMethod
 
 T = TypeVar("T")
 
@@ -107,7 +105,7 @@ class Context:
         return autocast(self.device, self.trainer.precision.value)
 
     def checkpoint(
-        self, method: "ClusteringMethod", progress: dict[str, Any], *, score: Optional[float] = None
+        self, method: Checkpointable, progress: dict[str, Any], *, score: Optional[float] = None
     ) -> None:
         """Save ``method`` with its training ``progress``; ``score`` (higher is better) picks best.ckpt.
 

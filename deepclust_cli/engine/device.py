@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import ctypes.util
 import os
 import random
 from typing import Any, ContextManager, Sequence
@@ -31,29 +29,6 @@ def select_device(gpus: Sequence[int], local_rank: int = 0) -> torch.device:
     if local_rank >= len(gpus):
         raise ConfigError(f"process {local_rank} of this machine has no GPU in gpus={gpus}; list one GPU per process")
     return torch.device("cuda", gpus[local_rank])
-
-
-# glibc's mallopt parameters (malloc.h).
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
-
-
-def reuse_freed_memory() -> bool:
-    """Make glibc's malloc keep large freed blocks for reuse instead of handing them back to the OS.
-
-    By default a block above its mmap threshold (at most 32 MiB) is mapped fresh and unmapped on
-    free, so every large temporary tensor on the CPU is page-faulted and zeroed by the kernel again:
-    AND's 256 × 60,000 bank logits spent 45 % of each step in the kernel (257 → 141 ms per batch
-    with this call). The cost is that the process keeps its peak heap instead of shrinking. Returns
-    whether the settings took effect (False without glibc, e.g. on macOS).
-    """
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return False
-    try:
-        mallopt = ctypes.CDLL(name).mallopt
-    except (OSError, AttributeError):
-        return False
-    return bool(mallopt(_M_MMAP_THRESHOLD, 1 << 30)) and bool(mallopt(_M_TRIM_THRESHOLD, 1 << 30))
 
 
 def seed_everything(seed: int) -> None:

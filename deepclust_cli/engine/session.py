@@ -33,7 +33,7 @@ import yaml
 import deepclust_cli
 from deepclust_cli.config import RunConfig
 from deepclust_cli.engine.atomic import atomic_write_text
-from deepclust_cli.engine.checkpoint import git_sha, load_checkpoint, save_checkpoint
+from deepclust_cli.engine.checkpoint import Checkpointable, git_sha, load_checkpoint, save_checkpoint
 from deepclust_cli.engine.context import Context
 from deepclust_cli.engine.device import restore_rng_state, rng_state, seed_everything, set_deterministic
 from deepclust_cli.engine.distributed import SINGLE, World
@@ -42,8 +42,6 @@ from deepclust_cli.errors import CheckpointError, DeepclustError, Interrupted
 
 if TYPE_CHECKING:
     from torch.utils.tensorboard import SummaryWriter
-
-    from deepclust_cli.methods.base import ClusteringMethod
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(message)s"
 
@@ -123,7 +121,7 @@ class Session(Context):
 
     # -- checkpoints -------------------------------------------------------------------------
     def checkpoint(
-        self, method: "ClusteringMethod", progress: dict[str, Any], *, score: Optional[float] = None
+        self, method: Checkpointable, progress: dict[str, Any], *, score: Optional[float] = None
     ) -> None:
         stopping = self.stop_agreed()
         payload = {
@@ -147,7 +145,7 @@ class Session(Context):
             return "no checkpoint had been written yet"
         return f"the last good checkpoint is {self.last_checkpoint}; resume with: deepclust --resume {shlex.quote(str(self.last_checkpoint))}"
 
-    def resume(self, path: Path, method: "ClusteringMethod") -> dict[str, Any]:
+    def resume(self, path: Path, method: Checkpointable) -> dict[str, Any]:
         """Load ``path`` into ``method`` and restore the generators; returns the training progress."""
         payload = restore(path, method)
         progress = dict(payload.get("progress", {}))
@@ -225,7 +223,7 @@ class Replica(Context):
         seed_everything(settings.seed)
         set_deterministic(settings.trainer.deterministic)
 
-    def checkpoint(self, method: "ClusteringMethod", progress: dict[str, Any], *, score: Optional[float] = None) -> None:
+    def checkpoint(self, method: Checkpointable, progress: dict[str, Any], *, score: Optional[float] = None) -> None:
         """Nothing to write; but when the ranks agree to stop, wait for rank 0's save and stop too."""
         if self.stop_agreed():
             path = self.world.broadcast_object(None)
@@ -240,7 +238,7 @@ class Replica(Context):
     def kept_checkpoint(self) -> str:
         return "rank 0 keeps the session's checkpoints"
 
-    def resume(self, path: Path, method: "ClusteringMethod") -> dict[str, Any]:
+    def resume(self, path: Path, method: Checkpointable) -> dict[str, Any]:
         progress = dict(restore(path, method).get("progress", {}))
         self.resumed_progress = progress
         return progress
@@ -265,7 +263,7 @@ def stopped(signal_number: int, progress: dict[str, Any], checkpoint: str) -> In
     )
 
 
-def restore(path: Path, method: "ClusteringMethod") -> dict[str, Any]:
+def restore(path: Path, method: Checkpointable) -> dict[str, Any]:
     """Load the checkpoint ``path`` into ``method`` and restore the generators; returns the payload."""
     payload = load_checkpoint(path)
     stored = payload.get("method", {})

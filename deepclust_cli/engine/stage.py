@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping, Optional, Union
 
 import torch
@@ -20,35 +19,7 @@ from deepclust_cli.engine.cadence import CheckpointCadence
 from deepclust_cli.engine.context import Context
 from deepclust_cli.engine.distributed import SINGLE, World
 from deepclust_cli.engine.optim import LRSchedule, make_optimizer
-from deepclust_cli.errors import require, require_finite_fields
-
-
-@dataclass
-class StageConfig:
-    """Per-stage knobs: Adam at ``lr``, × ``lr_decay`` after ``patience`` epochs without a better
-    validation loss; stop after ``epochs`` epochs, when the rate reaches ``min_lr``, or — with
-    ``tolerance`` > 0 — when ``tolerance_epochs`` epochs in a row fail to improve the best
-    validation loss by more than ``tolerance``·|best| (converged)."""
-
-    epochs: int = 30
-    batch_size: int = 256
-    lr: float = 1e-3
-    lr_decay: float = 0.1
-    patience: int = 10
-    min_lr: float = 1e-7
-    tolerance: float = 0.0  # relative improvement of the validation loss that counts; 0: no convergence stop
-    tolerance_epochs: int = 10
-
-    def __post_init__(self) -> None:
-        require_finite_fields(self)
-        require(self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}")
-        require(self.batch_size >= 2, f"batch_size must be >= 2, got {self.batch_size}")
-        require(self.lr > 0, f"lr must be > 0, got {self.lr}")
-        require(0 < self.lr_decay < 1, f"lr_decay must be in (0, 1), got {self.lr_decay}")
-        require(self.patience >= 0, f"patience must be >= 0, got {self.patience}")
-        require(0 <= self.min_lr < self.lr, f"min_lr must be in [0, lr={self.lr}), got {self.min_lr}")
-        require(self.tolerance >= 0, f"tolerance must be >= 0, got {self.tolerance}")
-        require(self.tolerance_epochs >= 1, f"tolerance_epochs must be >= 1, got {self.tolerance_epochs}")
+from deepclust_cli.methods.config import StageConfig
 
 
 def epoch_generator(seed: int, stage: str, epoch: int, stream: int = 0) -> torch.Generator:

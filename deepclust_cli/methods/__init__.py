@@ -1,15 +1,47 @@
-"""Clustering methods by name; each module registers its method on import.
+"""The methods by name: each is a package with ``config.py`` (its schema, a plain dataclass) and
+the estimator. Listing a method here registers its schema for the CLI without importing torch; its
+estimator is imported when a run builds it, or when a library user imports it from here::
 
-Library use: ``from deepclust_cli.methods import KMeans; KMeans(n_clusters=3).fit(X).predict(X)``.
+    from deepclust_cli.methods import KMeans
+    labels = KMeans(n_clusters=3).fit(X).predict(X)
 """
 
-from deepclust_cli.methods.anchor_neighborhood.method import AND
-from deepclust_cli.methods.base import METHODS, ClusteringMethod, MethodConfig
-from deepclust_cli.methods.geocluster.method import GeoCluster
-from deepclust_cli.methods.kmeans import KMeans
-from deepclust_cli.methods.lnscc.method import LNSCC
-from deepclust_cli.methods.spectral import Spectral
-from deepclust_cli.methods.spectralnet.method import SpectralNet
-from deepclust_cli.methods.spectralnet.spectralnet_ae import SpectralNetAE
+from typing import Any
 
-__all__ = ["METHODS", "ClusteringMethod", "MethodConfig", "AND", "GeoCluster", "KMeans", "LNSCC", "Spectral", "SpectralNet", "SpectralNetAE"]
+from deepclust_cli.methods.anchor_neighborhood.config import ANDConfig
+from deepclust_cli.methods.geocluster.config import GeoClusterConfig
+from deepclust_cli.methods.kmeans.config import KMeansConfig
+from deepclust_cli.methods.lnscc.config import LNSCCConfig
+from deepclust_cli.methods.spectral.config import SpectralConfig
+from deepclust_cli.methods.spectralnet.config import SpectralNetAEConfig, SpectralNetConfig
+from deepclust_cli.registry import Registry
+
+METHODS: Registry = Registry("method")  # name → the estimator class (a ClusteringMethod)
+METHODS.add("and", "deepclust_cli.methods.anchor_neighborhood.method:AND", ANDConfig)
+METHODS.add("geocluster", "deepclust_cli.methods.geocluster.method:GeoCluster", GeoClusterConfig)
+METHODS.add("kmeans", "deepclust_cli.methods.kmeans.method:KMeans", KMeansConfig)
+METHODS.add("lnscc", "deepclust_cli.methods.lnscc.method:LNSCC", LNSCCConfig)
+METHODS.add("spectral", "deepclust_cli.methods.spectral.method:Spectral", SpectralConfig)
+METHODS.add("spectralnet", "deepclust_cli.methods.spectralnet.method:SpectralNet", SpectralNetConfig)
+METHODS.add("spectralnet_ae", "deepclust_cli.methods.spectralnet.spectralnet_ae:SpectralNetAE", SpectralNetAEConfig)
+
+# The estimators under their class names, imported on first use (PEP 562).
+_CLASSES = {"AND": "and", "GeoCluster": "geocluster", "KMeans": "kmeans", "LNSCC": "lnscc", "Spectral": "spectral",
+            "SpectralNet": "spectralnet", "SpectralNetAE": "spectralnet_ae"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _CLASSES:
+        return METHODS.get(_CLASSES[name])
+    if name == "ClusteringMethod":
+        from deepclust_cli.methods.base import ClusteringMethod
+
+        return ClusteringMethod
+    if name == "MethodConfig":
+        from deepclust_cli.methods.config import MethodConfig
+
+        return MethodConfig
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = ["METHODS", "ClusteringMethod", "MethodConfig", *_CLASSES]

@@ -1,4 +1,4 @@
-"""The contract every method fulfils, and the registry the CLI builds methods from.
+"""The contract every method fulfils.
 
 A method is a scikit-learn-style estimator: constructed from validated parameters, ``fit`` on
 samples, ``predict`` cluster labels for any samples, ``save``/``load`` through the checkpoint
@@ -8,40 +8,26 @@ format. Training services (device, logging, checkpoints, plots) come from a
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Optional, Type, TypeVar, Union
 
 import numpy as np
 import torch
-from omegaconf import MISSING, OmegaConf
+from omegaconf import OmegaConf
 
 from deepclust_cli import plots
 from deepclust_cli.config import make_config
 from deepclust_cli.data.base import Split
 from deepclust_cli.engine.checkpoint import load_checkpoint, save_checkpoint
 from deepclust_cli.engine.context import Context
-from deepclust_cli.errors import CheckpointError, DataError, require, require_finite_fields
+from deepclust_cli.errors import CheckpointError, DataError, require
+from deepclust_cli.methods import METHODS
+from deepclust_cli.methods.config import MethodConfig
 from deepclust_cli.ops.metrics import clustering_metrics
-from deepclust_cli.registry import Registry
 
 M = TypeVar("M", bound="ClusteringMethod")
 ArrayLike = Union[np.ndarray, torch.Tensor]
 EvalSet = tuple[torch.Tensor, Optional[torch.Tensor]]  # held-out samples and their labels, if any
-
-
-@dataclass
-class MethodConfig:
-    """Parameters every method has. ``n_clusters`` defaults to the dataset's class count in YAML."""
-
-    name: str = MISSING
-    n_clusters: Optional[int] = None
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        require_finite_fields(self)
-        require(self.n_clusters is None or self.n_clusters >= 1, f"n_clusters must be >= 1, got {self.n_clusters}")
-        require(self.seed >= 0, f"seed must be >= 0, got {self.seed}")
 
 
 class ClusteringMethod:
@@ -198,5 +184,3 @@ def params_of(config: MethodConfig) -> dict[str, Any]:
     """A config's fields as plain values (enums as their names), fit for a checkpoint."""
     return OmegaConf.to_container(OmegaConf.structured(config), enum_to_str=True)  # type: ignore[return-value]
 
-
-METHODS: Registry[Type[ClusteringMethod]] = Registry("method")

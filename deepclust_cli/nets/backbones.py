@@ -25,13 +25,10 @@ import torchvision
 from torch import nn
 
 from deepclust_cli.errors import CheckpointError, ConfigError
-from deepclust_cli.registry import Registry
+from deepclust_cli.nets import BACKBONES
 
 BackboneFactory = Callable[[int, int], nn.Module]
 """``factory(in_channels, dim) -> module`` whose outputs are ``N×dim`` (not yet normalized)."""
-
-BACKBONES: Registry[BackboneFactory] = Registry("backbone")
-
 
 class Normalized(nn.Module):
     """``f(x) / ‖f(x)‖``: features on the unit sphere, so dot products are cosine similarities."""
@@ -54,17 +51,14 @@ def _cifar_resnet(model: torchvision.models.ResNet, in_channels: int) -> torchvi
     return model
 
 
-@BACKBONES.register("resnet18_cifar")
 def resnet18_cifar(in_channels: int, dim: int) -> nn.Module:
     return _cifar_resnet(torchvision.models.resnet18(num_classes=dim), in_channels)
 
 
-@BACKBONES.register("resnet50_cifar")
 def resnet50_cifar(in_channels: int, dim: int) -> nn.Module:
     return _cifar_resnet(torchvision.models.resnet50(num_classes=dim), in_channels)
 
 
-@BACKBONES.register("alexnet")
 def alexnet(in_channels: int, dim: int) -> nn.Module:
     model = torchvision.models.alexnet(num_classes=dim)
     if in_channels != 3:
@@ -72,7 +66,6 @@ def alexnet(in_channels: int, dim: int) -> nn.Module:
     return model
 
 
-@BACKBONES.register("small_convnet")
 def small_convnet(in_channels: int, dim: int) -> nn.Module:
     def block(width_in: int, width_out: int) -> list[nn.Module]:
         return [nn.Conv2d(width_in, width_out, 3, padding=1, bias=False), nn.BatchNorm2d(width_out), nn.ReLU(inplace=True)]

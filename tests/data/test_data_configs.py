@@ -8,13 +8,8 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from deepclust_cli.data import DATASETS, DatasetConfig
-from deepclust_cli.data.base import SplitMode
-from deepclust_cli.data.imagefolder import ImageFolderConfig
-from deepclust_cli.data.tabular import FeaturesConfig
-from deepclust_cli.data.text import ReutersConfig
-from deepclust_cli.data.toy import BlobsConfig, CirclesConfig, GeneratedConfig
-from deepclust_cli.data.vision import STL10Config, VisionConfig
+from deepclust_cli.data import DATASETS
+from deepclust_cli.data.config import BlobsConfig, CirclesConfig, DatasetConfig, FeaturesConfig, GeneratedConfig, ImageFolderConfig, ReutersConfig, STL10Config, SplitMode, VisionConfig
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 SCHEMAS = {

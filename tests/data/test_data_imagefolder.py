@@ -10,8 +10,9 @@ import torch
 from PIL import Image
 from torchvision.io import write_png
 
-from deepclust_cli.data import SplitMode, load_dataset
-from deepclust_cli.data.imagefolder import ImageFiles, ImageFolderConfig
+from deepclust_cli.data import load_dataset
+from deepclust_cli.data.config import ImageFolderConfig, SplitMode
+from deepclust_cli.data.imagefolder import ImageFiles
 from deepclust_cli.errors import DataError
 
 # torchvision 0.29 deprecates its image codecs in favour of TorchCodec; they still work.

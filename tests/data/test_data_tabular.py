@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from deepclust_cli.data import load_dataset
-from deepclust_cli.data.tabular import FeaturesConfig
+from deepclust_cli.data.config import FeaturesConfig
 from deepclust_cli.errors import ConfigError, DataError
 
 FILE_FIELDS = {"path", "labels", "test_path", "test_labels"}

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from deepclust_cli.data import DatasetConfig, load_dataset
-from deepclust_cli.data.toy import BlobsConfig, CirclesConfig, GeneratedConfig
+from deepclust_cli.data import load_dataset
+from deepclust_cli.data.config import BlobsConfig, CirclesConfig, DatasetConfig, GeneratedConfig
 from deepclust_cli.errors import ConfigError
 
 

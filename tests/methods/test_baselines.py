@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from deepclust_cli.data import load_dataset
-from deepclust_cli.data.toy import BlobsConfig, GeneratedConfig
+from deepclust_cli.data.config import BlobsConfig, GeneratedConfig
 from deepclust_cli.errors import CheckpointError, ConfigError, DataError
 from deepclust_cli.methods import ClusteringMethod, KMeans, Spectral
 from deepclust_cli.ops.metrics import acc

@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from deepclust_cli.errors import require
+from deepclust_cli.methods.anchor_neighborhood.config import AugmentConfig
 
 # ITU-R BT.601 luma weights (PIL's "L" conversion).
 LUMA = (0.299, 0.587, 0.114)
@@ -38,48 +39,6 @@ CROP_ATTEMPTS = 10
 
 # Colour-jitter op indices: columns of AugmentParams.factors and values of AugmentParams.order.
 BRIGHTNESS, CONTRAST, SATURATION, HUE = range(4)
-
-
-@dataclass
-class AugmentConfig:
-    """Training augmentation: RandomResizedCrop to ``crop_size`` (``None``: the input's height) with
-    area fraction in ``crop_scale`` and aspect ratio w/h in ``crop_ratio``; horizontal flip with
-    probability ``hflip_p``; ColorJitter with factors brightness, contrast, saturation in
-    [max(0, 1 - v), 1 + v] and hue shift in [-hue, hue] (0 disables an op); grayscale with
-    probability ``grayscale_p``."""
-
-    crop_size: Optional[int] = None  # output side length; None: the input's height
-    crop_scale: List[float] = field(default_factory=lambda: [0.2, 1.0])  # area fraction range of the crop
-    crop_ratio: List[float] = field(default_factory=lambda: [3 / 4, 4 / 3])  # aspect ratio range (w/h)
-    brightness: float = 0.4
-    contrast: float = 0.4
-    saturation: float = 0.4
-    hue: float = 0.4  # in [0, 0.5]: a shift of 0.5 already reaches the opposite hue
-    grayscale_p: float = 0.2
-    hflip_p: float = 0.0
-
-    def __post_init__(self) -> None:
-        require(
-            self.crop_size is None or self.crop_size >= 1,
-            f"augment.crop_size must be >= 1 or null, got {self.crop_size}",
-        )
-        scale = list(self.crop_scale)
-        require(
-            len(scale) == 2 and 0 < scale[0] <= scale[1] <= 1,
-            f"augment.crop_scale must be [low, high] with 0 < low <= high <= 1, got {scale}",
-        )
-        ratio = list(self.crop_ratio)
-        require(
-            len(ratio) == 2 and 0 < ratio[0] <= ratio[1],
-            f"augment.crop_ratio must be [low, high] with 0 < low <= high, got {ratio}",
-        )
-        for name in ("brightness", "contrast", "saturation"):
-            value = getattr(self, name)
-            require(value >= 0, f"augment.{name} must be >= 0, got {value}")
-        require(0 <= self.hue <= 0.5, f"augment.hue must be in [0, 0.5], got {self.hue}")
-        for name in ("grayscale_p", "hflip_p"):
-            value = getattr(self, name)
-            require(0 <= value <= 1, f"augment.{name} must be in [0, 1], got {value}")
 
 
 @dataclass

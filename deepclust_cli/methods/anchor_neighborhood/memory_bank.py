@@ -17,7 +17,8 @@ from typing import Any, Optional
 
 import torch
 
-DEFAULT_CHUNK_BYTES = 1 << 28  # 256 MiB per block of similarities
+from deepclust_cli.methods.anchor_neighborhood.config import DEFAULT_CHUNK_BYTES
+
 
 
 class MemoryBank:

@@ -17,7 +17,6 @@ training features → ``knn_acc``, and k-means on the evaluated features → ``a
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 from typing import Any, Iterator, List, Optional, Union
 
 import numpy as np
@@ -26,78 +25,24 @@ from torch import nn
 
 from deepclust_cli import plots
 from deepclust_cli.ops.kmeans import assign, kmeans
-from deepclust_cli.methods.anchor_neighborhood.augment import AugmentConfig, BatchAugment
+from deepclust_cli.methods.anchor_neighborhood.augment import BatchAugment
+from deepclust_cli.methods.anchor_neighborhood.config import ANDConfig
 from deepclust_cli.data.base import LazyImages, Split
 from deepclust_cli.engine.cadence import CheckpointCadence
 from deepclust_cli.engine.context import Context
 from deepclust_cli.engine.distributed import SINGLE, World
 from deepclust_cli.engine.optim import step_lr
 from deepclust_cli.engine.stage import epoch_generator
-from deepclust_cli.errors import DataError, require
-from deepclust_cli.methods.anchor_neighborhood.memory_bank import DEFAULT_CHUNK_BYTES, MemoryBank, neighbourhood_loss, select_anchors
-from deepclust_cli.methods.base import METHODS, ArrayLike, ClusteringMethod, EvalSet, MethodConfig
+from deepclust_cli.errors import DataError
+from deepclust_cli.methods.anchor_neighborhood.memory_bank import MemoryBank, neighbourhood_loss, select_anchors
+from deepclust_cli.methods.base import ArrayLike, ClusteringMethod, EvalSet
 from deepclust_cli.ops.metrics import clustering_metrics, knn_acc
-from deepclust_cli.nets.backbones import BACKBONES, build_backbone
+from deepclust_cli.nets.backbones import build_backbone
 
 Images = Union[torch.Tensor, LazyImages]
 FEATURE_BATCH = 1024  # images per forward pass when extracting features (no gradients kept)
 
 
-@dataclass
-class ANDConfig(MethodConfig):
-    """The paper's settings (section 4.1) are the defaults: ResNet18, 128-d features, T = 0.1,
-    η = 0.5, five rounds of 200 epochs, SGD + Nesterov at 0.03 decayed ×0.1 at 80/120/160."""
-
-    backbone: str = "resnet18_cifar"
-    feature_dim: int = 128
-    temperature: float = 0.1
-    bank_momentum: float = 0.5  # η in m_i ← normalize(η·m_i + (1 − η)·f_i)
-    anchor_fractions: List[float] = field(default_factory=lambda: [0.0, 0.25, 0.5, 0.75, 1.0])  # one round each
-    epochs: int = 200  # per round
-    batch_size: int = 128
-    lr: float = 0.03
-    momentum: float = 0.9
-    nesterov: bool = True
-    weight_decay: float = 5e-4
-    milestones: List[int] = field(default_factory=lambda: [80, 120, 160])  # epochs within a round
-    gamma: float = 0.1
-    augment: AugmentConfig = field(default_factory=AugmentConfig)
-    mean: List[float] = field(default_factory=list)  # per-channel statistics in [0, 1] units; [] = none
-    std: List[float] = field(default_factory=list)
-    eval_every: int = 10  # epochs between held-out evaluations; 0: only at the end
-    knn_k: int = 200
-    knn_temperature: float = 0.1
-    kmeans_n_init: int = 10
-    channels_last: bool = True  # on CUDA: NHWC convolutions (tensor cores)
-    bank_chunk_bytes: int = DEFAULT_CHUNK_BYTES  # similarity block size while mining anchors
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        require(self.backbone in BACKBONES, f"backbone must be one of {', '.join(BACKBONES.names())}, got {self.backbone!r}")
-        require(self.feature_dim >= 2, f"feature_dim must be >= 2, got {self.feature_dim}")
-        require(self.temperature > 0, f"temperature must be > 0, got {self.temperature}")
-        require(0 <= self.bank_momentum < 1, f"bank_momentum must be in [0, 1), got {self.bank_momentum}")
-        fractions = list(self.anchor_fractions)
-        require(
-            len(fractions) >= 1 and all(0 <= f <= 1 for f in fractions) and fractions == sorted(fractions),
-            f"anchor_fractions must be a non-decreasing list of fractions in [0, 1], got {fractions}",
-        )
-        require(self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}")
-        require(self.batch_size >= 2, f"batch_size must be >= 2, got {self.batch_size}")
-        require(self.lr > 0, f"lr must be > 0, got {self.lr}")
-        require(0 <= self.momentum < 1, f"momentum must be in [0, 1), got {self.momentum}")
-        require(self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}")
-        require(list(self.milestones) == sorted(self.milestones), f"milestones must increase, got {self.milestones}")
-        require(0 < self.gamma <= 1, f"gamma must be in (0, 1], got {self.gamma}")
-        require(len(self.mean) == len(self.std), f"mean has {len(self.mean)} values but std has {len(self.std)}")
-        require(self.eval_every >= 0, f"eval_every must be >= 0, got {self.eval_every}")
-        require(self.knn_k >= 1, f"knn_k must be >= 1, got {self.knn_k}")
-        require(self.knn_temperature > 0, f"knn_temperature must be > 0, got {self.knn_temperature}")
-        require(self.kmeans_n_init >= 1, f"kmeans_n_init must be >= 1, got {self.kmeans_n_init}")
-        require(self.bank_chunk_bytes >= 1 << 20, f"bank_chunk_bytes must be >= 1 MiB, got {self.bank_chunk_bytes}")
-
-
-@METHODS.register("and", schema=ANDConfig)
 class AND(ClusteringMethod):
     """Anchor Neighbourhood Discovery on images ``N×C×H×W`` (uint8, or float in [0, 1])."""
 

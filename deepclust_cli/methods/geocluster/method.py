@@ -22,8 +22,7 @@ The run's metrics compare it with exhaustive search on fresh uniform queries: ex
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
-from typing import Any, List, Optional
+from typing import Any, Optional
 
 import numpy as np
 import torch
@@ -32,64 +31,15 @@ from deepclust_cli import plots
 from deepclust_cli.data.base import Split
 from deepclust_cli.engine.context import Context
 from deepclust_cli.engine.stage import epoch_generator
-from deepclust_cli.errors import DataError, require
-from deepclust_cli.ops.geometry import FAMILIES, ObjectFamily, brute_force_nearest, distance_blocks, family
-from deepclust_cli.methods.base import METHODS, ClusteringMethod, EvalSet, MethodConfig
+from deepclust_cli.errors import DataError
+from deepclust_cli.ops.geometry import ObjectFamily, brute_force_nearest, distance_blocks, family
+from deepclust_cli.methods.base import ClusteringMethod, EvalSet
+from deepclust_cli.methods.geocluster.config import GeoClusterConfig
 from deepclust_cli.methods.geocluster.students import StackedMLP
-from deepclust_cli.methods.geocluster.teachers import EnergySettings, assign, energy_centroids, kmeans_centroids
+from deepclust_cli.methods.geocluster.teachers import assign, energy_centroids, kmeans_centroids
 from deepclust_cli.methods.geocluster.tree import ObjectTree
 
 DISTANCE_TOLERANCE = 1e-5  # relative to the objects' box: answers this close to the nearest count as exact
-
-
-@dataclass
-class GeoClusterConfig(MethodConfig):
-    """``n_clusters`` is the number of children per node."""
-
-    n_clusters: Optional[int] = 8
-    object_type: Optional[str] = None  # squares, cuboids, segments2d, segments3d, ellipses (from the dataset)
-    threshold: int = 64  # a node with at most this many objects is a leaf
-    max_depth: int = 16
-    teacher: str = "kmeans"  # kmeans (k-means++ and object-aware Lloyd steps) or energy
-    lloyd_steps: int = 30
-    energy: EnergySettings = field(default_factory=EnergySettings)
-    student_hidden: List[int] = field(default_factory=lambda: [64, 64])
-    student_samples: int = 8192  # training points per node
-    boundary_fraction: float = 0.5  # of them, those nearest the boundaries between children
-    student_steps: int = 400
-    student_batch: int = 512  # points per node per step
-    student_lr: float = 3e-3
-    beam: int = 8  # nodes kept per level while descending
-    topk: int = 10  # nn_topk_acc: recall of the true k nearest objects
-    n_queries: int = 10000  # fresh uniform query points the evaluation draws
-    query_seed: int = 0  # which draw of them: change it to score a saved tree on other queries
-    query_margin: float = 0.05  # queries fill the objects' box widened by this fraction per side
-    plot_resolution: int = 400  # grid points per side of the partition plot (2-D objects)
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        require(
-            self.object_type is not None,
-            "geocluster needs geometric objects: use dataset=squares, cuboids, segments2d, segments3d, ellipses or objects",
-        )
-        require(self.object_type in FAMILIES, f"object_type must be one of {', '.join(FAMILIES)}, got {self.object_type!r}")
-        require(self.n_clusters >= 2, f"n_clusters (children per node) must be >= 2, got {self.n_clusters}")
-        require(self.threshold >= 1, f"threshold must be >= 1, got {self.threshold}")
-        require(self.max_depth >= 1, f"max_depth must be >= 1, got {self.max_depth}")
-        require(self.teacher in ("kmeans", "energy"), f"teacher must be kmeans or energy, got {self.teacher!r}")
-        require(self.lloyd_steps >= 0, f"lloyd_steps must be >= 0, got {self.lloyd_steps}")
-        require(min(self.student_hidden, default=1) >= 1, f"student_hidden must be positive widths, got {self.student_hidden}")
-        require(self.student_samples >= 2, f"student_samples must be >= 2, got {self.student_samples}")
-        require(0 <= self.boundary_fraction <= 1, f"boundary_fraction must be in [0, 1], got {self.boundary_fraction}")
-        require(self.student_steps >= 0, f"student_steps must be >= 0, got {self.student_steps}")
-        require(self.student_batch >= 1, f"student_batch must be >= 1, got {self.student_batch}")
-        require(self.student_lr > 0, f"student_lr must be > 0, got {self.student_lr}")
-        require(self.beam >= 1, f"beam must be >= 1, got {self.beam}")
-        require(self.topk >= 1, f"topk must be >= 1, got {self.topk}")
-        require(self.n_queries >= 1, f"n_queries must be >= 1, got {self.n_queries}")
-        require(self.query_seed >= 0, f"query_seed must be >= 0, got {self.query_seed}")
-        require(self.query_margin >= 0, f"query_margin must be >= 0, got {self.query_margin}")
-        require(self.plot_resolution >= 2, f"plot_resolution must be >= 2, got {self.plot_resolution}")
 
 
 def objects_box(objects: torch.Tensor, kind: ObjectFamily, margin: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -105,7 +55,6 @@ def uniform_in(low: torch.Tensor, high: torch.Tensor, n: int, generator: torch.G
     return low + torch.rand(n, len(low), generator=generator).to(low.device) * (high - low)
 
 
-@METHODS.register("geocluster", schema=GeoClusterConfig)
 class GeoCluster(ClusteringMethod):
     """``fit(objects)`` builds the tree; ``predict(points)`` returns each point's nearest object
     (an index into the fitted objects) as the tree finds it; :meth:`kneighbors` the k nearest."""

@@ -14,10 +14,9 @@ centroid *under the object metric*, then split the objects by nearest centroid.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 
+from deepclust_cli.methods.geocluster.config import EnergySettings
 from deepclust_cli.ops.geometry import ObjectFamily
 
 
@@ -67,18 +66,6 @@ def kmeans_centroids(objects: torch.Tensor, family: ObjectFamily, k: int, steps:
         counts = torch.bincount(labels, minlength=k).to(centroids.dtype)[:, None]
         centroids = torch.where(counts > 0, sums / counts.clamp_min(1), centroids)
     return centroids
-
-
-@dataclass
-class EnergySettings:
-    """The energy teacher's knobs (distances are divided by the node's box size first)."""
-
-    steps: int = 100
-    lr: float = 0.01  # Adam, in units of the node's box size
-    temperature: float = 0.05  # of the softmin fit term and the soft assignment
-    box_weight: float = 1.0
-    balance_weight: float = 0.1
-    repulsion_weight: float = 0.1
 
 
 def energy_centroids(

@@ -21,9 +21,9 @@ DEC-style phase pulls the embedding into ``n_clusters`` groups around trainable 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, List, Optional
+from typing import Any, Optional
 
 import torch
 from torch import nn
@@ -36,92 +36,14 @@ from deepclust_cli.engine.context import Context
 from deepclust_cli.engine.stage import Stage, epoch_generator, run_minibatch_stage
 from deepclust_cli.errors import DataError, require
 from deepclust_cli.methods.lnscc.fuzzy_graph import Graph, fit_ab, fuzzy_knn_graph, sample_edges
-from deepclust_cli.methods.base import METHODS, ClusteringMethod, EvalSet, MethodConfig
-from deepclust_cli.methods.spectralnet.method import AutoencoderConfig
+from deepclust_cli.methods.base import ClusteringMethod, EvalSet
+from deepclust_cli.methods.lnscc.config import LNSCCConfig
 from deepclust_cli.nets.autoencoder import Autoencoder
 from deepclust_cli.nets.mlp import apply_in_batches
 from deepclust_cli.nets.backbones import pretrained_features
 from deepclust_cli.methods.lnscc.projection import PrincipalProjection
 from deepclust_cli.methods.lnscc.network import ResidualMLP
 from deepclust_cli.ops.neighbors import knn
-
-IMAGENET_MEAN = [0.485, 0.456, 0.406]
-IMAGENET_STD = [0.229, 0.224, 0.225]
-
-
-@dataclass
-class FeatureConfig:
-    """What the graph and the network read: ``raw`` vectors, ``ae`` codes, or ``backbone`` features
-    of a torchvision model whose weights the user supplies (nothing is downloaded)."""
-
-    source: str = "raw"
-    pca: Optional[int] = None  # project the features onto this many principal components first
-    ae: AutoencoderConfig = field(default_factory=lambda: AutoencoderConfig(hidden=[500, 500, 2000, 10], epochs=50))
-    backbone: str = "resnet18"  # a torchvision classification model
-    weights: Optional[str] = None  # its state-dict file (e.g. resnet18-f37072fd.pth)
-    image_size: int = 224  # images are resized to this before the backbone
-    mean: List[float] = field(default_factory=lambda: list(IMAGENET_MEAN))  # the backbone's training statistics
-    std: List[float] = field(default_factory=lambda: list(IMAGENET_STD))
-
-    def __post_init__(self) -> None:
-        require(self.source in ("raw", "ae", "backbone"), f"features.source must be raw, ae or backbone, got {self.source!r}")
-        require(
-            self.source != "backbone" or self.weights is not None,
-            "features.source=backbone needs features.weights=PATH (a torchvision state-dict file; nothing is downloaded)",
-        )
-        require(self.pca is None or self.pca >= 1, f"features.pca must be >= 1 or null, got {self.pca}")
-        require(self.image_size >= 16, f"features.image_size must be >= 16, got {self.image_size}")
-        require(len(self.mean) == len(self.std), f"features.mean has {len(self.mean)} values but std has {len(self.std)}")
-
-
-@dataclass
-class LNSCCConfig(MethodConfig):
-    """The reference's settings are the defaults: k = 30, 2-D output, min_dist 0.1, 5 negatives
-    per edge, Adam 0.008 on batches of 500 edges, 0.1-weighted KL and balance terms."""
-
-    features: FeatureConfig = field(default_factory=FeatureConfig)
-    n_neighbors: int = 30
-    knn_backend: str = "exact"  # exact (torch, chunked) or annoy
-    prune_fraction: float = 1 / 200  # edges under this share of the largest weight are dropped
-    hidden: List[int] = field(default_factory=lambda: [512, 256])
-    dim: int = 2
-    dropout: float = 0.3
-    min_dist: float = 0.1
-    spread: float = 1.0
-    negative_sample_rate: int = 5
-    negative_weight: float = 1.0
-    epochs: int = 30
-    edges_per_epoch: Optional[int] = None  # None: as many as the graph has undirected edges
-    batch_size: int = 500  # edges
-    lr: float = 0.008
-    clustering_epoch: int = 20  # the clustering phase starts after this many epochs
-    kmeans_restarts: int = 10
-    balance_tolerance: float = 0.01  # restarts this close to the most balanced compete on graph cut; 0: the reference's rule
-    kl_weight: float = 0.1
-    balance_weight: float = 0.1
-    plot_every: int = 5  # epochs between embedding frames (plots/frames, embedding.gif); 0: none
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        require(self.n_neighbors >= 2, f"n_neighbors must be >= 2, got {self.n_neighbors}")
-        require(self.knn_backend in ("exact", "annoy"), f"knn_backend must be exact or annoy, got {self.knn_backend!r}")
-        require(0 <= self.prune_fraction < 1, f"prune_fraction must be in [0, 1), got {self.prune_fraction}")
-        require(min(self.hidden, default=1) >= 1, f"hidden must be positive widths, got {self.hidden}")
-        require(self.dim >= 1, f"dim must be >= 1, got {self.dim}")
-        require(0 <= self.dropout < 1, f"dropout must be in [0, 1), got {self.dropout}")
-        require(self.min_dist >= 0 and self.spread > 0, f"need min_dist >= 0 and spread > 0, got {self.min_dist}, {self.spread}")
-        require(self.negative_sample_rate >= 1, f"negative_sample_rate must be >= 1, got {self.negative_sample_rate}")
-        require(self.negative_weight > 0, f"negative_weight must be > 0, got {self.negative_weight}")
-        require(self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}")
-        require(self.edges_per_epoch is None or self.edges_per_epoch >= 1, f"edges_per_epoch must be >= 1, got {self.edges_per_epoch}")
-        require(self.batch_size >= 2, f"batch_size must be >= 2, got {self.batch_size}")
-        require(self.lr > 0, f"lr must be > 0, got {self.lr}")
-        require(0 <= self.clustering_epoch <= self.epochs, f"clustering_epoch must be in [0, epochs={self.epochs}], got {self.clustering_epoch}")
-        require(self.kmeans_restarts >= 1, f"kmeans_restarts must be >= 1, got {self.kmeans_restarts}")
-        require(self.balance_tolerance >= 0, f"balance_tolerance must be >= 0, got {self.balance_tolerance}")
-        require(self.kl_weight >= 0 and self.balance_weight >= 0, "kl_weight and balance_weight must be >= 0")
-        require(self.plot_every >= 0, f"plot_every must be >= 0, got {self.plot_every}")
-
 
 def student_t_assignment(z: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
     """``q_ik = (1 + ‖z_i − μ_k‖²)⁻¹ / Σ_l (1 + ‖z_i − μ_l‖²)⁻¹`` (DEC, Xie et al. 2016, eq. 1)."""
@@ -201,7 +123,6 @@ def choose_restart(balance: list[float], cut: list[float], tolerance: float) -> 
     return min(candidates, key=lambda r: (cut[r], balance[r], r))
 
 
-@METHODS.register("lnscc", schema=LNSCCConfig)
 class LNSCC(ClusteringMethod):
     """LNSCC on feature vectors (or images through a user-supplied backbone)."""
 

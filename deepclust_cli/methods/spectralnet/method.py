@@ -17,8 +17,7 @@ the state, so labels are the same on every call and defined for unseen points.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Callable, List, Optional
+from typing import Any, Callable, Optional
 
 import torch
 from torch import nn
@@ -27,128 +26,14 @@ from deepclust_cli import plots
 from deepclust_cli.ops.kmeans import assign, kmeans
 from deepclust_cli.engine.context import Context
 from deepclust_cli.engine.distributed import SINGLE, World
-from deepclust_cli.engine.stage import Stage, StageConfig, epoch_generator, run_minibatch_stage
-from deepclust_cli.errors import DataError, require
-from deepclust_cli.methods.base import METHODS, ClusteringMethod, EvalSet, MethodConfig
+from deepclust_cli.engine.stage import Stage, epoch_generator, run_minibatch_stage
+from deepclust_cli.errors import DataError
+from deepclust_cli.methods.base import ClusteringMethod, EvalSet
+from deepclust_cli.methods.spectralnet.config import SiameseStage, SpectralNetConfig
 from deepclust_cli.nets.autoencoder import Autoencoder
 from deepclust_cli.nets.mlp import apply_in_batches, mlp
 from deepclust_cli.methods.spectralnet.network import SpectralNetwork
 from deepclust_cli.ops.neighbors import gaussian_knn_weights, knn
-
-
-@dataclass
-class AutoencoderConfig(StageConfig):
-    """An autoencoder stage: encoder widths (the last is the code size), mirrored decoder, MSE."""
-
-    hidden: List[int] = field(default_factory=lambda: [512, 512, 2048, 10])
-    epochs: int = 40
-    batch_size: int = 256
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        require(len(self.hidden) >= 1 and min(self.hidden) >= 1, f"ae.hidden must be positive widths, got {self.hidden}")
-
-
-@dataclass
-class AutoencoderStage(AutoencoderConfig):
-    """Stage 1, optional: its codes become the later nets' input."""
-
-    enabled: bool = False
-
-
-@dataclass
-class SiameseStage(StageConfig):
-    """Stage 2: ``n_neighbors`` nearest neighbours of each point are positive pairs, as many
-    random other points are negative pairs; contrastive loss with ``margin``."""
-
-    enabled: bool = False
-    hidden: List[int] = field(default_factory=lambda: [1024, 1024, 512, 10])
-    n_neighbors: int = 2
-    knn_backend: str = "exact"  # exact, or annoy for large n
-    margin: float = 1.0
-    epochs: int = 30
-    batch_size: int = 128  # pairs per batch
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        require(len(self.hidden) >= 1 and min(self.hidden) >= 1, f"siamese.hidden must be positive widths, got {self.hidden}")
-        require(self.n_neighbors >= 1, f"siamese.n_neighbors must be >= 1, got {self.n_neighbors}")
-        require(self.knn_backend in ("exact", "annoy"), f"siamese.knn_backend must be exact or annoy, got {self.knn_backend!r}")
-        require(self.margin > 0, f"siamese.margin must be > 0, got {self.margin}")
-
-
-@dataclass
-class SpectralStage(StageConfig):
-    """Stage 3: hidden widths of the spectral net (a tanh layer of output_dim units follows) and
-    its orthonormalization layer."""
-
-    hidden: List[int] = field(default_factory=lambda: [128, 128])
-    output_dim: Optional[int] = None  # embedding width; None: n_clusters, as in the paper
-    epochs: int = 40
-    batch_size: int = 1024
-    min_lr: float = 1e-8
-    orthonorm: str = "qr"  # qr, or cholesky (the older variant)
-    orthonorm_gradient: bool = True  # differentiate through W from the orthogonalization batch
-    ridge: float = 1e-4  # relative ridge for rank-deficient batches
-    sparse: bool = False  # batches of seed points plus their nearest neighbours (large n)
-    sparse_neighbors: int = 4  # neighbours added per seed point in sparse mode
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        require(min(self.hidden, default=1) >= 1, f"spectral.hidden must be positive widths, got {self.hidden}")
-        require(self.output_dim is None or self.output_dim >= 1, f"spectral.output_dim must be >= 1, got {self.output_dim}")
-        require(self.orthonorm in ("qr", "cholesky"), f"spectral.orthonorm must be qr or cholesky, got {self.orthonorm!r}")
-        require(self.ridge > 0, f"spectral.ridge must be > 0, got {self.ridge}")
-        require(self.sparse_neighbors >= 1, f"spectral.sparse_neighbors must be >= 1, got {self.sparse_neighbors}")
-
-
-@dataclass
-class SpectralNetConfig(MethodConfig):
-    """The graph (``n_neighbors``, ``scale_k``, ``scale``, ``affinity_input``, ``laplacian``) and the
-    three training stages."""
-
-    n_neighbors: int = 30  # kNN of the batch affinity
-    scale_k: int = 15  # σ = distance to the scale_k-th neighbour (the point itself not counted)
-    scale: str = "local"  # local: σ_i per point; global: one σ, the batch median
-    affinity_input: str = "auto"  # auto (siamese > code > raw), raw, code or siamese
-    laplacian: str = "unnormalized"  # or normalized: L_sym, and k-means on unit-length rows (Ng, Jordan & Weiss)
-    ae: AutoencoderStage = field(default_factory=AutoencoderStage)
-    siamese: SiameseStage = field(default_factory=SiameseStage)
-    spectral: SpectralStage = field(default_factory=SpectralStage)
-    validation_fraction: float = 0.1  # held out per stage for the LR schedule
-    kmeans_n_init: int = 10
-
-    @property
-    def embedding_dim(self) -> int:
-        return self.spectral.output_dim or self.n_clusters
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        require(self.n_neighbors >= 1, f"n_neighbors must be >= 1, got {self.n_neighbors}")
-        require(self.scale_k >= 1, f"scale_k must be >= 1, got {self.scale_k}")
-        require(self.scale in ("local", "global"), f"scale must be local or global, got {self.scale!r}")
-        require(
-            self.affinity_input in ("auto", "raw", "code", "siamese"),
-            f"affinity_input must be auto, raw, code or siamese, got {self.affinity_input!r}",
-        )
-        require(
-            self.laplacian in ("unnormalized", "normalized"),
-            f"laplacian must be unnormalized or normalized, got {self.laplacian!r}",
-        )
-        require(0 < self.validation_fraction < 0.5, f"validation_fraction must be in (0, 0.5), got {self.validation_fraction}")
-        require(self.kmeans_n_init >= 1, f"kmeans_n_init must be >= 1, got {self.kmeans_n_init}")
-        if self.n_clusters is not None:
-            width = self.embedding_dim
-            require(
-                self.spectral.batch_size > width,
-                f"spectral.batch_size ({self.spectral.batch_size}) must exceed the embedding width ({width}) "
-                "to orthonormalize a batch",
-            )
-        wanted = {"code": self.ae.enabled, "siamese": self.siamese.enabled}
-        require(
-            wanted.get(self.affinity_input, True),
-            f"affinity_input={self.affinity_input} needs the {'ae' if self.affinity_input == 'code' else 'siamese'} stage enabled",
-        )
 
 
 def spectral_loss(weights: torch.Tensor, indices: torch.Tensor, y: torch.Tensor, normalized: bool = False) -> torch.Tensor:
@@ -175,7 +60,6 @@ def contrastive_loss(first: torch.Tensor, second: torch.Tensor, positive: torch.
     return torch.where(positive, distance.square(), (margin - distance).clamp_min(0).square()).mean()
 
 
-@METHODS.register("spectralnet", schema=SpectralNetConfig)
 class SpectralNet(ClusteringMethod):
     """SpectralNet: optional autoencoder → optional Siamese net → spectral net → k-means."""
 

@@ -13,39 +13,18 @@ the decoder untouched and reproduces SpectralNet exactly.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import List, Optional
+from typing import Optional
 
 import torch
 from torch import nn
 
 from deepclust_cli.engine.context import Context
 from deepclust_cli.engine.distributed import SINGLE, World
-from deepclust_cli.errors import require
-from deepclust_cli.methods.base import METHODS
-from deepclust_cli.methods.spectralnet.method import SpectralNet, SpectralNetConfig
+from deepclust_cli.methods.spectralnet.config import SpectralNetAEConfig
+from deepclust_cli.methods.spectralnet.method import SpectralNet
 from deepclust_cli.nets.mlp import mlp
 
 
-@dataclass
-class SpectralNetAEConfig(SpectralNetConfig):
-    """SpectralNet's parameters plus the reconstruction weight ``alpha`` and the decoder's hidden
-    widths (None: the spectral net's hidden widths reversed)."""
-
-    alpha: float = 1e-3
-    decoder: Optional[List[int]] = None
-
-    @property
-    def decoder_hidden(self) -> list[int]:
-        return list(reversed(self.spectral.hidden)) if self.decoder is None else list(self.decoder)
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        require(self.alpha >= 0, f"alpha must be >= 0, got {self.alpha}")
-        require(min(self.decoder_hidden, default=1) >= 1, f"decoder must be positive widths, got {self.decoder}")
-
-
-@METHODS.register("spectralnet_ae", schema=SpectralNetAEConfig)
 class SpectralNetAE(SpectralNet):
     """SpectralNet whose spectral stage also reconstructs its input from Ỹ, weighted by ``alpha``."""
 

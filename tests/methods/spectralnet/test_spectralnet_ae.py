@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from deepclust_cli.data import load_dataset
-from deepclust_cli.data.toy import BlobsConfig, GeneratedConfig
+from deepclust_cli.data.config import BlobsConfig, GeneratedConfig
 from deepclust_cli.engine.context import Context
 from deepclust_cli.errors import ConfigError
 from deepclust_cli.methods import SpectralNet, SpectralNetAE

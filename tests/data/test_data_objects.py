@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from deepclust_cli.data import load_dataset
-from deepclust_cli.data.geometry import GeneratedObjectsConfig, ObjectsConfig
+from deepclust_cli.data.config import GeneratedObjectsConfig, ObjectsConfig
 from deepclust_cli.errors import ConfigError, DataError
 
 

@@ -1,0 +1,67 @@
+"""Config schemas more than one method uses: the fields every method has, a training stage's
+knobs, the autoencoder stage. Plain dataclasses that import no torch, like every schema, so the
+CLI validates a config before any implementation loads."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import List, Optional
+
+from omegaconf import MISSING
+
+from deepclust_cli.errors import require, require_finite_fields
+
+
+@dataclass
+class MethodConfig:
+    """Parameters every method has. ``n_clusters`` defaults to the dataset's class count in YAML."""
+
+    name: str = MISSING
+    n_clusters: Optional[int] = None
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        require_finite_fields(self)
+        require(self.n_clusters is None or self.n_clusters >= 1, f"n_clusters must be >= 1, got {self.n_clusters}")
+        require(self.seed >= 0, f"seed must be >= 0, got {self.seed}")
+
+
+@dataclass
+class StageConfig:
+    """Per-stage knobs: Adam at ``lr``, × ``lr_decay`` after ``patience`` epochs without a better
+    validation loss; stop after ``epochs`` epochs, when the rate reaches ``min_lr``, or — with
+    ``tolerance`` > 0 — when ``tolerance_epochs`` epochs in a row fail to improve the best
+    validation loss by more than ``tolerance``·|best| (converged)."""
+
+    epochs: int = 30
+    batch_size: int = 256
+    lr: float = 1e-3
+    lr_decay: float = 0.1
+    patience: int = 10
+    min_lr: float = 1e-7
+    tolerance: float = 0.0  # relative improvement of the validation loss that counts; 0: no convergence stop
+    tolerance_epochs: int = 10
+
+    def __post_init__(self) -> None:
+        require_finite_fields(self)
+        require(self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}")
+        require(self.batch_size >= 2, f"batch_size must be >= 2, got {self.batch_size}")
+        require(self.lr > 0, f"lr must be > 0, got {self.lr}")
+        require(0 < self.lr_decay < 1, f"lr_decay must be in (0, 1), got {self.lr_decay}")
+        require(self.patience >= 0, f"patience must be >= 0, got {self.patience}")
+        require(0 <= self.min_lr < self.lr, f"min_lr must be in [0, lr={self.lr}), got {self.min_lr}")
+        require(self.tolerance >= 0, f"tolerance must be >= 0, got {self.tolerance}")
+        require(self.tolerance_epochs >= 1, f"tolerance_epochs must be >= 1, got {self.tolerance_epochs}")
+
+
+@dataclass
+class AutoencoderConfig(StageConfig):
+    """An autoencoder stage: encoder widths (the last is the code size), mirrored decoder, MSE."""
+
+    hidden: List[int] = field(default_factory=lambda: [512, 512, 2048, 10])
+    epochs: int = 40
+    batch_size: int = 256
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        require(len(self.hidden) >= 1 and min(self.hidden) >= 1, f"ae.hidden must be positive widths, got {self.hidden}")

@@ -1,0 +1,1 @@
+"""The spectral-clustering baseline (scikit-learn's SpectralClustering on our kNN graph)."""
