@@ -32,6 +32,7 @@ class Precision(enum.Enum):
 
 
 class OptimizerName(enum.Enum):
+    auto = "auto"  # each method's reference: Adam, or SGD with Nesterov momentum for AND
     adam = "adam"
     adamw = "adamw"
     sgd = "sgd"
@@ -43,52 +44,31 @@ class Backend(enum.Enum):
     gloo = "gloo"
 
 
-class ScheduleName(enum.Enum):
-    none = "none"
-    plateau = "plateau"  # ReduceLROnPlateau on the validation loss; stop once lr < min_lr
-    step = "step"  # multiply by gamma at each epoch in milestones
-    cosine = "cosine"  # cosine annealing from lr to min_lr over max_epochs
-
-
 @dataclass
 class TrainerConfig:
-    """Training knobs shared by the deep methods; a method's stages start from these."""
+    """How a run trains, the same for every method that trains: caps on its loops, the optimizer
+    family, precision, determinism, workers, checkpoint and logging cadence, data parallelism.
+    What to optimize — epochs, learning rates, batch sizes, weight decay — is the method's."""
 
-    max_epochs: int = 100
-    batch_size: int = 256
-    optimizer: OptimizerName = OptimizerName.adam
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    momentum: float = 0.9  # SGD only
-    nesterov: bool = False  # SGD only
-    schedule: ScheduleName = ScheduleName.plateau
-    plateau_factor: float = 0.1
-    plateau_patience: int = 10
-    min_lr: float = 1e-7
-    milestones: List[int] = field(default_factory=list)
-    gamma: float = 0.1
-    num_workers: int = 0
-    precision: Precision = Precision.fp32
+    max_epochs: Optional[int] = None  # caps every loop: epochs of each stage, AND's rounds and epochs, tree levels
+    max_batches: Optional[int] = None  # caps the batches (optimizer steps) of every epoch
+    optimizer: OptimizerName = OptimizerName.auto
+    momentum: float = 0.9  # SGD's
+    nesterov: bool = True  # SGD's
+    precision: Precision = Precision.fp32  # autocast for the forward passes; fp16 adds gradient scaling
     deterministic: bool = False
+    num_workers: int = 0  # processes decoding images read from disk on demand (image folders)
     checkpoint_every: int = 1  # epochs between last.ckpt writes
-    checkpoint_min_seconds: float = 10.0  # skip a write while the last is younger (stage ends always write)
-    log_every: int = 50  # optimizer steps between TensorBoard points
+    checkpoint_min_seconds: float = 10.0  # skip a write while the last is younger (a loop's end always writes)
+    log_every: int = 50  # optimizer steps between TensorBoard points of the batch loss
     processes: int = 1  # data-parallel ranks on the CPU (gpus=[]); with gpus=[0,1,...] one per GPU
     backend: Backend = Backend.auto  # how the ranks talk
 
     def __post_init__(self) -> None:
         require_finite_fields(self)
-        require(self.max_epochs >= 1, f"max_epochs must be >= 1, got {self.max_epochs}")
-        require(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}")
-        require(self.lr > 0, f"lr must be > 0, got {self.lr}")
-        require(self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}")
+        require(self.max_epochs is None or self.max_epochs >= 1, f"max_epochs must be >= 1 or null, got {self.max_epochs}")
+        require(self.max_batches is None or self.max_batches >= 1, f"max_batches must be >= 1 or null, got {self.max_batches}")
         require(0 <= self.momentum < 1, f"momentum must be in [0, 1), got {self.momentum}")
-        require(0 < self.plateau_factor < 1, f"plateau_factor must be in (0, 1), got {self.plateau_factor}")
-        require(self.plateau_patience >= 0, f"plateau_patience must be >= 0, got {self.plateau_patience}")
-        require(0 <= self.min_lr < self.lr, f"min_lr must be in [0, lr={self.lr}), got {self.min_lr}")
-        require(all(m >= 1 for m in self.milestones), f"milestones must be epochs >= 1, got {self.milestones}")
-        require(list(self.milestones) == sorted(self.milestones), f"milestones must increase, got {self.milestones}")
-        require(0 < self.gamma <= 1, f"gamma must be in (0, 1], got {self.gamma}")
         require(self.num_workers >= 0, f"num_workers must be >= 0, got {self.num_workers}")
         require(self.checkpoint_every >= 1, f"checkpoint_every must be >= 1, got {self.checkpoint_every}")
         require(self.checkpoint_min_seconds >= 0, f"checkpoint_min_seconds must be >= 0, got {self.checkpoint_min_seconds}")

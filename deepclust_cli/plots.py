@@ -140,29 +140,32 @@ def _scatter(axis: Any, coordinates: np.ndarray, colours: np.ndarray, title: str
     axis.set_yticks([])
 
 
-def training_curves(histories: dict[str, dict[str, list[float]]], path: Path) -> None:
+def training_curves(histories: dict[str, dict[str, list[list[float]]]], path: Path) -> None:
     """One panel per training stage: training and validation loss per epoch, the objective's terms
-    (any other history key, e.g. SpectralNetAE's reconstruction) dashed, learning rate on a second axis."""
-    stages = [(name, history) for name, history in histories.items() if history.get("train")]
+    (any other history key, e.g. SpectralNetAE's reconstruction) dashed, learning rate on a second
+    axis. A history maps each value to its ``[epoch, value]`` pairs, as the engine's loop keeps it."""
+    stages = [(name, {key: np.asarray(pairs, dtype=float).reshape(-1, 2).T for key, pairs in history.items()}) for name, history in histories.items() if history.get("loss")]
     if not stages:
         return
     figure, axes = pyplot().subplots(1, len(stages), figsize=(5 * len(stages), 3.8), squeeze=False)
-    for axis, (name, history) in zip(axes[0], stages):
-        epochs = np.arange(1, len(history["train"]) + 1)
-        axis.plot(epochs, history["train"], label="train")
-        axis.plot(epochs, history["valid"], label="validation")
-        terms = {key: values for key, values in history.items() if key not in ("train", "valid", "lr")}
-        for key, values in terms.items():
+    for axis, (name, series) in zip(axes[0], stages):
+        axis.plot(*series["loss"], label="train")
+        if "valid" in series:
+            axis.plot(*series["valid"], label="validation")
+        terms = {key: pairs for key, pairs in series.items() if key not in ("loss", "valid", "lr")}
+        for key, (epochs, values) in terms.items():
             axis.plot(epochs, values, linestyle="--", label=key)
-        if min(sum(terms.values(), history["train"] + history["valid"])) > 0:
+        losses = np.concatenate([values for key, (_, values) in series.items() if key != "lr"])
+        if losses.min() > 0:
             axis.set_yscale("log")
         axis.set_xlabel("epoch")
         axis.set_ylabel("loss")
         axis.set_title(name)
-        rate = axis.twinx()
-        rate.plot(epochs, history["lr"], color="grey", linestyle=":", label="lr")
-        rate.set_yscale("log")
-        rate.set_ylabel("learning rate")
+        if "lr" in series:
+            rate = axis.twinx()
+            rate.plot(*series["lr"], color="grey", linestyle=":", label="lr")
+            rate.set_yscale("log")
+            rate.set_ylabel("learning rate")
         axis.legend(loc="lower left", fontsize=8)
     figure.tight_layout()
     save(figure, path)
@@ -170,11 +173,11 @@ def training_curves(histories: dict[str, dict[str, list[float]]], path: Path) ->
 
 def round_curves(history: dict[str, list[list[float]]], epochs_per_round: int, path: Path) -> None:
     """A curriculum's progress (AND): loss per epoch, held-out metrics (knn_acc, acc) per evaluation,
-    and the anchors' neighbourhood consistency per round; dotted lines mark where rounds start."""
+    and the anchors' neighborhood consistency per round; dotted lines mark where rounds start."""
     panels = [
         ("loss", ["loss"]),
         ("held-out accuracy", [key for key in ("knn_acc", "acc", "nmi") if key in history]),
-        ("anchor neighbourhood consistency", ["anchor_consistency"] if "anchor_consistency" in history else []),
+        ("anchor neighborhood consistency", ["anchor_consistency"] if "anchor_consistency" in history else []),
     ]
     panels = [(title, keys) for title, keys in panels if keys and all(history.get(key) for key in keys)]
     if not panels:

@@ -94,9 +94,10 @@ def run_rank(
             context.log("training had already finished; evaluating")
         else:
             held_out = None
+            workers = settings.trainer.num_workers
             if method.scores_held_out and eval_split is not fit_split:
-                held_out = (method.prepare(eval_split), eval_split.y)
-            method.fit(method.prepare(fit_split), fit_split.y, context=context, eval_set=held_out)
+                held_out = (method.prepare(eval_split, workers), eval_split.y)
+            method.fit(method.prepare(fit_split, workers), fit_split.y, context=context, eval_set=held_out)
             context.checkpoint(method, {**progress, "done": True})
         metrics = method.evaluate(eval_split, context, reference=fit_split)
         context.finish(metrics)

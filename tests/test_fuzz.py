@@ -46,7 +46,7 @@ def one_line_or_success(result) -> None:
 
 
 NUMBERS = st.one_of(st.integers(-2, 40), st.sampled_from(["0.0", "1e-3", "-1", "nan", "inf", "1e30", "abc", "[1,2]", "null"]))
-TRAINER_KEYS = ["max_epochs", "batch_size", "lr", "weight_decay", "min_lr", "plateau_patience", "checkpoint_every", "log_every", "processes"]
+TRAINER_KEYS = ["max_epochs", "max_batches", "momentum", "checkpoint_every", "checkpoint_min_seconds", "log_every", "processes"]
 METHOD_KEYS = {
     "kmeans": ["n_clusters", "n_init", "max_iter", "tol", "init"],
     "spectral": ["n_clusters", "n_neighbors", "n_init", "predict_neighbors", "eigen_solver"],

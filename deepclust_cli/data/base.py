@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable, Optional, Protocol, Union
+from typing import Callable, Iterator, Optional, Protocol, Union
 
 import torch
 from deepclust_cli.data.config import DatasetConfig, SplitMode
@@ -23,6 +23,19 @@ class LazyImages(Protocol):
     def subset(self, index: torch.Tensor) -> "LazyImages": ...
     def concat(self, other: "LazyImages") -> "LazyImages": ...
     def load(self, index: torch.Tensor) -> torch.Tensor: ...
+
+
+DECODE_CHUNK = 256  # images a worker decodes at a time
+
+
+def decoded(images: LazyImages, chunks: list[torch.Tensor], num_workers: int, pin_memory: bool = False) -> Iterator[torch.Tensor]:
+    """The images at each index chunk, in order, decoded by ``num_workers`` background processes
+    (none: in this process)."""
+    if num_workers == 0:
+        yield from (images.load(chunk) for chunk in chunks)
+        return
+    loader = torch.utils.data.DataLoader(chunks, batch_size=None, collate_fn=images.load, num_workers=num_workers, pin_memory=pin_memory)
+    yield from loader
 
 
 @dataclass
@@ -52,13 +65,16 @@ class Split:
         y = None if self.y is None or other.y is None else torch.cat([self.y, other.y])
         return Split(x, y)
 
-    def images(self) -> torch.Tensor:
-        """All samples as one tensor (decodes a lazy source in full)."""
-        return self.x.load(torch.arange(len(self.x))) if self.is_lazy else self.x
+    def images(self, num_workers: int = 0) -> torch.Tensor:
+        """All samples as one tensor; a lazy source is decoded in full, by ``num_workers``
+        background processes (``trainer.num_workers``)."""
+        if not self.is_lazy:
+            return self.x
+        return torch.cat(list(decoded(self.x, list(torch.arange(len(self.x)).split(DECODE_CHUNK)), num_workers)))
 
-    def vectors(self) -> torch.Tensor:
+    def vectors(self, num_workers: int = 0) -> torch.Tensor:
         """Samples as float32 rows: images flattened and scaled from [0, 255] to [0, 1]."""
-        x = self.images()
+        x = self.images(num_workers)
         if x.dtype == torch.uint8:
             return x.flatten(1).float().div_(255.0)
         return x.float().flatten(1)

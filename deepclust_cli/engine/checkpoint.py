@@ -31,7 +31,7 @@ import deepclust_cli
 from deepclust_cli.engine.atomic import atomic_write
 from deepclust_cli.errors import CheckpointError
 
-FORMAT = "deepclust-checkpoint/1"
+FORMAT = "deepclust-checkpoint/2"  # 2: the engine's loops and optimizers keep their own state
 
 
 class Checkpointable(Protocol):
@@ -100,6 +100,11 @@ def load_checkpoint(path: Union[str, Path], *, mmap: bool = False) -> dict[str, 
     except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as error:
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise CheckpointError(f"{path}: unreadable checkpoint (truncated or corrupt): {first_line}") from None
+    if isinstance(payload, dict) and str(payload.get("format", "")).startswith("deepclust-checkpoint/") and payload["format"] != FORMAT:
+        raise CheckpointError(
+            f"{path}: written by deepclust {payload.get('package_version', '?')} in format {payload['format']}, which this "
+            f"version ({FORMAT}) cannot continue; train again, or use that version to evaluate it"
+        )
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a deepclust checkpoint (no '{FORMAT}' format marker)")
     return payload

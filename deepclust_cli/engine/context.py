@@ -7,13 +7,13 @@ import logging
 import math
 import warnings
 from pathlib import Path
-from typing import Any, Callable, ContextManager, Iterable, Iterator, Optional, TypeVar, Union
+from typing import Any, Callable, ContextManager, Iterable, Iterator, Optional, Sequence, TypeVar, Union
 
 import torch
 
 from deepclust_cli.config import TrainerConfig
 from deepclust_cli.engine.checkpoint import Checkpointable
-from deepclust_cli.engine.device import autocast
+from deepclust_cli.engine.device import autocast, set_deterministic
 from deepclust_cli.engine.distributed import SINGLE, World
 from deepclust_cli.engine.interrupt import StopRequests
 from deepclust_cli.engine.progress import Progress
@@ -25,7 +25,7 @@ logger = logging.getLogger("deepclust")
 
 
 class Context:
-    """Device, seed, trainer knobs, ranks, logging, progress, checkpoints and plot paths for ``fit``.
+    """Device, seed, trainer settings, ranks, logging, progress, checkpoints and plot paths for ``fit``.
 
     This bare context serves library use (``Method(...).fit(X)``): messages go to Python's
     ``logging`` under the name ``deepclust``, progress goes to stderr, and nothing is written to
@@ -48,6 +48,7 @@ class Context:
         self.stop_requests: Optional[StopRequests] = None  # a session's SIGINT/SIGTERM handlers
         self.show_progress = show_progress
         self.resumed_progress: Optional[dict[str, Any]] = None  # set when continuing from a checkpoint
+        self.step = 0  # optimizer steps of the run so far, over all its loops: TensorBoard's x axis
         self.logger = logger
 
     def log(self, message: str) -> None:
@@ -67,6 +68,39 @@ class Context:
         for message in dict.fromkeys(rewrite(m) if rewrite else m for m in messages):
             if message:
                 self.warn(f"{prefix}: {message}")
+
+    @contextlib.contextmanager
+    def training(self) -> Iterator[None]:
+        """The block ``fit`` trains in: torch's kernels deterministic as ``trainer.deterministic`` asks."""
+        previous = torch.are_deterministic_algorithms_enabled()
+        set_deterministic(self.trainer.deterministic)
+        try:
+            yield
+        finally:
+            set_deterministic(previous)
+
+    def capped(self, length: int) -> int:
+        """A loop's number of passes (epochs, rounds, tree levels), at most ``trainer.max_epochs``."""
+        cap = self.trainer.max_epochs
+        return length if cap is None else min(length, cap)
+
+    def limit_batches(self, batches: Sequence[T]) -> Sequence[T]:
+        """The batches of one epoch that run: the first ``trainer.max_batches``."""
+        cap = self.trainer.max_batches
+        return batches if cap is None else batches[:cap]
+
+    def count_step(self, name: str, loss: Optional[torch.Tensor], batch_loss: Optional[torch.Tensor] = None) -> None:
+        """Count one optimizer step of the loop ``name``; every ``trainer.log_every``-th logs the
+        batch's loss as ``<name>/loss_step`` — ``batch_loss``, or else the ranks' ``loss`` summed
+        (each rank's loss is its shard's share of the batch mean). Every rank counts alike, so the
+        sum is a collective they all join."""
+        self.step += 1
+        if self.step % self.trainer.log_every:
+            return
+        if batch_loss is None:
+            local = torch.zeros((), device=self.device) if loss is None else loss.detach().float()
+            batch_loss = self.world.sum(local)
+        self.log_scalars({f"{name}/loss_step": float(batch_loss.detach())}, step=self.step)
 
     def stop_agreed(self) -> bool:
         """Whether the run stops at this safe point: a signal reached this process or, in a

@@ -1,13 +1,12 @@
-"""Devices, seeds, determinism and mixed precision: what ``gpus``, ``seed`` and ``trainer`` ask for."""
+"""Devices, determinism and mixed precision: what ``gpus`` and ``trainer`` ask for."""
 
 from __future__ import annotations
 
 import contextlib
 import os
-import random
+import sys
 from typing import Any, ContextManager, Sequence
 
-import numpy as np
 import torch
 
 from deepclust_cli.errors import ConfigError
@@ -31,21 +30,20 @@ def select_device(gpus: Sequence[int], local_rank: int = 0) -> torch.device:
     return torch.device("cuda", gpus[local_rank])
 
 
-def seed_everything(seed: int) -> None:
-    """Seed Python's, NumPy's and torch's global generators (all CUDA devices included)."""
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
 def set_deterministic(enabled: bool) -> None:
     """Ask torch for bitwise-reproducible kernels (slower; errors on ops that have none)."""
     if enabled:
         # cuBLAS needs a fixed workspace to be deterministic; must be set before its first use.
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     if enabled != torch.are_deterministic_algorithms_enabled():
-        # The call imports torch's compiler stack (over a second), so only make it to change the mode.
-        torch.use_deterministic_algorithms(enabled, warn_only=False)
+        # torch.use_deterministic_algorithms also sets Inductor's flag, importing torch.compile's
+        # stack (2.5 s a run); deepclust compiles nothing, so it sets the kernels' flag alone
+        # unless Inductor is already loaded.
+        set_kernels = getattr(torch._C, "_set_deterministic_algorithms", None)
+        if set_kernels is None or "torch._inductor.config" in sys.modules:
+            torch.use_deterministic_algorithms(enabled, warn_only=False)
+        else:
+            set_kernels(enabled, warn_only=False)
     torch.backends.cudnn.deterministic = enabled
     torch.backends.cudnn.benchmark = not enabled
 
@@ -56,40 +54,3 @@ def autocast(device: torch.device, precision: str) -> ContextManager[Any]:
         return contextlib.nullcontext()
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[precision]
     return torch.autocast(device_type=device.type, dtype=dtype)
-
-
-def rng_state() -> dict[str, Any]:
-    """Every global generator's state, as tensors and plain values (safe for ``weights_only``)."""
-    version, mt_state, gauss = random.getstate()
-    numpy_state = np.random.get_state(legacy=False)
-    state: dict[str, Any] = {
-        "python": [version, list(mt_state), gauss],
-        "numpy": {
-            "key": torch.from_numpy(numpy_state["state"]["key"].astype(np.int64)),
-            "pos": int(numpy_state["state"]["pos"]),
-            "has_gauss": int(numpy_state["has_gauss"]),
-            "gauss": float(numpy_state["gauss"]),
-        },
-        "torch": torch.get_rng_state(),
-    }
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def restore_rng_state(state: dict[str, Any]) -> None:
-    """Inverse of :func:`rng_state`."""
-    version, mt_state, gauss = state["python"]
-    random.setstate((version, tuple(mt_state), gauss))
-    numpy_state = state["numpy"]
-    np.random.set_state(
-        {
-            "bit_generator": "MT19937",
-            "state": {"key": numpy_state["key"].numpy().astype(np.uint32), "pos": numpy_state["pos"]},
-            "has_gauss": numpy_state["has_gauss"],
-            "gauss": numpy_state["gauss"],
-        }
-    )
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])

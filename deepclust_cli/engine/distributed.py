@@ -187,6 +187,7 @@ def joined(launch: Launch) -> Iterator[World]:
     dist.init_process_group(launch.backend, init_method="env://", rank=world.rank, world_size=world.size, timeout=TIMEOUT)
     try:
         yield world
+        dist.barrier()  # the ranks leave together (see _rank_main)
     finally:
         dist.destroy_process_group()
 
@@ -245,6 +246,9 @@ def _rank_main(rank: int, task: Callable[..., Any], args: tuple[Any, ...], launc
         result = task(*args, world)
         if world.is_main:
             (outbox / "result.pkl").write_bytes(pickle.dumps(result))
+        # The ranks leave together: one that tore gloo down while rank 0 still scored the
+        # evaluation (the others return at once) was seen to abort at exit under load.
+        dist.barrier()
     except DeepclustError as error:
         (outbox / f"error-{rank}.pkl").write_bytes(pickle.dumps(error))
         raise

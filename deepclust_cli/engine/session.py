@@ -35,9 +35,10 @@ from deepclust_cli.config import RunConfig
 from deepclust_cli.engine.atomic import atomic_write_text
 from deepclust_cli.engine.checkpoint import Checkpointable, git_sha, load_checkpoint, save_checkpoint
 from deepclust_cli.engine.context import Context
-from deepclust_cli.engine.device import restore_rng_state, rng_state, seed_everything, set_deterministic
+from deepclust_cli.engine.device import set_deterministic
 from deepclust_cli.engine.distributed import SINGLE, World
 from deepclust_cli.engine.interrupt import StopRequests
+from deepclust_cli.engine.seeds import restore_rng_state, rng_state, seed_everything
 from deepclust_cli.errors import CheckpointError, DeepclustError, Interrupted
 
 if TYPE_CHECKING:
@@ -76,13 +77,17 @@ class Session(Context):
         for sub in ("checkpoints", "plots", "tb"):
             (self.directory / sub).mkdir(parents=True, exist_ok=True)
         self._handlers = self._attach_log_handlers()
-        for partial in sorted((self.directory / "checkpoints").glob(".*.tmp")):
-            partial.unlink()  # a write cut short by a kill; the file it was replacing is intact
-            self.log(f"removed {partial.name}, a checkpoint write interrupted by an earlier kill")
-        if not self.test_only:
-            atomic_write_text(self.directory / "config.yaml", yaml.safe_dump(config, sort_keys=False))
-            atomic_write_text(self.directory / "overrides.yaml", yaml.safe_dump(overrides))
-        self._write_run_info("running")
+        try:
+            for partial in sorted((self.directory / "checkpoints").glob(".*.tmp")):
+                partial.unlink()  # a write cut short by a kill; the file it was replacing is intact
+                self.log(f"removed {partial.name}, a checkpoint write interrupted by an earlier kill")
+            if not self.test_only:
+                atomic_write_text(self.directory / "config.yaml", yaml.safe_dump(config, sort_keys=False))
+                atomic_write_text(self.directory / "overrides.yaml", yaml.safe_dump(overrides))
+            self._write_run_info("running")
+        except BaseException:
+            self._close()  # a session that never opened leaves no handler behind on the logger
+            raise
         self.stop_requests = StopRequests()
         self.stop_requests.install()
         seed_everything(settings.seed)
@@ -128,7 +133,7 @@ class Session(Context):
             "method": method.describe(),
             "config": self.config,
             "overrides": self.overrides,
-            "progress": dict(progress),
+            "progress": {**progress, "step": self.step},
             "rng": rng_state(),
         }
         self.last_checkpoint = self.directory / "checkpoints" / "last.ckpt"
@@ -150,9 +155,10 @@ class Session(Context):
         payload = restore(path, method)
         progress = dict(payload.get("progress", {}))
         self.resumed_progress = progress
+        self.step = int(progress.get("step", 0))
         self.last_checkpoint = Path(path)
         self.best_score = payload.get("best_score", self.best_score)
-        self._purge_step = progress.get("step")
+        self._purge_step = self.step or None  # TensorBoard drops what a killed run logged after this checkpoint
         self.log(f"resumed from {path} at {_describe_progress(progress)}")
         return progress
 
@@ -163,7 +169,7 @@ class Session(Context):
         atomic_write_text(self.directory / name, json.dumps(metrics, indent=2) + "\n")
         if metrics:
             prefix = "test" if self.test_only else "metrics"
-            self.log_scalars({f"{prefix}/{key}": value for key, value in metrics.items()}, step=0)
+            self.log_scalars({f"{prefix}/{key}": value for key, value in metrics.items()}, step=self.step)
         shown = "  ".join(f"{key}={value:.4f}" for key, value in metrics.items()) or "none (no labels)"
         self.log(f"metrics: {shown}")
         self.log(f"session: {self.directory}")
@@ -182,6 +188,9 @@ class Session(Context):
         if error is not None:
             message = str(error) if isinstance(error, DeepclustError) else f"{type(error).__name__}: {error}"
         self._write_run_info(status, message)
+        self._close()
+
+    def _close(self) -> None:
         if self.stop_requests is not None:
             self.stop_requests.restore()
         if self._writer is not None:
@@ -241,6 +250,7 @@ class Replica(Context):
     def resume(self, path: Path, method: Checkpointable) -> dict[str, Any]:
         progress = dict(restore(path, method).get("progress", {}))
         self.resumed_progress = progress
+        self.step = int(progress.get("step", 0))
         return progress
 
     def finish(self, metrics: dict[str, float]) -> None:
@@ -278,5 +288,5 @@ def restore(path: Path, method: Checkpointable) -> dict[str, Any]:
 def _describe_progress(progress: dict[str, Any]) -> str:
     if progress.get("done"):
         return "the end of training"
-    parts = [f"{key} {progress[key]}" for key in ("stage", "epoch", "step") if key in progress]
+    parts = [f"{key} {progress[key]}" for key in ("stage", "round", "epoch", "level") if key in progress]
     return ", ".join(parts) or "the start"

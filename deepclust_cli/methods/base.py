@@ -49,6 +49,7 @@ class ClusteringMethod:
         require(self.config.n_clusters is not None, f"{self.name}: n_clusters is required")
         self.device = torch.device(device)
         self.fitted = False
+        self.fit_shape: Optional[tuple[int, ...]] = None  # the shape of the data training started on
         self.params = params_of(self.config)  # computed once: every checkpoint stores them
 
     @classmethod
@@ -56,9 +57,10 @@ class ClusteringMethod:
         return cls(device=device, **{k: v for k, v in params_of(config).items() if k != "name"})
 
     # -- the estimator interface -------------------------------------------------------------
-    def prepare(self, split: Split) -> torch.Tensor:
-        """The input ``fit``/``predict`` take from a dataset split: float vectors by default."""
-        return split.vectors()
+    def prepare(self, split: Split, num_workers: int = 0) -> torch.Tensor:
+        """The input ``fit``/``predict`` take from a dataset split: float vectors by default,
+        images read from disk decoded by ``num_workers`` processes."""
+        return split.vectors(num_workers)
 
     def fit(
         self: M,
@@ -69,7 +71,10 @@ class ClusteringMethod:
         eval_set: Optional[tuple[ArrayLike, Optional[ArrayLike]]] = None,
     ) -> M:
         """Train on ``x``. ``y`` and ``eval_set = (x_held_out, y_held_out)`` are never trained on:
-        a method may only score them while it trains (AND's periodic weighted-kNN accuracy)."""
+        a method may only score them while it trains (AND's periodic weighted-kNN accuracy).
+
+        With a ``context`` that resumed from a checkpoint of an unfinished fit, training continues
+        where the checkpoint left it — on data of the shape it started on."""
         x = self._check_input(x)
         if len(x) < self.config.n_clusters:
             raise DataError(f"{self.name}: {len(x)} samples cannot form n_clusters={self.config.n_clusters} clusters")
@@ -77,7 +82,17 @@ class ClusteringMethod:
         if eval_set is not None:
             held_out = (self._check_input(eval_set[0]), None if eval_set[1] is None else _labels_tensor(eval_set[1]))
         labels = None if y is None else _labels_tensor(y)
-        self._fit(x, labels, context or Context(device=self.device, seed=self.config.seed), held_out)
+        context = context or Context(device=self.device, seed=self.config.seed)
+        shape = _shape_of(x)
+        resuming = context.resumed_progress is not None and self.fit_shape is not None
+        if resuming and shape != self.fit_shape:
+            raise DataError(
+                f"{self.name}: the checkpoint was trained on data of shape {self.fit_shape}, this data is {shape}; "
+                "resume on the same data, or start afresh without --resume"
+            )
+        self.fit_shape = shape
+        with context.training():
+            self._fit(x, labels, context, held_out, resuming)
         self.fitted = True
         return self
 
@@ -103,7 +118,7 @@ class ClusteringMethod:
         method was fitted on, for methods whose evaluation reads it (AND's kNN classifier)."""
         if not self.fitted:
             raise DataError(f"{self.name} is not fitted yet: call fit(X) or load a checkpoint first")
-        predicted, embedding = self._predict_and_embed(self._check_input(self.prepare(split)))
+        predicted, embedding = self._predict_and_embed(self._check_input(self.prepare(split, context.trainer.num_workers)))
         predicted = predicted.cpu().numpy()
         path = context.plot_path("embedding")
         if path is not None:
@@ -130,7 +145,8 @@ class ClusteringMethod:
         return tensor
 
     # -- what subclasses implement -----------------------------------------------------------
-    def _fit(self, x: torch.Tensor, y: Optional[torch.Tensor], context: Context, eval_set: Optional[EvalSet] = None) -> None:
+    def _fit(self, x: torch.Tensor, y: Optional[torch.Tensor], context: Context, eval_set: Optional[EvalSet], resuming: bool) -> None:
+        """Train; ``resuming``: continue from the training state a checkpoint loaded (same data shape)."""
         raise NotImplementedError
 
     def _predict(self, x: torch.Tensor) -> torch.Tensor:
@@ -150,10 +166,12 @@ class ClusteringMethod:
 
     # -- persistence -------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        return {"fitted": self.fitted, **self._state()}
+        fit_shape = None if self.fit_shape is None else list(self.fit_shape)
+        return {"fitted": self.fitted, "fit_shape": fit_shape, **self._state()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.fitted = bool(state.get("fitted", False))
+        self.fit_shape = None if state.get("fit_shape") is None else tuple(state["fit_shape"])
         self._load_state(state)
 
     def describe(self) -> dict[str, Any]:
@@ -174,6 +192,13 @@ class ClusteringMethod:
         method = method_class(device=device, **params)
         method.load_state_dict(stored["state"])
         return method
+
+
+def _shape_of(x: Any) -> tuple[int, ...]:
+    """Samples × the shape of one sample, for tensors and for lazily decoded images alike."""
+    if isinstance(x, torch.Tensor):
+        return tuple(x.shape)
+    return (len(x), *x.load(torch.arange(1)).shape[1:])
 
 
 def _labels_tensor(y: ArrayLike) -> torch.Tensor:

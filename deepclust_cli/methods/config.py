@@ -28,14 +28,16 @@ class MethodConfig:
 
 @dataclass
 class StageConfig:
-    """Per-stage knobs: Adam at ``lr``, × ``lr_decay`` after ``patience`` epochs without a better
-    validation loss; stop after ``epochs`` epochs, when the rate reaches ``min_lr``, or — with
-    ``tolerance`` > 0 — when ``tolerance_epochs`` epochs in a row fail to improve the best
-    validation loss by more than ``tolerance``·|best| (converged)."""
+    """Per-stage knobs: the optimizer at ``lr`` (Adam unless ``trainer.optimizer`` says otherwise),
+    × ``lr_decay`` after ``patience`` epochs without a better validation loss; stop after
+    ``epochs`` epochs, when the rate reaches ``min_lr``, or — with ``tolerance`` > 0 — when
+    ``tolerance_epochs`` epochs in a row fail to improve the best validation loss by more than
+    ``tolerance``·|best| (converged)."""
 
     epochs: int = 30
     batch_size: int = 256
     lr: float = 1e-3
+    weight_decay: float = 0.0
     lr_decay: float = 0.1
     patience: int = 10
     min_lr: float = 1e-7
@@ -47,6 +49,7 @@ class StageConfig:
         require(self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}")
         require(self.batch_size >= 2, f"batch_size must be >= 2, got {self.batch_size}")
         require(self.lr > 0, f"lr must be > 0, got {self.lr}")
+        require(self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}")
         require(0 < self.lr_decay < 1, f"lr_decay must be in (0, 1), got {self.lr_decay}")
         require(self.patience >= 0, f"patience must be >= 0, got {self.patience}")
         require(0 <= self.min_lr < self.lr, f"min_lr must be in [0, lr={self.lr}), got {self.min_lr}")

@@ -115,7 +115,7 @@ def test_a_loss_that_becomes_nan_stops_the_run_and_keeps_the_last_good_checkpoin
     "override, message",
     [
         ("method.spectral.lr=inf", "method: lr must be a finite number, got inf"),
-        ("trainer.lr=nan", "trainer: lr must be a finite number, got nan"),
+        ("trainer.momentum=nan", "trainer: momentum must be a finite number, got nan"),
         ("method.alpha=inf", "method: alpha must be a finite number, got inf"),
     ],
 )

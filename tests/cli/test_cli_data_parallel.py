@@ -43,9 +43,10 @@ def test_spectralnet_two_processes_match_one(deepclust, tmp_path, experiment):
     # The same global batches: the first epochs' losses agree to float noise; Adam then
     # amplifies the last bits, so a few of the 2,000 points may end in the other cluster: ACC
     # agrees within 0.01, NMI and ARI (steep near 1: 0.9965 ACC is NMI 0.97) within 0.05.
-    histories = [load_checkpoint(s / "checkpoints" / "last.ckpt")["method"]["state"]["stages"]["spectral"]["history"] for s in (one, two)]
-    for term in set(histories[0]) - {"lr"}:  # train, valid, and SpectralNetAE's spectral and reconstruction
-        assert histories[1][term][:3] == pytest.approx(histories[0][term][:3], rel=1e-4), term
+    histories = [load_checkpoint(s / "checkpoints" / "last.ckpt")["method"]["state"]["stages"]["spectral"]["loop"]["history"] for s in (one, two)]
+    for term in set(histories[0]) - {"lr"}:  # loss, valid, and SpectralNetAE's spectral and reconstruction
+        first_epochs = [[value for _, value in history[term][:3]] for history in histories]
+        assert first_epochs[1] == pytest.approx(first_epochs[0], rel=1e-4), term
     for key, tolerance in (("acc", 0.01), ("nmi", 0.05), ("ari", 0.05)):
         assert metrics_of(two)[key] == pytest.approx(metrics_of(one)[key], abs=tolerance)
     assert metrics_of(one)["acc"] > 0.99
@@ -57,7 +58,7 @@ def test_and_two_processes_match_one_and_rank_zero_keeps_the_session(deepclust, 
     two = run_in(deepclust, tmp_path, "two", *args, "trainer.processes=2")
     # On the CPU each rank normalizes its own half-batch (SyncBatchNorm is CUDA-only), so the
     # runs differ slightly: losses within 5 %, metrics within 0.05.
-    losses = [[value for _, value in load_checkpoint(s / "checkpoints" / "last.ckpt")["method"]["state"]["history"]["loss"]] for s in (one, two)]
+    losses = [[value for _, value in load_checkpoint(s / "checkpoints" / "last.ckpt")["method"]["state"]["loop"]["history"]["loss"]] for s in (one, two)]
     assert losses[1] == pytest.approx(losses[0], rel=0.05)
     for key in ("acc", "knn_acc"):
         assert metrics_of(two)[key] == pytest.approx(metrics_of(one)[key], abs=0.05)

@@ -1,67 +1,79 @@
+"""The one optimizer factory: the family, SGD's momentum and Nesterov, fp16 loss scaling, step
+counting and TensorBoard points of the batch loss; the plateau and step schedules."""
+
 import pytest
 import torch
 
-from deepclust_cli.config import TrainerConfig, make_config
-from deepclust_cli.engine.optim import LRSchedule, make_optimizer, step_lr
+from deepclust_cli.config import OptimizerName, TrainerConfig, make_config
+from deepclust_cli.engine.context import Context
+from deepclust_cli.engine.optim import Optimizer, PlateauSchedule, step_lr
 
 
-def trainer(**values):
-    return make_config(TrainerConfig, values, "trainer")
+class Recorder(Context):
+    def __init__(self, **trainer):
+        super().__init__(show_progress=False, trainer=make_config(TrainerConfig, trainer, "trainer"))
+        self.scalars = []
+
+    def log_scalars(self, values, step):
+        self.scalars.append((step, values))
 
 
-def test_optimizers_follow_the_config():
-    params = [torch.nn.Parameter(torch.zeros(2))]
-    assert isinstance(make_optimizer(params, trainer(optimizer="adam")), torch.optim.Adam)
-    sgd = make_optimizer(params, trainer(optimizer="sgd", lr=0.03, momentum=0.9, nesterov=True, weight_decay=5e-4))
-    assert isinstance(sgd, torch.optim.SGD)
-    group = sgd.param_groups[0]
-    assert (group["lr"], group["momentum"], group["nesterov"], group["weight_decay"]) == (0.03, 0.9, True, 5e-4)
+def parameters():
+    return [torch.nn.Parameter(torch.zeros(2))]
+
+
+def test_auto_is_the_methods_reference_and_any_other_family_wins():
+    assert isinstance(Optimizer(parameters(), Recorder(), lr=0.1, name="x").torch, torch.optim.Adam)
+    assert isinstance(Optimizer(parameters(), Recorder(), lr=0.1, name="x", reference=OptimizerName.sgd).torch, torch.optim.SGD)
+    assert isinstance(Optimizer(parameters(), Recorder(optimizer="adamw"), lr=0.1, name="x", reference=OptimizerName.sgd).torch, torch.optim.AdamW)
+
+
+def test_sgd_takes_the_trainers_momentum_and_nesterov_and_the_methods_lr_and_weight_decay():
+    sgd = Optimizer(parameters(), Recorder(optimizer="sgd", momentum=0.5, nesterov=False), lr=0.03, weight_decay=5e-4, name="x")
+    group = sgd.torch.param_groups[0]
+    assert (group["lr"], group["momentum"], group["nesterov"], group["weight_decay"]) == (0.03, 0.5, False, 5e-4)
+    # Nesterov needs momentum: momentum 0 is plain SGD whatever nesterov says
+    assert Optimizer(parameters(), Recorder(optimizer="sgd", momentum=0.0), lr=0.1, name="x").torch.param_groups[0]["nesterov"] is False
+
+
+def test_fp16_always_comes_with_gradient_scaling():
+    assert Optimizer(parameters(), Recorder(precision="fp16"), lr=0.1, name="x").scaler.is_enabled()
+    assert not Optimizer(parameters(), Recorder(precision="bf16"), lr=0.1, name="x").scaler.is_enabled()
+
+
+def test_every_step_is_counted_and_every_log_every_th_batch_loss_logged():
+    context = Recorder(log_every=2)
+    weight = torch.nn.Parameter(torch.tensor([1.0]))
+    optimizer = Optimizer([weight], context, lr=0.1, name="demo")
+    for _ in range(5):
+        optimizer.step((weight * 3).sum())
+    assert context.step == 5
+    assert [step for step, _ in context.scalars] == [2, 4]
+    assert set(context.scalars[0][1]) == {"demo/loss_step"}
+    assert float(weight.detach()) != 1.0
+
+
+def test_optimizer_state_round_trips_with_a_new_parameter_group():
+    context = Recorder()
+    first, extra = torch.nn.Parameter(torch.ones(2)), torch.nn.Parameter(torch.ones(1))
+    optimizer = Optimizer([first], context, lr=0.1, name="x")
+    optimizer.add_parameters([extra])
+    optimizer.step((first.sum() + extra.sum()) ** 2)
+    again = Optimizer([torch.nn.Parameter(torch.ones(2))], context, lr=0.1, name="x")
+    again.add_parameters([torch.nn.Parameter(torch.ones(1))])
+    again.load_state_dict(optimizer.state_dict())
+    assert len(again.parameters) == 2 and again.torch.state_dict()["state"].keys() == optimizer.torch.state_dict()["state"].keys()
 
 
 def test_plateau_schedule_reduces_then_exhausts_at_min_lr():
-    params = [torch.nn.Parameter(torch.zeros(1))]
-    config = trainer(lr=1e-3, schedule="plateau", plateau_factor=0.1, plateau_patience=0, min_lr=1e-5)
-    schedule = LRSchedule(make_optimizer(params, config), config)
+    optimizer = Optimizer(parameters(), Recorder(), lr=1e-3, name="x")
+    schedule = PlateauSchedule(optimizer, factor=0.1, patience=0, min_lr=1e-5)
     schedule.step(1.0)
     assert schedule.lr == pytest.approx(1e-3) and not schedule.exhausted
     schedule.step(1.0)  # no improvement, patience 0 → × 0.1
     assert schedule.lr == pytest.approx(1e-4) and not schedule.exhausted
     schedule.step(1.0)
     assert schedule.lr == pytest.approx(1e-5) and schedule.exhausted
-
-
-def test_plateau_needs_the_validation_loss():
-    params = [torch.nn.Parameter(torch.zeros(1))]
-    config = trainer(schedule="plateau")
-    with pytest.raises(ValueError, match="validation loss"):
-        LRSchedule(make_optimizer(params, config), config).step()
-
-
-def test_step_schedule_and_state_round_trip():
-    params = [torch.nn.Parameter(torch.zeros(1))]
-    config = trainer(optimizer="sgd", lr=0.03, schedule="step", milestones=[2, 4], gamma=0.1)
-    optimizer = make_optimizer(params, config)
-    schedule = LRSchedule(optimizer, config)
-    lrs = []
-    for _ in range(5):
-        optimizer.step()
-        schedule.step()
-        lrs.append(schedule.lr)
-    assert lrs == pytest.approx([0.03, 0.003, 0.003, 0.0003, 0.0003])
-    restored = LRSchedule(make_optimizer(params, config), config)
-    restored.load_state_dict(schedule.state_dict())
-    assert restored.state_dict()["last_epoch"] == 5
-
-
-def test_cosine_reaches_min_lr():
-    params = [torch.nn.Parameter(torch.zeros(1))]
-    config = trainer(lr=0.1, schedule="cosine", max_epochs=4, min_lr=0.0)
-    optimizer = make_optimizer(params, config)
-    schedule = LRSchedule(optimizer, config)
-    for _ in range(4):
-        optimizer.step()
-        schedule.step()
-    assert schedule.lr == pytest.approx(0.0, abs=1e-12)
 
 
 def test_step_lr_decays_at_each_milestone_reached():

@@ -57,7 +57,8 @@ class AugmentConfig:
 @dataclass
 class ANDConfig(MethodConfig):
     """The paper's settings (section 4.1) are the defaults: ResNet18, 128-d features, T = 0.1,
-    η = 0.5, five rounds of 200 epochs, SGD + Nesterov at 0.03 decayed ×0.1 at 80/120/160."""
+    η = 0.5, five rounds of 200 epochs at lr 0.03 decayed ×0.1 at 80/120/160 (SGD with Nesterov
+    momentum 0.9: ``trainer.optimizer=auto`` and the trainer's momentum)."""
 
     backbone: str = "resnet18_cifar"
     feature_dim: int = 128
@@ -67,8 +68,6 @@ class ANDConfig(MethodConfig):
     epochs: int = 200  # per round
     batch_size: int = 128
     lr: float = 0.03
-    momentum: float = 0.9
-    nesterov: bool = True
     weight_decay: float = 5e-4
     milestones: List[int] = field(default_factory=lambda: [80, 120, 160])  # epochs within a round
     gamma: float = 0.1
@@ -96,7 +95,6 @@ class ANDConfig(MethodConfig):
         require(self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}")
         require(self.batch_size >= 2, f"batch_size must be >= 2, got {self.batch_size}")
         require(self.lr > 0, f"lr must be > 0, got {self.lr}")
-        require(0 <= self.momentum < 1, f"momentum must be in [0, 1), got {self.momentum}")
         require(self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}")
         require(list(self.milestones) == sorted(self.milestones), f"milestones must increase, got {self.milestones}")
         require(0 < self.gamma <= 1, f"gamma must be in (0, 1], got {self.gamma}")

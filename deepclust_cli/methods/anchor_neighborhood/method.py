@@ -27,12 +27,13 @@ from deepclust_cli import plots
 from deepclust_cli.ops.kmeans import assign, kmeans
 from deepclust_cli.methods.anchor_neighborhood.augment import BatchAugment
 from deepclust_cli.methods.anchor_neighborhood.config import ANDConfig
-from deepclust_cli.data.base import LazyImages, Split
-from deepclust_cli.engine.cadence import CheckpointCadence
+from deepclust_cli.data.base import LazyImages, Split, decoded
+from deepclust_cli.config import OptimizerName
 from deepclust_cli.engine.context import Context
 from deepclust_cli.engine.distributed import SINGLE, World
-from deepclust_cli.engine.optim import step_lr
-from deepclust_cli.engine.stage import epoch_generator
+from deepclust_cli.engine.loop import Loop, Pass
+from deepclust_cli.engine.optim import Optimizer, step_lr
+from deepclust_cli.engine.seeds import epoch_generator
 from deepclust_cli.errors import DataError
 from deepclust_cli.methods.anchor_neighborhood.memory_bank import MemoryBank, neighbourhood_loss, select_anchors
 from deepclust_cli.methods.base import ArrayLike, ClusteringMethod, EvalSet
@@ -57,18 +58,19 @@ class AND(ClusteringMethod):
         self.augment = BatchAugment(self.config.augment, self.config.mean, self.config.std)
         self.image_shape: Optional[tuple[int, ...]] = None
         self.net: Optional[nn.Module] = None
-        self.optimizer: Optional[torch.optim.Optimizer] = None
         self.bank: Optional[MemoryBank] = None
         self.anchor = torch.zeros(0, dtype=torch.bool)  # per sample: is it an anchor this round
         self.neighbours = torch.zeros(0, dtype=torch.long)  # per sample: its neighbour (itself if not an anchor)
-        self.round = 0  # the round training stands in
-        self.epoch = 0  # epochs of that round already run
-        self.history: dict[str, list[list[float]]] = {}  # series of [step, value]
+        self.optimizer: Optional[Optimizer] = None  # built by fit, which has the trainer's settings
+        self.loop: Optional[Loop] = None  # the rounds × epochs, built by fit
+        self.loop_state: Optional[dict[str, Any]] = None  # the loop's and optimizer's states from a checkpoint, until fit applies them
+        self.optimizer_state: Optional[dict[str, Any]] = None
         self.centroids: Optional[torch.Tensor] = None
 
     # -- input -------------------------------------------------------------------------------
-    def prepare(self, split: Split) -> Images:
-        """The split's images as they are: uint8 tensors, or a lazy source decoded per batch."""
+    def prepare(self, split: Split, num_workers: int = 0) -> Images:
+        """The split's images as they are: uint8 tensors, or a lazy source decoded per batch (by
+        ``trainer.num_workers`` processes while training)."""
         if not split.is_lazy and split.x.ndim != 4:
             raise DataError(f"and: needs images (N×C×H×W), but this dataset holds {split.x.ndim}-D vectors; use an image dataset")
         return split.x
@@ -96,7 +98,7 @@ class AND(ClusteringMethod):
 
     # -- building ----------------------------------------------------------------------------
     def _build(self, image_shape: tuple[int, ...], n_samples: int) -> None:
-        """Network, optimizer and bank, initialised from the method's seed."""
+        """Network and bank, initialised from the method's seed."""
         config = self.config
         self.image_shape = tuple(image_shape)
         with torch.random.fork_rng(devices=[]):
@@ -105,13 +107,6 @@ class AND(ClusteringMethod):
         if self.device.type == "cuda" and config.channels_last:
             net = net.to(memory_format=torch.channels_last)
         self.net = net
-        self.optimizer = torch.optim.SGD(
-            net.parameters(),
-            lr=config.lr,
-            momentum=config.momentum,
-            nesterov=config.nesterov and config.momentum > 0,
-            weight_decay=config.weight_decay,
-        )
         self.bank = MemoryBank(
             n_samples,
             config.feature_dim,
@@ -122,86 +117,73 @@ class AND(ClusteringMethod):
         )
         self.anchor = torch.zeros(n_samples, dtype=torch.bool, device=self.device)
         self.neighbours = torch.arange(n_samples, device=self.device)
-        self.round, self.epoch, self.history, self.centroids = 0, 0, {}, None
+        self.loop_state, self.optimizer_state, self.centroids = None, None, None
 
     # -- training ----------------------------------------------------------------------------
-    def _fit(self, x: Images, y: Optional[torch.Tensor], context: Context, eval_set: Optional[EvalSet] = None) -> None:
+    def _fit(self, x: Images, y: Optional[torch.Tensor], context: Context, eval_set: Optional[EvalSet], resuming: bool) -> None:
         config = self.config
-        shape = _image_shape(x)
-        resuming = context.resumed_progress is not None and self.net is not None
-        if resuming and (self.image_shape != shape or len(self.bank) != len(x)):
-            raise DataError(
-                f"and: the checkpoint was trained on {len(self.bank)} images of shape {self.image_shape}, "
-                f"this data is {len(x)} of shape {shape}"
-            )
         if not resuming:
-            self._build(shape, len(x))
+            self._build(_image_shape(x), len(x))
         if context.world.parallel and self.device.type == "cuda":
             # One batch's statistics over all ranks, as in a one-GPU run (CUDA only in torch).
             self.net = nn.SyncBatchNorm.convert_sync_batchnorm(self.net)
+        # The reference's SGD with Nesterov momentum unless trainer.optimizer names another family.
+        self.optimizer = Optimizer(self.net.parameters(), context, lr=config.lr, weight_decay=config.weight_decay, reference=OptimizerName.sgd, name="and")
+        loop = self.loop = Loop("and", config.epochs, context, rounds=len(config.anchor_fractions))
+        if self.loop_state is not None:
+            loop.load_state_dict(self.loop_state)
+            self.optimizer.load_state_dict(self.optimizer_state)
+        self.loop_state = self.optimizer_state = None
         source = _Source(x, self.device, context.trainer.num_workers)
         labels = None if y is None else y.to(self.device)
-        epochs_done = self.round * config.epochs + self.epoch
-        total = len(config.anchor_fractions) * config.epochs
         context.log(
-            f"and: {config.backbone}, {len(x)} images {shape}, {len(config.anchor_fractions)} rounds × {config.epochs} epochs"
-            + (f", continuing at round {self.round} epoch {self.epoch}" if resuming else "")
+            f"and: {config.backbone}, {len(x)} images {self.image_shape}, {loop.rounds} rounds × {loop.length} epochs"
+            + (f", continuing at round {loop.round} epoch {loop.pass_in_round}" if loop.position else "")
         )
-        progress = context.progress(total=total, desc="and", unit="epoch")
-        progress.update(epochs_done)
-        cadence = CheckpointCadence(context)
-        while self.round < len(config.anchor_fractions):
-            if self.epoch == 0:
-                self._mine_anchors(context, labels)
-            loss = self._train_epoch(source, context)
-            context.require_finite(loss, f"and: round {self.round} epoch {self.epoch + 1}: the training loss")
-            self.epoch += 1
-            step = self.round * config.epochs + self.epoch
-            self._record("loss", loss, step)
-            context.log_scalars({"and/loss": loss, "and/lr": self._lr(self.epoch - 1)}, step=step)
-            progress.set(round=self.round, loss=loss)
-            progress.update()
-            round_ends = self.epoch == config.epochs
-            score = None
-            if eval_set is not None and (round_ends or (config.eval_every and self.epoch % config.eval_every == 0)):
-                score = self._evaluate_during_training(eval_set, labels, context, step)
-            if round_ends:
-                self.round, self.epoch = self.round + 1, 0
-            if cadence.due(self.epoch, force=round_ends or score is not None):
-                context.checkpoint(self, {"round": self.round, "epoch": self.epoch, "step": step}, score=score)
-        progress.close()
+
+        def run_pass() -> Pass:
+            mined = self._mine_anchors(context, labels, loop.round) if loop.pass_in_round == 0 else {}
+            lr = self._lr(loop.pass_in_round)
+            loss = self._train_epoch(source, context, loop.round, loop.pass_in_round, lr)
+            epoch = loop.pass_in_round + 1
+            round_ends = epoch == loop.length
+            evaluated = eval_set is not None and (round_ends or bool(config.eval_every and epoch % config.eval_every == 0))
+            metrics = self._evaluate_during_training(eval_set, labels, context, loop.round, epoch) if evaluated else {}
+            # Every rank decides to save alike (saving is collective); only rank 0 has the score.
+            return Pass(loss, {"lr": lr, **mined, **metrics}, save=evaluated or round_ends, score=metrics.get("knn_acc"))
+
+        loop.run(run_pass, lambda score: context.checkpoint(self, loop.where(), score=score))
         features = self._features(source, context.world)
         self.centroids = kmeans(features, config.n_clusters, n_init=config.kmeans_n_init, seed=config.seed).centers.cpu()
         path = context.plot_path("rounds")
         if path is not None:
-            plots.round_curves(self.history, config.epochs, path)
+            plots.round_curves(loop.history, loop.length, path)
 
-    def _mine_anchors(self, context: Context, labels: Optional[torch.Tensor]) -> None:
-        """Before a round: the lowest-entropy samples become anchors with their nearest neighbour."""
-        fraction = self.config.anchor_fractions[self.round]
+    def _mine_anchors(self, context: Context, labels: Optional[torch.Tensor], round_: int) -> dict[str, float]:
+        """Before a round: the lowest-entropy samples become anchors with their nearest neighbour;
+        returns the anchor count and, with labels, their neighbourhood consistency."""
+        fraction = self.config.anchor_fractions[round_]
         n = len(self.bank)
         if fraction == 0:
             self.anchor = torch.zeros(n, dtype=torch.bool, device=self.device)
             self.neighbours = torch.arange(n, device=self.device)
-            context.log(f"and: round {self.round}: instance discrimination (no anchors)")
-            return
+            context.log(f"and: round {round_}: instance discrimination (no anchors)")
+            return {}
         started = time.perf_counter()
         entropy, nearest = self.bank.entropy_and_nearest(self.config.bank_chunk_bytes)
         self.anchor = select_anchors(entropy, fraction)
         self.neighbours = torch.where(self.anchor, nearest, torch.arange(n, device=self.device))
         count = int(self.anchor.sum())
-        message = f"and: round {self.round}: {count} anchors ({fraction:.0%}) mined in {time.perf_counter() - started:.1f} s"
-        step = self.round * self.config.epochs
-        context.log_scalars({"and/anchors": count}, step=step)
+        mined = {"anchors": float(count)}
+        message = f"and: round {round_}: {count} anchors ({fraction:.0%}) mined in {time.perf_counter() - started:.1f} s"
         if labels is not None and count:
-            consistency = float((labels[self.anchor] == labels[self.neighbours[self.anchor]]).float().mean())
-            self._record("anchor_consistency", consistency, step)
-            context.log_scalars({"and/anchor_consistency": consistency}, step=step)
-            message += f", neighbourhood consistency {consistency:.4f}"
+            mined["anchor_consistency"] = float((labels[self.anchor] == labels[self.neighbours[self.anchor]]).float().mean())
+            message += f", neighbourhood consistency {mined['anchor_consistency']:.4f}"
         context.log(message)
+        return mined
 
-    def _train_epoch(self, source: "_Source", context: Context) -> float:
-        """One epoch of the current round: returns the mean loss.
+    def _train_epoch(self, source: "_Source", context: Context, round_: int, epoch: int, lr: float) -> float:
+        """Epoch ``epoch`` of round ``round_`` at learning rate ``lr``: returns the mean loss.
 
         Data parallel: each rank loads and augments its shard of every batch (the augmentation
         drawn for the whole batch, so the views do not depend on the number of ranks), weighs its
@@ -209,13 +191,13 @@ class AND(ClusteringMethod):
         rank then updates its copy of the bank with the whole batch's gathered features.
         """
         config, net, world = self.config, self.net, context.world
-        for group in self.optimizer.param_groups:
-            group["lr"] = self._lr(self.epoch)
-        generator = epoch_generator(config.seed, f"and-round{self.round}", self.epoch)
+        self.optimizer.set_lr(lr)
+        generator = epoch_generator(config.seed, f"and-round{round_}", epoch)
         order = torch.randperm(len(self.bank), generator=generator)
         chunks = list(order.split(config.batch_size))
         if len(chunks) > 1 and len(chunks[-1]) < 2 * world.size:
             chunks.pop()  # batch norm cannot normalize a shard of one; the samples come up next epoch
+        chunks = list(context.limit_batches(chunks))
         net.train()
         total = torch.zeros((), device=self.device)
         for index, images in zip(chunks, source.batches([world.shard(chunk) for chunk in chunks])):
@@ -228,40 +210,31 @@ class AND(ClusteringMethod):
                 features = net(inputs)
             loss = neighbourhood_loss(self.bank.logits(features), shard, self.neighbours[shard], self.anchor[shard])
             loss = loss * (len(shard) / len(index))
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            world.sum_gradients(net.parameters())
-            self.optimizer.step()
+            self.optimizer.step(loss)
             self.bank.update(index, world.gather(features.detach(), len(index)))
             total += loss.detach() * len(index)
         return float(world.sum(total)) / sum(len(chunk) for chunk in chunks)
 
     def _lr(self, epoch: int) -> float:
+        """The step schedule within a round (it restarts every round)."""
         return step_lr(self.config.lr, epoch, self.config.milestones, self.config.gamma)
 
     def _evaluate_during_training(
-        self, eval_set: EvalSet, labels: Optional[torch.Tensor], context: Context, step: int
-    ) -> Optional[float]:
+        self, eval_set: EvalSet, labels: Optional[torch.Tensor], context: Context, round_: int, epoch: int
+    ) -> dict[str, float]:
         """kNN against the bank (the training features as training left them) and k-means on the
-        held-out features; returns knn_acc for best.ckpt."""
+        held-out features; knn_acc picks best.ckpt. Rank 0 alone scores: the others return {}."""
         held_out, held_out_labels = eval_set
         if held_out_labels is None:
-            return None
+            return {}
         features = self._features(_Source(held_out, self.device, context.trainer.num_workers), context.world)
         if not context.world.is_main:
-            return None  # rank 0 alone scores, logs and keeps best.ckpt
+            return {}
         metrics = clustering_metrics(held_out_labels.cpu().numpy(), self._clusters(features))
         if labels is not None:
             metrics["knn_acc"] = self._knn_acc(self.bank.features, labels, features, held_out_labels)
-        for key, value in metrics.items():
-            self._record(key, value, step)
-        context.log_scalars({f"eval/{key}": value for key, value in metrics.items()}, step=step)
-        context.log(f"and: round {self.round} epoch {self.epoch}: " + "  ".join(f"{k}={v:.4f}" for k, v in metrics.items()))
-        return metrics.get("knn_acc")
-
-    def _record(self, key: str, value: float, step: int) -> None:
-        """Append ``(step, value)`` to the ``key`` series; ``step`` counts epochs over all rounds."""
-        self.history.setdefault(key, []).append([step, float(value)])
+        context.log(f"and: round {round_} epoch {epoch}: " + "  ".join(f"{k}={v:.4f}" for k, v in metrics.items()))
+        return metrics
 
     # -- features and evaluation -------------------------------------------------------------
     def _layout(self, images: torch.Tensor) -> torch.Tensor:
@@ -334,12 +307,10 @@ class AND(ClusteringMethod):
         state: dict[str, Any] = {
             "image_shape": list(self.image_shape),
             "net": {k: v.cpu() for k, v in self.net.state_dict().items()},
-            "round": self.round,
-            "epoch": self.epoch,
-            "history": self.history,
+            "loop": self.loop.state_dict() if self.loop is not None else self.loop_state,
         }
         if self.centroids is None:  # what only training needs
-            state["optimizer"] = self.optimizer.state_dict()
+            state["optimizer"] = self.optimizer.state_dict() if self.optimizer is not None else self.optimizer_state
             state["bank"] = self.bank.state_dict()
             state["anchor"] = self.anchor.cpu()
             state["neighbours"] = self.neighbours.cpu()
@@ -353,12 +324,11 @@ class AND(ClusteringMethod):
             return
         self._build(tuple(state["image_shape"]), int(state.get("n_samples", 1)))
         self.net.load_state_dict(state["net"])
-        self.round, self.epoch = int(state["round"]), int(state["epoch"])
-        self.history = {key: list(values) for key, values in state["history"].items()}
+        self.loop_state = state["loop"]
         if "centroids" in state:
             self.centroids = state["centroids"].float()
             return
-        self.optimizer.load_state_dict(state["optimizer"])
+        self.optimizer_state = state["optimizer"]
         self.bank.load_state_dict(state["bank"])
         self.anchor = state["anchor"].to(self.device)
         self.neighbours = state["neighbours"].to(self.device)
@@ -391,12 +361,5 @@ class _Source:
             for index in chunks:
                 yield self.images[index.to(self.images.device)].to(self.device, non_blocking=True)
             return
-        loader = torch.utils.data.DataLoader(
-            chunks,
-            batch_size=None,
-            collate_fn=self.images.load,
-            num_workers=self.num_workers,
-            pin_memory=self.device.type == "cuda",
-        )
-        for images in loader:
+        for images in decoded(self.images, chunks, self.num_workers, pin_memory=self.device.type == "cuda"):
             yield images.to(self.device, non_blocking=True)

@@ -30,7 +30,9 @@ import torch
 from deepclust_cli import plots
 from deepclust_cli.data.base import Split
 from deepclust_cli.engine.context import Context
-from deepclust_cli.engine.stage import epoch_generator
+from deepclust_cli.engine.loop import Loop, Pass
+from deepclust_cli.engine.optim import Optimizer
+from deepclust_cli.engine.seeds import epoch_generator
 from deepclust_cli.errors import DataError
 from deepclust_cli.ops.geometry import ObjectFamily, brute_force_nearest, distance_blocks, family
 from deepclust_cli.methods.base import ClusteringMethod, EvalSet
@@ -67,55 +69,56 @@ class GeoCluster(ClusteringMethod):
         super().__init__(**params)
         self.family = family(self.config.object_type)
         self.tree: Optional[ObjectTree] = None
-        self._stored_tree: Optional[dict[str, Any]] = None
+        self.loop: Optional[Loop] = None
+        self._stored_tree: Optional[dict[str, Any]] = None  # a checkpoint's unfinished tree and loop, until fit continues them
+        self.loop_state: Optional[dict[str, Any]] = None
 
     # -- building ------------------------------------------------------------------------------
-    def _fit(self, x: torch.Tensor, y: Optional[torch.Tensor], context: Context, eval_set: Optional[EvalSet] = None) -> None:
+    def _fit(self, x: torch.Tensor, y: Optional[torch.Tensor], context: Context, eval_set: Optional[EvalSet], resuming: bool) -> None:
         config, kind = self.config, self.family
         if x.shape[1] != kind.n_params:
             raise DataError(f"geocluster: {kind.name} need {kind.n_params} numbers per object ({kind.layout}), got {x.shape[1]}")
         problem = kind.invalid(x)
         if problem:
             raise DataError(f"geocluster: {problem}")
-        if self._stored_tree is not None and context.resumed_progress is not None:
-            if len(self._stored_tree["object_node"]) != len(x):
-                raise DataError(f"geocluster: the checkpoint's tree holds {len(self._stored_tree['object_node'])} objects, this data has {len(x)}")
+        loop = self.loop = Loop("geocluster", config.max_depth, context, unit="level")
+        if resuming and self._stored_tree is not None:
             self.tree = ObjectTree.from_state(self._stored_tree, x, kind)
+            loop.load_state_dict(self.loop_state)
             context.log(f"geocluster: resuming a tree built to depth {self.tree.built_depth} ({self.tree.n_nodes} nodes)")
         else:
             low, high = objects_box(x, kind, config.query_margin)
             self.tree = ObjectTree.root(x, kind, config.n_clusters, low, high)
-        self._stored_tree = None
+        self._stored_tree = self.loop_state = None
         tree = self.tree
-        progress = context.progress(total=None, desc="geocluster", unit="level")
-        while True:
-            depth = tree.built_depth
-            counts = tree.counts()
+
+        def nodes_to_split(depth: int) -> torch.Tensor:
             level = tree.nodes_at(depth)
-            to_split = level[counts[level] > config.threshold] if depth < config.max_depth else level[:0]
-            if len(to_split) == 0:
-                break
+            return level[tree.counts()[level] > config.threshold]
+
+        def run_pass() -> Pass:
+            depth = tree.built_depth
             started, nodes_before = time.perf_counter(), tree.n_nodes
-            split, objects_of = self._split_nodes(to_split, depth)
-            accuracy = self._train_students(split, objects_of, depth) if len(split) else float("nan")
+            split, objects_of = self._split_nodes(nodes_to_split(depth), depth, context)
+            loss, accuracy = self._train_students(split, objects_of, depth, context) if len(split) else (None, float("nan"))
             tree.built_depth = depth + 1
             leaves = int((tree.is_leaf & (tree.depth <= depth)).sum())
             context.log(
-                f"geocluster: level {depth}: split {len(split)} of {len(level)} nodes into {tree.n_nodes - nodes_before} "
+                f"geocluster: level {depth}: split {len(split)} of {len(tree.nodes_at(depth))} nodes into {tree.n_nodes - nodes_before} "
                 f"children, {leaves} leaves so far; students' training accuracy {accuracy:.4f} ({time.perf_counter() - started:.1f} s)"
             )
-            context.log_scalars({"geocluster/student_accuracy": accuracy, "geocluster/nodes": tree.n_nodes}, step=depth)
-            progress.set(depth=depth, nodes=tree.n_nodes, student_acc=accuracy)
-            progress.update()
-            context.checkpoint(self, {"level": tree.built_depth, "step": tree.built_depth})
-        progress.close()
+            return Pass(loss, {"student_accuracy": accuracy, "nodes": float(tree.n_nodes)}, stop=len(nodes_to_split(depth + 1)) == 0)
+
+        if len(nodes_to_split(tree.built_depth)) == 0:
+            loop.done = True  # every node is a leaf already
+        loop.run(run_pass, lambda score: context.checkpoint(self, loop.where()))
         counts = tree.counts()
         context.log(
             f"geocluster: tree of {tree.n_nodes} nodes, depth {int(tree.depth.max())}, {int(tree.is_leaf.sum())} leaves "
             f"of at most {int(counts.max())} objects"
         )
 
-    def _split_nodes(self, nodes: torch.Tensor, depth: int) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    def _split_nodes(self, nodes: torch.Tensor, depth: int, context: Context) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """Run the teacher on each node and add its children; returns the nodes actually split
         (a node whose objects all fall to one centroid stays a leaf) and their objects."""
         config, tree, kind = self.config, self.tree, self.family
@@ -127,7 +130,7 @@ class GeoCluster(ClusteringMethod):
             objects = order[int(starts[node]) : int(starts[node] + counts[node])]
             mine = tree.objects[objects]
             if config.teacher == "energy":
-                centroids = energy_centroids(mine, kind, config.n_clusters, config.energy, generator)
+                centroids = energy_centroids(mine, kind, config.n_clusters, config.energy, generator, context)
             else:
                 centroids = kmeans_centroids(mine, kind, config.n_clusters, config.lloyd_steps, generator)
             slots = assign(mine, centroids, kind)
@@ -191,9 +194,9 @@ class GeoCluster(ClusteringMethod):
         ]
         return torch.cat(minima)
 
-    def _train_students(self, nodes: torch.Tensor, objects_of: list[torch.Tensor], depth: int) -> float:
-        """Train the students of the level's split ``nodes`` together; returns their accuracy on
-        their training points."""
+    def _train_students(self, nodes: torch.Tensor, objects_of: list[torch.Tensor], depth: int, context: Context) -> tuple[float, float]:
+        """Train the students of the level's split ``nodes`` together; returns their mean loss over
+        the steps and their accuracy on their training points."""
         config, tree = self.config, self.tree
         generator = epoch_generator(config.seed, "geocluster-students", depth)
         samples = [self._node_samples(node, objects, generator) for node, objects in zip(nodes.tolist(), objects_of)]
@@ -201,23 +204,25 @@ class GeoCluster(ClusteringMethod):
         labels = torch.stack([labels for _, labels in samples])
         missing = (tree.children[nodes] < 0)[:, None, :]
         student = StackedMLP(len(nodes), inputs.shape[2], config.student_hidden, config.n_clusters, generator).to(inputs.device)
-        optimizer = torch.optim.Adam(student.parameters(), lr=config.student_lr)
+        optimizer = Optimizer(student.parameters(), context, lr=config.student_lr, name="geocluster")
         batch = min(config.student_batch, inputs.shape[1])
+        total = torch.zeros((), device=inputs.device)
+        steps = context.limit_batches(range(config.student_steps))
         with torch.enable_grad():
-            for _ in range(config.student_steps):
+            for _ in steps:
                 rows = torch.randint(inputs.shape[1], (len(nodes), batch), generator=generator).to(inputs.device)
                 x = inputs.gather(1, rows[..., None].expand(-1, -1, inputs.shape[2]))
-                logits = student(x).masked_fill(missing, -torch.inf)
+                with context.autocast():
+                    logits = student(x).float().masked_fill(missing, -torch.inf)
                 loss = torch.nn.functional.cross_entropy(logits.flatten(0, 1), labels.gather(1, rows).flatten())
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
+                optimizer.step(loss)
+                total += loss.detach()
         with torch.no_grad():
             accuracy = float((student(inputs).masked_fill(missing, -torch.inf).argmax(dim=2) == labels).float().mean())
         student.requires_grad_(False)
         tree.student_row[nodes] = torch.arange(len(nodes), device=nodes.device)
         tree.students.append(student)
-        return accuracy
+        return float(total) / max(len(steps), 1), accuracy
 
     # -- queries -------------------------------------------------------------------------------
     def _check_points(self, points: torch.Tensor) -> None:
@@ -314,12 +319,14 @@ class GeoCluster(ClusteringMethod):
     def _state(self) -> dict[str, Any]:
         if self.tree is None:
             return {}
-        return {"tree": self.tree.state(), "objects": self.tree.objects.cpu()}
+        loop = self.loop.state_dict() if self.loop is not None else self.loop_state
+        return {"tree": self.tree.state(), "objects": self.tree.objects.cpu(), "loop": loop}
 
     def _load_state(self, state: dict[str, Any]) -> None:
         if "tree" not in state:
             return
         objects = state["objects"].to(self.device)
+        self.loop_state = state["loop"]
         if self.fitted:
             self.tree = ObjectTree.from_state(state["tree"], objects, self.family)
         else:

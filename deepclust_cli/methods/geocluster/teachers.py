@@ -5,7 +5,7 @@ centroid *under the object metric*, then split the objects by nearest centroid.
   box centres (probability ∝ squared metric distance to the nearest chosen centroid), then Lloyd
   steps whose update is object-aware: each centroid moves to the mean of the *closest points* of
   its objects, the fixed point of ``Σ_o d(c, o)²`` for the Euclidean metric.
-- :func:`energy_centroids` — the original energy-based teacher, optimized by Adam from the
+- :func:`energy_centroids` — the original energy-based teacher, optimized (Adam) from the
   k-means++ seeds: ``softmin_τ`` of the metric distances (the fit) + bounding-box penalty
   (centroids stay in the objects' box) + a KL term of the mean soft assignment to uniform (our
   reading of the original's latent KL: every child receives objects) + a Gaussian repulsion
@@ -14,8 +14,12 @@ centroid *under the object metric*, then split the objects by nearest centroid.
 
 from __future__ import annotations
 
+from typing import Optional
+
 import torch
 
+from deepclust_cli.engine.context import Context
+from deepclust_cli.engine.optim import Optimizer
 from deepclust_cli.methods.geocluster.config import EnergySettings
 from deepclust_cli.ops.geometry import ObjectFamily
 
@@ -69,15 +73,16 @@ def kmeans_centroids(objects: torch.Tensor, family: ObjectFamily, k: int, steps:
 
 
 def energy_centroids(
-    objects: torch.Tensor, family: ObjectFamily, k: int, settings: EnergySettings, generator: torch.Generator
+    objects: torch.Tensor, family: ObjectFamily, k: int, settings: EnergySettings, generator: torch.Generator, context: Optional[Context] = None
 ) -> torch.Tensor:
     """Centroids minimizing ``E = mean_o softmin_τ d(c, o) + w_box·box + w_kl·KL(q̄‖U) + w_rep·rep``
-    (see the module docstring), from the k-means++ seeds."""
+    (see the module docstring), from the k-means++ seeds, by the trainer's optimizer (Adam under
+    ``trainer.optimizer=auto``) through ``context``."""
     low, high = family.bounds(objects)
     box_low, box_high = low.amin(dim=0), high.amax(dim=0)
     scale = float((box_high - box_low).max().clamp_min(1e-12))
     centroids = kmeans_plus_plus(objects, family, k, generator).clone().requires_grad_(True)
-    optimizer = torch.optim.Adam([centroids], lr=settings.lr * scale)
+    optimizer = Optimizer([centroids], context or Context(show_progress=False), lr=settings.lr * scale, name="geocluster_teacher")
     tau = settings.temperature
     off_diagonal = ~torch.eye(k, dtype=torch.bool, device=objects.device)
     with torch.enable_grad():
@@ -91,7 +96,5 @@ def energy_centroids(
             gaps = torch.cdist(centroids, centroids) / scale
             repulsion = torch.exp(-(gaps * k).square())[off_diagonal].mean() if k > 1 else gaps.sum() * 0
             energy = fit + settings.box_weight * box + settings.balance_weight * balance + settings.repulsion_weight * repulsion
-            optimizer.zero_grad(set_to_none=True)
-            energy.backward()
-            optimizer.step()
+            optimizer.step(energy)
     return centroids.detach()

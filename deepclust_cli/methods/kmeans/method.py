@@ -21,7 +21,7 @@ class KMeans(ClusteringMethod):
     Config = KMeansConfig
     config: KMeansConfig
 
-    def _fit(self, x: torch.Tensor, y: Optional[torch.Tensor], context: Context, eval_set: Optional[EvalSet] = None) -> None:
+    def _fit(self, x: torch.Tensor, y: Optional[torch.Tensor], context: Context, eval_set: Optional[EvalSet], resuming: bool) -> None:
         from sklearn.cluster import KMeans as SklearnKMeans  # deferred: a slow import for every CLI start
 
         model = SklearnKMeans(

@@ -43,6 +43,7 @@ class LNSCCConfig(MethodConfig):
     per edge, Adam 0.008 on batches of 500 edges, 0.1-weighted KL and balance terms."""
 
     features: FeatureConfig = field(default_factory=FeatureConfig)
+    validation_fraction: float = 0.1  # held out for the autoencoder stage's validation loss (features.source=ae)
     n_neighbors: int = 30
     knn_backend: str = "exact"  # exact (torch, chunked) or annoy
     prune_fraction: float = 1 / 200  # edges under this share of the largest weight are dropped
@@ -66,6 +67,7 @@ class LNSCCConfig(MethodConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        require(0 < self.validation_fraction < 0.5, f"validation_fraction must be in (0, 0.5), got {self.validation_fraction}")
         require(self.n_neighbors >= 2, f"n_neighbors must be >= 2, got {self.n_neighbors}")
         require(self.knn_backend in ("exact", "annoy"), f"knn_backend must be exact or annoy, got {self.knn_backend!r}")
         require(0 <= self.prune_fraction < 1, f"prune_fraction must be in [0, 1), got {self.prune_fraction}")

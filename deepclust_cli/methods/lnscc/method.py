@@ -31,13 +31,16 @@ from torch import nn
 from deepclust_cli import plots
 from deepclust_cli.ops.kmeans import kmeans
 from deepclust_cli.data.base import Split
-from deepclust_cli.engine.cadence import CheckpointCadence
 from deepclust_cli.engine.context import Context
-from deepclust_cli.engine.stage import Stage, epoch_generator, run_minibatch_stage
+from deepclust_cli.engine.loop import Loop, Pass
+from deepclust_cli.engine.optim import Optimizer
+from deepclust_cli.engine.seeds import epoch_generator
 from deepclust_cli.errors import DataError, require
 from deepclust_cli.methods.lnscc.fuzzy_graph import Graph, fit_ab, fuzzy_knn_graph, sample_edges
+from deepclust_cli.methods.autoencoder import pretrain_autoencoder
 from deepclust_cli.methods.base import ClusteringMethod, EvalSet
 from deepclust_cli.methods.lnscc.config import LNSCCConfig
+from deepclust_cli.methods.stage import Stage, validation_split
 from deepclust_cli.nets.autoencoder import Autoencoder
 from deepclust_cli.nets.mlp import apply_in_batches
 from deepclust_cli.nets.backbones import pretrained_features
@@ -136,20 +139,22 @@ class LNSCC(ClusteringMethod):
         self.net: Optional[ResidualMLP] = None
         self.projection: Optional[PrincipalProjection] = None
         self.autoencoder: Optional[Autoencoder] = None
-        self.ae_stage_state: Optional[dict[str, Any]] = None
         self.centres: Optional[nn.Parameter] = None
-        self.optimizer: Optional[torch.optim.Optimizer] = None
-        self.epoch = 0
-        self.history: dict[str, list[float]] = {"loss": []}
+        # Built by fit, which has the trainer's settings; a checkpoint's states wait for it here.
+        self.ae_stage: Optional[Stage] = None
+        self.optimizer: Optional[Optimizer] = None
+        self.loop: Optional[Loop] = None
+        self.pending: dict[str, Any] = {}
 
-    def prepare(self, split: Split) -> torch.Tensor:
+    def prepare(self, split: Split, num_workers: int = 0) -> torch.Tensor:
         """Raw vectors, or — with ``features.source=backbone`` — the backbone's features of the images."""
         if self.config.features.source != "backbone":
-            return split.vectors()
-        if split.is_lazy or split.x.ndim != 4:
-            raise DataError("lnscc: features.source=backbone needs an in-memory image dataset (N×C×H×W)")
+            return split.vectors(num_workers)
+        images = split.images(num_workers)
+        if images.ndim != 4:
+            raise DataError("lnscc: features.source=backbone needs an image dataset (N×C×H×W)")
         features = self.config.features
-        return pretrained_features(split.x, features.backbone, Path(features.weights), features.image_size, features.mean, features.std, self.device)
+        return pretrained_features(images, features.backbone, Path(features.weights), features.image_size, features.mean, features.std, self.device)
 
     # -- building ----------------------------------------------------------------------------
     def _build(self, in_dim: int) -> None:
@@ -166,78 +171,64 @@ class LNSCC(ClusteringMethod):
                 self.autoencoder = Autoencoder(code_dim, config.features.ae.hidden).to(self.device)
                 code_dim = config.features.ae.hidden[-1]
             self.net = ResidualMLP(code_dim, config.hidden, config.dim, config.dropout).to(self.device)
-        self.optimizer = torch.optim.Adam(self.net.parameters(), lr=config.lr)
-        self.centres, self.epoch, self.history = None, 0, {"loss": []}
+        self.centres, self.pending = None, {}
 
     # -- training ----------------------------------------------------------------------------
-    def _fit(self, x: torch.Tensor, y: Optional[torch.Tensor], context: Context, eval_set: Optional[EvalSet] = None) -> None:
+    def _fit(self, x: torch.Tensor, y: Optional[torch.Tensor], context: Context, eval_set: Optional[EvalSet], resuming: bool) -> None:
         config = self.config
-        resuming = context.resumed_progress is not None and self.net is not None
-        if resuming and self.in_dim != x.shape[1]:
-            raise DataError(f"lnscc: the checkpoint was trained on {self.in_dim}-d inputs, this data is {x.shape[1]}-d")
         if not resuming:
             self._build(x.shape[1])
             if self.projection is not None:
                 self.projection.fit(x)
         inputs = self._project(x)
-        codes = self._train_autoencoder(inputs, context) if self.autoencoder is not None else inputs
+        codes = self._pretrain_autoencoder(inputs, context) if self.autoencoder is not None else inputs
         distances, indices = knn(codes, config.n_neighbors, backend=config.knn_backend, seed=config.seed, progress="lnscc: kNN")
         graph = fuzzy_knn_graph(distances, indices, config.prune_fraction)
         context.log(f"lnscc: {config.n_neighbors}-NN fuzzy graph of {len(x)} points: {len(graph.weights) // 2} edges after pruning")
         a, b = fit_ab(config.min_dist, config.spread)
         edges_per_epoch = config.edges_per_epoch or len(graph.weights) // 2
-        progress = context.progress(total=config.epochs, desc="lnscc", unit="epoch")
-        progress.update(self.epoch)
-        cadence = CheckpointCadence(context)
-        while self.epoch < config.epochs:
-            if self.epoch == config.clustering_epoch and self.centres is None:
-                self._start_clustering_phase(codes, graph, context)
-            loss = self._train_epoch(codes, graph, edges_per_epoch, a, b, context)
-            context.require_finite(loss, f"lnscc epoch {self.epoch + 1}: the training loss")
-            self.epoch += 1
-            self.history["loss"].append(loss)
-            context.log_scalars({"lnscc/loss": loss}, step=self.epoch)
-            progress.set(loss=loss, phase="cluster" if self.centres is not None else "embed")
-            progress.update()
-            if config.plot_every and (self.epoch % config.plot_every == 0 or self.epoch == config.epochs):
-                self._plot_frame(codes, y, context)
-            if cadence.due(self.epoch, force=self.epoch == config.epochs):
-                context.checkpoint(self, {"epoch": self.epoch, "step": self.epoch})
-        progress.close()
+        self.optimizer = Optimizer(self.net.parameters(), context, lr=config.lr, name="lnscc")
+        if self.centres is not None:
+            self.optimizer.add_parameters([self.centres])
+        loop = self.loop = Loop("lnscc", config.epochs, context)
+        if "loop" in self.pending:
+            loop.load_state_dict(self.pending["loop"])
+            self.optimizer.load_state_dict(self.pending["optimizer"])
+        self.pending = {}
+        # Under trainer.max_epochs the clustering phase keeps its share of the shortened schedule.
+        clustering_epoch = round(config.clustering_epoch * loop.length / config.epochs)
+
+        def run_pass() -> Pass:
+            if loop.position == clustering_epoch and self.centres is None:
+                self._start_clustering_phase(codes, graph, context, loop.position)
+            loss = self._train_epoch(codes, graph, edges_per_epoch, a, b, context, loop.position)
+            epoch = loop.position + 1
+            if config.plot_every and (epoch % config.plot_every == 0 or epoch == loop.total):
+                self._plot_frame(codes, y, context, epoch)
+            return Pass(loss)
+
+        loop.run(run_pass, lambda score: context.checkpoint(self, loop.where()))
         if self.centres is None:  # clustering_epoch == epochs: centres from the final embedding
-            self._start_clustering_phase(codes, graph, context)
+            self._start_clustering_phase(codes, graph, context, loop.position)
         path = context.plot_path("embedding")
         if path is not None and config.plot_every:
             plots.frames_to_gif(sorted(path.parent.glob("frames/embedding_*.png")), path.with_suffix(".gif"))
 
-    def _train_autoencoder(self, x: torch.Tensor, context: Context) -> torch.Tensor:
-        """Train (or finish training) the autoencoder on 90 % of ``x``; returns the codes of all of ``x``."""
-        settings = self.config.features.ae
-        stage = Stage("ae", self.autoencoder.parameters(), settings, context.trainer)
-        if self.ae_stage_state is not None:
-            stage.load_state_dict(self.ae_stage_state)
-        order = torch.randperm(len(x), generator=epoch_generator(self.config.seed, "ae-split", 0)).to(self.device)
-        n_valid = max(1, len(x) // 10)
+    def _pretrain_autoencoder(self, x: torch.Tensor, context: Context) -> torch.Tensor:
+        """Train (or finish training) the autoencoder on ``x``; returns the codes of all of ``x``."""
+        stage = self.ae_stage = Stage("ae", self.autoencoder.parameters(), self.config.features.ae, context)
+        if "ae_stage" in self.pending:
+            stage.load_state_dict(self.pending.pop("ae_stage"))
+        train, valid = validation_split(len(x), self.config.validation_fraction, self.config.seed, self.device)
+        return pretrain_autoencoder(stage, self.autoencoder, x, train, valid, lambda: context.checkpoint(self, stage.loop.where()), self.config.seed)
 
-        def loss_of(rows: torch.Tensor) -> torch.Tensor:
-            with context.autocast():
-                return self.autoencoder.reconstruction_loss(x[rows])
-
-        def checkpoint() -> None:
-            self.ae_stage_state = stage.state_dict()
-            context.checkpoint(self, {"stage": "ae", "epoch": 0})
-
-        run_minibatch_stage(stage, self.autoencoder, order[n_valid:], order[:n_valid], loss_of, context, checkpoint, self.config.seed)
-        self.ae_stage_state = stage.state_dict()
-        return apply_in_batches(self.autoencoder.encoder, x)
-
-    def _train_epoch(self, codes: torch.Tensor, graph: Graph, edges: int, a: float, b: float, context: Context) -> float:
+    def _train_epoch(self, codes: torch.Tensor, graph: Graph, edges: int, a: float, b: float, context: Context, epoch: int) -> float:
         config, net = self.config, self.net
-        generator = epoch_generator(config.seed, "lnscc", self.epoch)
+        generator = epoch_generator(config.seed, "lnscc", epoch)
         heads, tails = sample_edges(graph, edges, generator)
         net.train()
         total, count = torch.zeros((), device=self.device), 0
-        for start in range(0, edges, config.batch_size):
+        for start in context.limit_batches(range(0, edges, config.batch_size)):
             head, tail = heads[start : start + config.batch_size], tails[start : start + config.batch_size]
             if len(head) < 2:
                 continue
@@ -250,27 +241,25 @@ class LNSCC(ClusteringMethod):
             if self.centres is not None:
                 kl, balance = clustering_terms(student_t_assignment(z, self.centres))
                 loss = loss + config.kl_weight * kl + config.balance_weight * balance
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            self.optimizer.step()
+            self.optimizer.step(loss)
             total += loss.detach() * len(head)
             count += len(head)
         return float(total) / max(count, 1)
 
-    def _start_clustering_phase(self, codes: torch.Tensor, graph: Graph, context: Context) -> None:
+    def _start_clustering_phase(self, codes: torch.Tensor, graph: Graph, context: Context, epoch: int) -> None:
         config = self.config
         z = apply_in_batches(self.net, codes)
         seed = balanced_kmeans_centres(z, config.n_clusters, config.kmeans_restarts, config.seed, graph, config.balance_tolerance)
         self.centres = nn.Parameter(seed.centres.to(self.device))
-        self.optimizer.add_param_group({"params": [self.centres]})
+        self.optimizer.add_parameters([self.centres])
         context.log(
-            f"lnscc: clustering phase from epoch {self.epoch}: centres from k-means run {seed.chosen + 1} of {len(seed.balance)} "
+            f"lnscc: clustering phase from epoch {epoch}: centres from k-means run {seed.chosen + 1} of {len(seed.balance)} "
             f"(cluster-size KL to uniform {seed.balance[seed.chosen]:.4f}, graph weight cut {seed.cut[seed.chosen]:.4f}; "
             f"all runs: KL {min(seed.balance):.4f}-{max(seed.balance):.4f}, cut {min(seed.cut):.4f}-{max(seed.cut):.4f})"
         )
 
-    def _plot_frame(self, codes: torch.Tensor, y: Optional[torch.Tensor], context: Context) -> None:
-        path = context.plot_path(f"frames/embedding_{self.epoch:04d}")
+    def _plot_frame(self, codes: torch.Tensor, y: Optional[torch.Tensor], context: Context, epoch: int) -> None:
+        path = context.plot_path(f"frames/embedding_{epoch:04d}")
         if path is None:
             return
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -280,7 +269,7 @@ class LNSCC(ClusteringMethod):
         else:
             clusters = kmeans(z, self.config.n_clusters, n_init=1, seed=self.config.seed).labels
         classes = None if y is None else y.cpu().numpy()
-        plots.embedding(z.cpu(), clusters.cpu().numpy(), classes, path, title=f"lnscc, epoch {self.epoch}")
+        plots.embedding(z.cpu(), clusters.cpu().numpy(), classes, path, title=f"lnscc, epoch {epoch}")
 
     # -- prediction --------------------------------------------------------------------------
     def _project(self, x: torch.Tensor) -> torch.Tensor:
@@ -302,15 +291,14 @@ class LNSCC(ClusteringMethod):
         state: dict[str, Any] = {
             "in_dim": self.in_dim,
             "net": {k: v.cpu() for k, v in self.net.state_dict().items()},
-            "optimizer": self.optimizer.state_dict(),
-            "epoch": self.epoch,
-            "history": self.history,
+            "loop": self.loop.state_dict() if self.loop is not None else self.pending.get("loop"),
+            "optimizer": self.optimizer.state_dict() if self.optimizer is not None else self.pending.get("optimizer"),
         }
         if self.projection is not None:
             state["projection"] = {k: v.cpu() for k, v in self.projection.state_dict().items()}
         if self.autoencoder is not None:
             state["autoencoder"] = {k: v.cpu() for k, v in self.autoencoder.state_dict().items()}
-            state["ae_stage"] = self.ae_stage_state
+            state["ae_stage"] = self.ae_stage.state_dict() if self.ae_stage is not None else self.pending.get("ae_stage")
         if self.centres is not None:
             state["centres"] = self.centres.detach().cpu()
         return state
@@ -324,10 +312,6 @@ class LNSCC(ClusteringMethod):
             self.projection.load_state_dict(state["projection"])
         if self.autoencoder is not None:
             self.autoencoder.load_state_dict(state["autoencoder"])
-            self.ae_stage_state = state["ae_stage"]
         if "centres" in state:
             self.centres = nn.Parameter(state["centres"].to(self.device))
-            self.optimizer.add_param_group({"params": [self.centres]})
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.epoch = int(state["epoch"])
-        self.history = {key: list(values) for key, values in state["history"].items()}
+        self.pending = {key: state[key] for key in ("loop", "optimizer", "ae_stage") if state.get(key) is not None}

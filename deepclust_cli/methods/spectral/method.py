@@ -25,7 +25,7 @@ class Spectral(ClusteringMethod):
     Config = SpectralConfig
     config: SpectralConfig
 
-    def _fit(self, x: torch.Tensor, y: Optional[torch.Tensor], context: Context, eval_set: Optional[EvalSet] = None) -> None:
+    def _fit(self, x: torch.Tensor, y: Optional[torch.Tensor], context: Context, eval_set: Optional[EvalSet], resuming: bool) -> None:
         from sklearn.cluster import SpectralClustering  # deferred: a slow import for every CLI start
 
         graph = knn_graph(

@@ -26,13 +26,15 @@ from deepclust_cli import plots
 from deepclust_cli.ops.kmeans import assign, kmeans
 from deepclust_cli.engine.context import Context
 from deepclust_cli.engine.distributed import SINGLE, World
-from deepclust_cli.engine.stage import Stage, epoch_generator, run_minibatch_stage
+from deepclust_cli.engine.seeds import epoch_generator
 from deepclust_cli.errors import DataError
+from deepclust_cli.methods.autoencoder import pretrain_autoencoder
 from deepclust_cli.methods.base import ClusteringMethod, EvalSet
 from deepclust_cli.methods.spectralnet.config import SiameseStage, SpectralNetConfig
 from deepclust_cli.nets.autoencoder import Autoencoder
 from deepclust_cli.nets.mlp import apply_in_batches, mlp
 from deepclust_cli.methods.spectralnet.network import SpectralNetwork
+from deepclust_cli.methods.stage import Stage, run_minibatch_stage, validation_split
 from deepclust_cli.ops.neighbors import gaussian_knn_weights, knn
 
 
@@ -105,19 +107,13 @@ class SpectralNet(ClusteringMethod):
     def _build_stages(self, context: Context) -> None:
         """The training stages, continuing from loaded stage states when there are any."""
         stage_configs = {"ae": self.config.ae, "siamese": self.config.siamese, "spectral": self.config.spectral}
-        self.stages = {
-            name: Stage(name, parameters, stage_configs[name], context.trainer, context.world)
-            for name, parameters in self._stage_parameters().items()
-        }
+        self.stages = {name: Stage(name, parameters, stage_configs[name], context) for name, parameters in self._stage_parameters().items()}
         for name, state in self.stage_states.items():
             self.stages[name].load_state_dict(state)
         self.stage_states = {}
 
     # -- training ----------------------------------------------------------------------------
-    def _fit(self, x: torch.Tensor, y: Optional[torch.Tensor], context: Context, eval_set: Optional[EvalSet] = None) -> None:
-        resuming = context.resumed_progress is not None and bool(self.nets)
-        if resuming and self.in_dim != x.shape[1]:
-            raise DataError(f"spectralnet: the checkpoint was trained on {self.in_dim}-d inputs, this data is {x.shape[1]}-d")
+    def _fit(self, x: torch.Tensor, y: Optional[torch.Tensor], context: Context, eval_set: Optional[EvalSet], resuming: bool) -> None:
         if not resuming:
             self._build_nets(x.shape[1])
             self.stage_states = {}
@@ -125,13 +121,13 @@ class SpectralNet(ClusteringMethod):
         train, valid = self._split(len(x))
 
         def checkpoint(stage: str) -> Callable[[], None]:
-            return lambda: context.checkpoint(self, {"stage": stage, "epoch": self.stages[stage].epoch})
+            return lambda: context.checkpoint(self, self.stages[stage].loop.where())
 
         if "ae" in self.nets:
-            self._train_autoencoder(x, train, valid, context, checkpoint("ae"))
+            pretrain_autoencoder(self.stages["ae"], self.nets["ae"], x, train, valid, checkpoint("ae"), self.config.seed)
         codes = self._codes(x)
         if "siamese" in self.nets:
-            self._train_siamese(codes, train, valid, context, checkpoint("siamese"))
+            self._train_siamese(codes, train, valid, checkpoint("siamese"))
         affinity_space = self._affinity_space(x, codes)
         self._train_spectral(codes, affinity_space, train, valid, context, checkpoint("spectral"))
 
@@ -140,27 +136,18 @@ class SpectralNet(ClusteringMethod):
         self.centroids = kmeans(embedding, self.config.n_clusters, n_init=self.config.kmeans_n_init, seed=self.config.seed).centers.cpu()
         path = context.plot_path("training_curves")
         if path is not None:
-            plots.training_curves({name: stage.history for name, stage in self.stages.items()}, path)
+            plots.training_curves({name: stage.loop.history for name, stage in self.stages.items()}, path)
 
     def _split(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """A seeded split into training and validation indices (the validation loss drives the schedule)."""
-        n_valid = max(2, round(self.config.validation_fraction * n))
-        if n - n_valid <= self.config.embedding_dim:
+        """Training and validation rows, shared by the stages (the validation loss drives their schedules)."""
+        train, valid = validation_split(n, self.config.validation_fraction, self.config.seed, self.device)
+        if len(train) <= self.config.embedding_dim:
             raise DataError(f"spectralnet: {n} samples leave too few to train a {self.config.embedding_dim}-d embedding")
-        order = torch.randperm(n, generator=epoch_generator(self.config.seed, "split", 0)).to(self.device)
-        return order[n_valid:], order[:n_valid]
+        return train, valid
 
-    def _train_autoencoder(self, x: torch.Tensor, train: torch.Tensor, valid: torch.Tensor, context: Context, checkpoint: Callable[[], None]) -> None:
-        net, stage = self.nets["ae"], self.stages["ae"]
-
-        def loss_of(rows: torch.Tensor) -> torch.Tensor:
-            with context.autocast():
-                return net.reconstruction_loss(x[rows])
-
-        run_minibatch_stage(stage, net, train, valid, loss_of, context, checkpoint, self.config.seed)
-
-    def _train_siamese(self, codes: torch.Tensor, train: torch.Tensor, valid: torch.Tensor, context: Context, checkpoint: Callable[[], None]) -> None:
+    def _train_siamese(self, codes: torch.Tensor, train: torch.Tensor, valid: torch.Tensor, checkpoint: Callable[[], None]) -> None:
         net, stage, config = self.nets["siamese"], self.stages["siamese"], self.config.siamese
+        context = stage.context
         partners, positive = self._siamese_pairs(codes, config)
         per_point = partners.shape[1]
 
@@ -172,7 +159,7 @@ class SpectralNet(ClusteringMethod):
             anchors = anchors.repeat_interleave(per_point, dim=0)
             return contrastive_loss(anchors, others, positive[rows].reshape(-1), config.margin)
 
-        run_minibatch_stage(stage, net, train, valid, loss_of, context, checkpoint, self.config.seed, rows_per_batch=max(1, config.batch_size // per_point))
+        run_minibatch_stage(stage, net, train, valid, loss_of, checkpoint, self.config.seed, rows_per_batch=max(1, config.batch_size // per_point))
 
     def _siamese_pairs(self, codes: torch.Tensor, config: SiameseStage) -> tuple[torch.Tensor, torch.Tensor]:
         """Per point: its ``n_neighbors`` nearest neighbours (positive) and as many random points
@@ -225,7 +212,7 @@ class SpectralNet(ClusteringMethod):
             orth_order = torch.randperm(len(train), generator=epoch_generator(self.config.seed, "spectral", epoch, 1)).to(self.device)
             totals: dict[str, torch.Tensor] = {}
             count = 0
-            for grad_rows, orth_rows in zip(batch_rows(grad_order), batch_rows(orth_order)):
+            for grad_rows, orth_rows in context.limit_batches(list(zip(batch_rows(grad_order), batch_rows(orth_order)))):
                 net.eval()
                 with torch.set_grad_enabled(config.orthonorm_gradient), context.autocast():
                     # Each rank runs its shard; the orthonormalization sees the whole batch.
@@ -234,7 +221,7 @@ class SpectralNet(ClusteringMethod):
                 deficient += rank_deficient
                 net.train()
                 objective, terms = self._spectral_batch_terms(codes, affinity_space, train[grad_rows], context, weights, world)
-                stage.step(objective)
+                stage.optimizer.step(objective, batch_loss=terms["loss"])
                 for key, value in terms.items():
                     totals[key] = totals.get(key, 0) + value.detach() * len(grad_rows)
                 count += len(grad_rows)
@@ -250,7 +237,7 @@ class SpectralNet(ClusteringMethod):
                         count += len(rows)
             return float(total) / max(count, 1)
 
-        stage.run(context, train_epoch, validate, checkpoint)
+        stage.run(train_epoch, validate, checkpoint)
         if deficient:
             context.warn(
                 f"spectral: {deficient} batch outputs were rank-deficient (fewer than {self.config.embedding_dim} "

@@ -43,7 +43,7 @@ def test_after_round_one_every_sample_is_an_anchor_with_its_nearest_bank_neighbo
     images, labels = bar_digits(64, seed=0)
     model = tiny_and(anchor_fractions=[0.0, 1.0], epochs=1)
     model.fit(torch.from_numpy(images).unsqueeze(1), labels)
-    assert model.round == 2 and model.epoch == 0
+    assert model.loop.position == 2 and model.loop.done  # two rounds of one epoch
     assert model.anchor.all()
     assert (model.neighbours != torch.arange(64)).all()  # each paired with another sample
 
@@ -70,7 +70,7 @@ def test_cli_run_writes_metrics_plots_and_a_full_checkpoint(deepclust, bar_mnist
     assert "round 1: 120 anchors (50%)" in log and "neighbourhood consistency" in log
     assert "round 1 epoch 2: acc=" in log and "knn_acc=" in log
     state = load_checkpoint(session / "checkpoints" / "last.ckpt")["method"]["state"]
-    assert state["round"] == 2 and "centroids" in state
+    assert state["loop"]["position"] == 4 and state["loop"]["done"] and "centroids" in state  # 2 rounds × 2 epochs
     assert (session / "checkpoints" / "best.ckpt").exists()
 
     tested = deepclust("--resume", str(session / "checkpoints" / "last.ckpt"), "--test-only", output_dir=False)

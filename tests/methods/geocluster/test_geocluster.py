@@ -21,7 +21,7 @@ TIMING_KEYS = {"qps", "qps_bruteforce", "speedup"}
 TINY_GEOCLUSTER = [
     "method=geocluster", "dataset=squares", "dataset.n_objects=400", "dataset.extent=20",
     "method.threshold=16", "method.n_clusters=4", "method.student_samples=512", "method.student_steps=60",
-    "method.n_queries=500", "method.plot_resolution=50",
+    "method.n_queries=500", "method.plot_resolution=50", "trainer.checkpoint_min_seconds=0",
 ]
 
 

@@ -181,8 +181,8 @@ def test_every_stage_trains_and_the_sparse_mode_runs():
         spectral={**TINY, "sparse": True, "sparse_neighbors": 3, "batch_size": 120},
         **GRAPH,
     ).fit(data.train.x, context=QUIET)
-    assert [model.stages[name].epoch for name in ("ae", "siamese", "spectral")] == [3, 3, 4]
-    assert all(len(stage.history["train"]) == stage.epoch for stage in model.stages.values())
+    assert [model.stages[name].loop.position for name in ("ae", "siamese", "spectral")] == [3, 3, 4]
+    assert all(len(stage.loop.values("loss")) == stage.loop.position for stage in model.stages.values())
     assert acc(data.train.y, model.predict(data.train.x)) > 0.9
 
 

@@ -23,8 +23,8 @@ def test_alpha_zero_is_spectralnet_exactly(moons):
     train, test = moons
     plain = SpectralNet(n_clusters=2, **SMALL).fit(train.x, context=QUIET)
     regularized = SpectralNetAE(n_clusters=2, alpha=0.0, **SMALL).fit(train.x, context=QUIET)
-    for key in ("train", "valid", "lr"):
-        assert regularized.stages["spectral"].history[key] == plain.stages["spectral"].history[key], key
+    for key in ("loss", "valid", "lr"):
+        assert regularized.stages["spectral"].loop.values(key) == plain.stages["spectral"].loop.values(key), key
     assert np.array_equal(regularized.transform(test.x), plain.transform(test.x))
     assert np.array_equal(regularized.predict(test.x), plain.predict(test.x))
     assert torch.equal(regularized.centroids, plain.centroids)
@@ -33,10 +33,10 @@ def test_alpha_zero_is_spectralnet_exactly(moons):
 def test_alpha_changes_the_embedding_and_the_reconstruction_decreases(moons):
     train, _ = moons
     model = SpectralNetAE(n_clusters=2, alpha=1.0, **{**SMALL, "spectral": {**SMALL["spectral"], "epochs": 15}}).fit(train.x, context=QUIET)
-    history = model.stages["spectral"].history
+    history = {key: model.stages["spectral"].loop.values(key) for key in ("loss", "spectral", "reconstruction")}
     assert len(history["reconstruction"]) == 15
     assert history["reconstruction"][-1] < 0.5 * history["reconstruction"][0]
-    assert history["train"] == pytest.approx([s + r for s, r in zip(history["spectral"], history["reconstruction"])])
+    assert history["loss"] == pytest.approx([s + r for s, r in zip(history["spectral"], history["reconstruction"])])
     plain = SpectralNet(n_clusters=2, **{**SMALL, "spectral": {**SMALL["spectral"], "epochs": 15}}).fit(train.x, context=QUIET)
     assert not np.allclose(model.transform(train.x), plain.transform(train.x))
 
@@ -54,7 +54,7 @@ def test_decoder_shape_and_its_parameters_train_with_the_spectral_stage():
     model = SpectralNetAE(n_clusters=3, alpha=0.1, decoder=[12, 24], **SMALL).fit(data.train.x, context=QUIET)
     widths = [layer.out_features for layer in model.nets["decoder"] if isinstance(layer, torch.nn.Linear)]
     assert widths == [12, 24, 6]
-    optimized = {id(p) for group in model.stages["spectral"].optimizer.param_groups for p in group["params"]}
+    optimized = {id(p) for p in model.stages["spectral"].optimizer.parameters}
     assert all(id(p) in optimized for p in model.nets["decoder"].parameters())
     assert set(model.stages) == {"spectral"}
 
