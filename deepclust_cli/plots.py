@@ -85,17 +85,17 @@ def project_2d(points: Any, groups: Any = None, max_points: int = MAX_SCATTER_PO
         return torch.cat([sample, torch.zeros_like(sample)], dim=1).numpy(), rows.numpy()
     if sample.shape[1] == 2:
         return sample.numpy(), rows.numpy()
-    centred = sample - sample.mean(dim=0)
-    spread = centred
+    centered = sample - sample.mean(dim=0)
+    spread = centered
     if groups is not None:
         _, codes = np.unique(np.asarray(groups)[rows.numpy()], return_inverse=True)
         if codes.max(initial=0) >= 2:
             codes = torch.as_tensor(codes)
             sizes = torch.bincount(codes).float()
-            means = torch.zeros(len(sizes), centred.shape[1]).index_add_(0, codes, centred) / sizes.unsqueeze(1)
+            means = torch.zeros(len(sizes), centered.shape[1]).index_add_(0, codes, centered) / sizes.unsqueeze(1)
             spread = means * sizes.sqrt().unsqueeze(1)
     _, _, directions = torch.linalg.svd(spread, full_matrices=False)
-    return (centred @ directions[:2].T).numpy(), rows.numpy()
+    return (centered @ directions[:2].T).numpy(), rows.numpy()
 
 
 def embedding(points: Any, clusters: Any, classes: Any, path: Path, title: str = "") -> None:

@@ -22,7 +22,7 @@ from deepclust_cli.engine.device import select_device
 from deepclust_cli.engine.session import Replica, Session
 from deepclust_cli.errors import CheckpointError, ConfigError, DataError
 from deepclust_cli.methods import METHODS
-from deepclust_cli.methods.config import MethodConfig
+from deepclust_cli.methods.config import ClusteringConfig, MethodConfig
 
 # Overrides that say how to invoke a run, not what the experiment is; they are not replayed on resume.
 INVOCATION_KEYS = ("resume", "test_only", "restart")
@@ -112,7 +112,7 @@ def with_cluster_count(config: MethodConfig, data: Dataset) -> MethodConfig:
             f"dataset '{data.name}': its labels hold a single class, so clusters cannot be scored against them; "
             "fix the labels or drop them and set method.n_clusters"
         )
-    if config.n_clusters is not None:
+    if not isinstance(config, ClusteringConfig) or config.n_clusters is not None:
         return config
     if not data.n_classes:
         raise ConfigError(f"dataset '{data.name}' has no labels to count classes from; set method.n_clusters=K")

@@ -1,7 +1,7 @@
 """AND's targets: MNIST on the CPU, anchor mining at ImageNet scale, CIFAR-10 epoch time on a GPU.
 
 1. ``deepclust experiment=and_mnist`` on the real MNIST: knn_acc, ACC/NMI/ARI and wall time.
-2. Anchor mining (entropy + nearest neighbour of every entry) of an ``--bank-size`` × 128 bank of
+2. Anchor mining (entropy + nearest neighbor of every entry) of an ``--bank-size`` × 128 bank of
    random unit vectors on ``--device``: time and peak memory. ``--mining-rows`` mines only that
    many rows (the full cost is rows × bank size, so the time for all rows is projected linearly
    and labelled so); the memory peak is the real one, as blocks are the same size either way.

@@ -1,4 +1,4 @@
-"""Time the metrics and neighbour search at ImageNet-like sizes on this machine's CPU.
+"""Time the metrics and neighbor search at ImageNet-like sizes on this machine's CPU.
 
 Measures, with ``time.perf_counter`` and seeded random data:
 
@@ -7,7 +7,7 @@ Measures, with ``time.perf_counter`` and seeded random data:
 * ``nmi`` and ``ari`` on the same noisy predictions;
 * ``knn_acc`` (k=200, T=0.1) with a 100,000 × 128 train bank and 10,000 queries;
 * exact ``knn`` (k=10) on 20,000 × 64 points against Annoy (50 trees, default and larger
-  ``search_k``) on the same points, with Annoy's recall (share of the exact neighbours it finds),
+  ``search_k``) on the same points, with Annoy's recall (share of the exact neighbors it finds),
   for isotropic Gaussian points and for points near an 8-d subspace.
 
 Run from the repository root (about a minute on 2 cores)::

@@ -31,11 +31,11 @@ TINY_RUNS = {
     "lnscc": [
         "method=lnscc", "dataset=blobs", "dataset.n_samples=600", "dataset.n_classes=3", "method.n_neighbors=10",
         "method.hidden=[32]", "method.epochs=40", "method.clustering_epoch=30", "method.edges_per_epoch=3000",
-        "method.batch_size=200", "method.kmeans_restarts=3", "method.plot_every=0",
+        "method.batch_size=200", "method.n_init=3", "method.plot_every=0",
     ],
     "geocluster": [
         "method=geocluster", "dataset=squares", "dataset.n_objects=1500", "dataset.extent=40", "method.threshold=8",
-        "method.n_clusters=4", "method.student_samples=512", "method.student_steps=60", "method.n_queries=500",
+        "method.branching=4", "method.student.samples=512", "method.student.steps=60", "method.n_queries=500",
         "method.plot_resolution=50",
     ],
 }
@@ -231,7 +231,7 @@ def nan_loss(folder: Path) -> Outcome:
 
     args = [
         "method=spectralnet", "dataset=blobs", "dataset.n_samples=300", "method.ae.enabled=true", "method.ae.epochs=2",
-        "method.ae.hidden=[16,4]", "method.spectral.lr=1e30", "method.spectral.min_lr=0", *COMMON, f"output_dir={folder}",
+        "method.ae.hidden=[16]", "method.ae.code_dim=4", "method.spectral.lr=1e30", "method.spectral.min_lr=0", *COMMON, f"output_dir={folder}",
     ]
     outcome = refused_in_one_line(args, "the training loss became nan")
     if not outcome.survived:

@@ -31,8 +31,9 @@ def test_any_method_parameters_construct_or_fail_with_one_line(name, data):
     method_class = METHODS.get(name)
     fields = [field.name for field in dataclasses.fields(method_class.Config) if field.name != "name"]
     params = data.draw(st.dictionaries(st.sampled_from(fields), ANY_VALUE, max_size=4))
+    base = {"n_clusters": 3} if "n_clusters" in fields else {"object_type": "squares"}
     try:
-        method_class(**{"n_clusters": 3, **params})
+        method_class(**{**base, **params})
     except DeepclustError as error:
         assert "\n" not in str(error) and str(error), repr(error)
 
@@ -51,9 +52,9 @@ METHOD_KEYS = {
     "kmeans": ["n_clusters", "n_init", "max_iter", "tol", "init"],
     "spectral": ["n_clusters", "n_neighbors", "n_init", "predict_neighbors", "eigen_solver"],
     "spectralnet": ["n_clusters", "n_neighbors", "scale_k", "spectral.batch_size", "spectral.lr", "spectral.hidden", "validation_fraction"],
-    "spectralnet_ae": ["n_clusters", "alpha", "n_neighbors", "spectral.batch_size", "spectral.output_dim", "decoder"],
+    "spectralnet_ae": ["n_clusters", "alpha", "n_neighbors", "spectral.batch_size", "embedding_dim", "decoder.hidden"],
 }
-FAST = ["method.spectral.epochs=1", "method.kmeans_n_init=1"]
+FAST = ["method.spectral.epochs=1", "method.n_init=1"]
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -12,9 +12,9 @@ def whitened_clusters(n_per_cluster: int = 300, seed: int = 0) -> tuple[torch.Te
     unit variance (as SpectralNet's orthonormalized outputs): principal components cannot tell
     the cluster directions from the noise directions."""
     generator = torch.Generator().manual_seed(seed)
-    centres = torch.tensor([[3.0, 0.0], [-1.5, 2.6], [-1.5, -2.6]])
+    centers = torch.tensor([[3.0, 0.0], [-1.5, 2.6], [-1.5, -2.6]])
     labels = torch.arange(3).repeat_interleave(n_per_cluster)
-    signal = centres[labels] + 0.3 * torch.randn(len(labels), 2, generator=generator)
+    signal = centers[labels] + 0.3 * torch.randn(len(labels), 2, generator=generator)
     noise = torch.randn(len(labels), 4, generator=generator)
     points = torch.cat([signal, noise], dim=1)
     points = (points - points.mean(0)) / points.std(0)

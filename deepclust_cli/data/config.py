@@ -90,8 +90,8 @@ class BlobsConfig(GeneratedConfig):
     noise: float = 0.0  # the spread is cluster_std
     n_features: int = 2
     cluster_std: float = 0.5
-    center_box: float = 10.0  # centres uniform in [-center_box, center_box] per coordinate
-    min_separation: float = 10.0  # centre distances of at least this many cluster_std
+    center_box: float = 10.0  # centers uniform in [-center_box, center_box] per coordinate
+    min_separation: float = 10.0  # center distances of at least this many cluster_std
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -26,7 +26,7 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 class ImageFiles:
     """Image files decoded on demand to uint8 RGB ``image_size``×``image_size`` tensors.
 
-    Decoding resizes the short side to ``image_size`` and crops the centre square, the usual
+    Decoding resizes the short side to ``image_size`` and crops the center square, the usual
     evaluation transform for ImageNet-sized photographs.
     """
 

@@ -65,7 +65,7 @@ def load_circles(config: CirclesConfig, data_dir: Path, seed: int) -> Dataset:
 
 
 def blob_centers(config: BlobsConfig, attempts: int = 1000) -> np.ndarray:
-    """Centres uniform in the box, redrawn (seeded) until every pair is ``min_separation``
+    """Centers uniform in the box, redrawn (seeded) until every pair is ``min_separation``
     standard deviations apart, so the clusters are separable as the config promises."""
     rng = np.random.default_rng(config.seed)
     needed = config.min_separation * config.cluster_std
@@ -74,14 +74,14 @@ def blob_centers(config: BlobsConfig, attempts: int = 1000) -> np.ndarray:
         if config.n_classes == 1 or pdist(centers).min() >= needed:
             return centers
     raise DataError(
-        f"dataset 'blobs': cannot place {config.n_classes} centres {needed:g} apart inside ±{config.center_box:g}; "
+        f"dataset 'blobs': cannot place {config.n_classes} centers {needed:g} apart inside ±{config.center_box:g}; "
         "raise dataset.center_box or lower dataset.min_separation"
     )
 
 
 def load_blobs(config: BlobsConfig, data_dir: Path, seed: int) -> Dataset:
-    """Isotropic Gaussians (standard deviation ``cluster_std``) around well-separated centres,
-    equally many points each (the first centres take the remainder)."""
+    """Isotropic Gaussians (standard deviation ``cluster_std``) around well-separated centers,
+    equally many points each (the first centers take the remainder)."""
     centers = blob_centers(config)
 
     def make(n: int, rng: np.random.Generator) -> tuple:

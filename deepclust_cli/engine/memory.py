@@ -13,10 +13,9 @@ def reuse_freed_memory() -> bool:
     """Make glibc's malloc keep large freed blocks for reuse instead of handing them back to the OS.
 
     By default a block above its mmap threshold (at most 32 MiB) is mapped fresh and unmapped on
-    free, so every large temporary tensor on the CPU is page-faulted and zeroed by the kernel again:
-    AND's 256 × 60,000 bank logits spent 45 % of each step in the kernel (257 → 141 ms per batch
-    with this call). The cost is that the process keeps its peak heap instead of shrinking. Returns
-    whether the settings took effect (False without glibc, e.g. on macOS).
+    free, so every large temporary tensor on the CPU is page-faulted and zeroed by the kernel again
+    (AND's bank logits: README, Results). The cost is that the process keeps its peak heap instead
+    of shrinking. Returns whether the settings took effect (False without glibc, e.g. on macOS).
     """
     name = ctypes.util.find_library("c")
     if name is None:

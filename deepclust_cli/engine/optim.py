@@ -52,7 +52,7 @@ class Optimizer:
         return [p for group in self.torch.param_groups for p in group["params"]]
 
     def add_parameters(self, parameters: Sequence[torch.nn.Parameter]) -> None:
-        """Train ``parameters`` too from now on, at the current learning rate (LNSCC's centres)."""
+        """Train ``parameters`` too from now on, at the current learning rate (LNSCC's centers)."""
         self.torch.add_param_group({"params": list(parameters)})
 
     @property

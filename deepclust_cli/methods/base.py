@@ -22,7 +22,7 @@ from deepclust_cli.engine.checkpoint import load_checkpoint, save_checkpoint
 from deepclust_cli.engine.context import Context
 from deepclust_cli.errors import CheckpointError, DataError, require
 from deepclust_cli.methods import METHODS
-from deepclust_cli.methods.config import MethodConfig
+from deepclust_cli.methods.config import ClusteringConfig, MethodConfig
 from deepclust_cli.ops.metrics import clustering_metrics
 
 M = TypeVar("M", bound="ClusteringMethod")
@@ -46,7 +46,8 @@ class ClusteringMethod:
     def __init__(self, *, device: Union[str, torch.device] = "cpu", **params: Any) -> None:
         self.config = make_config(self.Config, {"name": self.name, **params}, where=self.name)
         require(self.config.name == self.name, f"{type(self).__name__} got name={self.config.name!r}")
-        require(self.config.n_clusters is not None, f"{self.name}: n_clusters is required")
+        if isinstance(self.config, ClusteringConfig):
+            require(self.config.n_clusters is not None, f"{self.name}: n_clusters is required")
         self.device = torch.device(device)
         self.fitted = False
         self.fit_shape: Optional[tuple[int, ...]] = None  # the shape of the data training started on
@@ -76,7 +77,7 @@ class ClusteringMethod:
         With a ``context`` that resumed from a checkpoint of an unfinished fit, training continues
         where the checkpoint left it — on data of the shape it started on."""
         x = self._check_input(x)
-        if len(x) < self.config.n_clusters:
+        if isinstance(self.config, ClusteringConfig) and len(x) < self.config.n_clusters:
             raise DataError(f"{self.name}: {len(x)} samples cannot form n_clusters={self.config.n_clusters} clusters")
         held_out = None
         if eval_set is not None:
@@ -97,7 +98,8 @@ class ClusteringMethod:
         return self
 
     def predict(self, x: ArrayLike) -> np.ndarray:
-        """Cluster labels in ``0..n_clusters-1`` for any samples, seen in ``fit`` or not."""
+        """Cluster labels in ``0..n_clusters-1`` for any samples, seen in ``fit`` or not (for
+        GeoCluster, whose clusters are its tree's leaves, ``0..n_leaves_-1``)."""
         if not self.fitted:
             raise DataError(f"{self.name} is not fitted yet: call fit(X) or load a checkpoint first")
         return np.asarray(self._predict(self._check_input(x)).cpu().numpy(), dtype=np.int64)

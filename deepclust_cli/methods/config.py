@@ -14,16 +14,26 @@ from deepclust_cli.errors import require, require_finite_fields
 
 @dataclass
 class MethodConfig:
-    """Parameters every method has. ``n_clusters`` defaults to the dataset's class count in YAML."""
+    """Parameters every method has."""
 
     name: str = MISSING
-    n_clusters: Optional[int] = None
     seed: int = 0
 
     def __post_init__(self) -> None:
         require_finite_fields(self)
-        require(self.n_clusters is None or self.n_clusters >= 1, f"n_clusters must be >= 1, got {self.n_clusters}")
         require(self.seed >= 0, f"seed must be >= 0, got {self.seed}")
+
+
+@dataclass
+class ClusteringConfig(MethodConfig):
+    """A method that puts the samples into ``n_clusters`` clusters; the YAML defaults it to the
+    dataset's class count."""
+
+    n_clusters: Optional[int] = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        require(self.n_clusters is None or self.n_clusters >= 1, f"n_clusters must be >= 1, got {self.n_clusters}")
 
 
 @dataclass
@@ -59,12 +69,15 @@ class StageConfig:
 
 @dataclass
 class AutoencoderConfig(StageConfig):
-    """An autoencoder stage: encoder widths (the last is the code size), mirrored decoder, MSE."""
+    """An autoencoder stage: the encoder's hidden widths to a ``code_dim``-d code, the decoder
+    mirrored, MSE."""
 
-    hidden: List[int] = field(default_factory=lambda: [512, 512, 2048, 10])
+    hidden: List[int] = field(default_factory=lambda: [512, 512, 2048])
+    code_dim: int = 10
     epochs: int = 40
     batch_size: int = 256
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        require(len(self.hidden) >= 1 and min(self.hidden) >= 1, f"ae.hidden must be positive widths, got {self.hidden}")
+        require(min(self.hidden, default=1) >= 1, f"ae.hidden must be positive widths, got {self.hidden}")
+        require(self.code_dim >= 1, f"ae.code_dim must be >= 1, got {self.code_dim}")

@@ -11,16 +11,15 @@ from deepclust_cli.nets.mlp import mlp
 
 
 class Autoencoder(nn.Module):
-    """Encoder ``in_dim → widths[0] → … → widths[-1]`` (ReLU between, linear code) and the mirrored
-    decoder back to ``in_dim`` (linear output), trained on the reconstruction error MSE(x, x̂).
+    """Encoder ``in_dim → hidden[0] → … → hidden[-1] → code_dim`` (ReLU between, linear code) and
+    the mirrored decoder back to ``in_dim`` (linear output), trained on the reconstruction error
+    MSE(x, x̂). SpectralNet's MNIST setting is ``hidden = [512, 512, 2048]``, ``code_dim = 10``
+    (Shaham et al., 2018, §5)."""
 
-    SpectralNet's MNIST setting is ``widths = [512, 512, 2048, 10]`` (Shaham et al., 2018, §5).
-    """
-
-    def __init__(self, in_dim: int, widths: Sequence[int]) -> None:
+    def __init__(self, in_dim: int, hidden: Sequence[int], code_dim: int) -> None:
         super().__init__()
-        self.encoder = mlp(in_dim, widths, activation="relu")
-        self.decoder = mlp(widths[-1], [*reversed(widths[:-1]), in_dim], activation="relu")
+        self.encoder = mlp(in_dim, [*hidden, code_dim], activation="relu")
+        self.decoder = mlp(code_dim, [*reversed(hidden), in_dim], activation="relu")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.decoder(self.encoder(x))

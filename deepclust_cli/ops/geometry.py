@@ -9,11 +9,11 @@ matrix is ``distance(points[:, None], objects[None])`` and a per-pair list is ``
 family         parameters                  metric
 =============  ==========================  ===================================================
 squares        x, y, side, rotation (rad)  L∞ in the square's own frame; 0 inside
-cuboids        x, y, z, w, h, d (centre,   L∞, axis-aligned; 0 inside
+cuboids        x, y, z, w, h, d (center,   L∞, axis-aligned; 0 inside
                full sizes)
 segments2d/3d  both end points             Euclidean to the projection clamped to the segment
 ellipses       a, b, h, k (semi-axes,      Euclidean to the filled, axis-aligned ellipse
-               centre)                     (0 inside); the foot point by bisection
+               center)                     (0 inside); the foot point by bisection
 =============  ==========================  ===================================================
 """
 
@@ -67,8 +67,8 @@ def square_closest_point(points: Tensor, squares: Tensor) -> Tensor:
 
 def square_bounds(squares: Tensor) -> tuple[Tensor, Tensor]:
     reach = squares[:, 2] / 2 * (squares[:, 3].cos().abs() + squares[:, 3].sin().abs())
-    centre = squares[:, :2]
-    return centre - reach[:, None], centre + reach[:, None]
+    center = squares[:, :2]
+    return center - reach[:, None], center + reach[:, None]
 
 
 def square_outline(squares: Tensor) -> Tensor:
@@ -81,10 +81,10 @@ def square_outline(squares: Tensor) -> Tensor:
 
 
 def generate_squares(n: int, extent: float, size_min: float, size_max: float, generator: torch.Generator) -> Tensor:
-    centre = torch.rand(n, 2, generator=generator) * extent
+    center = torch.rand(n, 2, generator=generator) * extent
     side = size_min + torch.rand(n, 1, generator=generator) * (size_max - size_min)
     rotation = torch.rand(n, 1, generator=generator) * (math.pi / 2)
-    return torch.cat([centre, side, rotation], dim=1)
+    return torch.cat([center, side, rotation], dim=1)
 
 
 # -- axis-aligned cuboids ------------------------------------------------------------------------
@@ -103,9 +103,9 @@ def cuboid_bounds(cuboids: Tensor) -> tuple[Tensor, Tensor]:
 
 
 def generate_cuboids(n: int, extent: float, size_min: float, size_max: float, generator: torch.Generator) -> Tensor:
-    centre = torch.rand(n, 3, generator=generator) * extent
+    center = torch.rand(n, 3, generator=generator) * extent
     sizes = size_min + torch.rand(n, 3, generator=generator) * (size_max - size_min)
-    return torch.cat([centre, sizes], dim=1)
+    return torch.cat([center, sizes], dim=1)
 
 
 # -- segments ------------------------------------------------------------------------------------
@@ -147,7 +147,7 @@ ELLIPSE_BISECTION_STEPS = 60
 def ellipse_closest_point(points: Tensor, ellipses: Tensor) -> Tensor:
     """The foot point on the filled ellipse ``(x−h)²/a² + (y−k)²/b² ≤ 1`` (the point itself inside).
 
-    Outside, the foot point of ``y = |p − centre|`` is ``x_i = e_i² y_i / (t + e_i²)`` where ``t > 0``
+    Outside, the foot point of ``y = |p − center|`` is ``x_i = e_i² y_i / (t + e_i²)`` where ``t > 0``
     is the root of ``F(t) = Σ_i (e_i y_i / (t + e_i²))² − 1`` (Eberly, "Distance from a point to an
     ellipse"); ``F`` decreases from ``F(0) > 0`` to ``F(max(e)·‖y‖) ≤ 0``, so bisection finds it.
     """
@@ -184,8 +184,8 @@ def ellipse_outline(ellipses: Tensor) -> Tensor:
 
 def generate_ellipses(n: int, extent: float, size_min: float, size_max: float, generator: torch.Generator) -> Tensor:
     semi = size_min + torch.rand(n, 2, generator=generator) * (size_max - size_min)
-    centre = torch.rand(n, 2, generator=generator) * extent
-    return torch.cat([semi, centre], dim=1)
+    center = torch.rand(n, 2, generator=generator) * extent
+    return torch.cat([semi, center], dim=1)
 
 
 # -- validity ------------------------------------------------------------------------------------
@@ -214,7 +214,7 @@ FAMILIES: dict[str, ObjectFamily] = {
             generate_squares, _negative_columns(slice(2, 3), "side lengths"), square_outline,
         ),
         ObjectFamily(
-            "cuboids", 3, 6, "x, y, z (centre), w, h, d (full sizes)", cuboid_distance, cuboid_closest_point,
+            "cuboids", 3, 6, "x, y, z (center), w, h, d (full sizes)", cuboid_distance, cuboid_closest_point,
             cuboid_bounds, generate_cuboids, _negative_columns(slice(3, 6), "sizes"), _no_outline,
         ),
         ObjectFamily(
@@ -226,7 +226,7 @@ FAMILIES: dict[str, ObjectFamily] = {
             segment_generator(3), _always_valid, _no_outline,
         ),
         ObjectFamily(
-            "ellipses", 2, 4, "a, b (semi-axes), h, k (centre)", ellipse_distance, ellipse_closest_point,
+            "ellipses", 2, 4, "a, b (semi-axes), h, k (center)", ellipse_distance, ellipse_closest_point,
             ellipse_bounds, generate_ellipses, _negative_columns(slice(0, 2), "semi-axes", strict=True), ellipse_outline,
         ),
     )

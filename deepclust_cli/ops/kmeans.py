@@ -1,10 +1,10 @@
 """k-means in torch, on the device the data lives on — the readout deep methods end with.
 
 Lloyd's algorithm (Lloyd, 1982) from greedy k-means++ seeds (Arthur & Vassilvitskii, 2007, with
-``2 + ⌊ln k⌋`` candidates per centre as in scikit-learn), the best of ``n_init`` runs by inertia
+``2 + ⌊ln k⌋`` candidates per center as in scikit-learn), the best of ``n_init`` runs by inertia
 ``Σ_i min_k ‖x_i − μ_k‖²``. Distances go through the chunked exact search of
 :mod:`deepclust_cli.ops.neighbors`, so memory stays bounded for millions of points and thousands of
-centres. The ``kmeans`` baseline method keeps scikit-learn's implementation.
+centers. The ``kmeans`` baseline method keeps scikit-learn's implementation.
 """
 
 from __future__ import annotations
@@ -30,9 +30,9 @@ def kmeans(
 ) -> KMeansResult:
     """Cluster the rows of ``x`` into ``k`` groups; the best of ``n_init`` seeded runs.
 
-    A run stops when the centres move less than ``tol`` × the mean per-feature variance of ``x``
+    A run stops when the centers move less than ``tol`` × the mean per-feature variance of ``x``
     (summed squared shift, scikit-learn's rule) or after ``max_iter`` iterations. A cluster left
-    empty takes the point farthest from its current centre.
+    empty takes the point farthest from its current center.
     """
     x = x.float()
     n = len(x)
@@ -49,21 +49,21 @@ def kmeans(
 
 
 def assign(x: torch.Tensor, centers: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Nearest centre of every row: (labels, squared distances)."""
+    """Nearest center of every row: (labels, squared distances)."""
     distances, nearest = knn(centers.to(x.device), 1, queries=x)
     return nearest[:, 0], distances[:, 0].square()
 
 
 def _kmeans_plus_plus(x: torch.Tensor, k: int, generator: torch.Generator) -> torch.Tensor:
-    """Greedy k-means++: each new centre is the best of ``2 + ⌊ln k⌋`` points drawn with
-    probability ∝ squared distance to the nearest centre so far (the one lowering the potential most)."""
+    """Greedy k-means++: each new center is the best of ``2 + ⌊ln k⌋`` points drawn with
+    probability ∝ squared distance to the nearest center so far (the one lowering the potential most)."""
     n = len(x)
     trials = 2 + int(math.log(k))
     centers = x[torch.randint(n, (1,), generator=generator).to(x.device)]
     closest = (x - centers[0]).square().sum(dim=1)
     for _ in range(1, k):
         weights = closest.double().cpu()
-        if float(weights.sum()) <= 0:  # fewer distinct points than centres: any point will do
+        if float(weights.sum()) <= 0:  # fewer distinct points than centers: any point will do
             weights = torch.ones(n, dtype=torch.float64)
         candidates = torch.multinomial(weights, trials, replacement=True, generator=generator).to(x.device)
         # n × trials squared distances: the potential each candidate would leave.

@@ -1,4 +1,4 @@
-"""k-nearest neighbours behind one interface, with an exact torch back end and an Annoy back end.
+"""k-nearest neighbors behind one interface, with an exact torch back end and an Annoy back end.
 
 ``knn`` answers "which ``k`` rows of ``data`` are closest to each query" as
 ``(distances float32 [M × k], indices int64 [M × k])`` sorted ascending, on a torch device;
@@ -65,7 +65,7 @@ def knn(
 
     ``queries=None`` queries ``data`` against itself, and then ``exclude_self`` (default True)
     removes each point's own index from its row — by index, so an exact duplicate elsewhere is
-    still a valid neighbour at distance 0. ``exclude_self`` needs ``queries=None``.
+    still a valid neighbor at distance 0. ``exclude_self`` needs ``queries=None``.
 
     Back ends:
 
@@ -77,7 +77,7 @@ def knn(
       and each row re-sorted.
     * ``"annoy"``: an ``annoy.AnnoyIndex`` forest of ``n_trees`` trees seeded with ``seed``,
       searched with ``search_k`` (``-1``: Annoy's default ``n_trees * k``). Approximate; rows
-      where Annoy finds fewer than ``k`` neighbours are recomputed exactly.
+      where Annoy finds fewer than ``k`` neighbors are recomputed exactly.
 
     ``progress``: a label under which the exact search reports its progress over query chunks
     (a bar on a terminal, plain lines otherwise); None keeps it quiet.
@@ -98,8 +98,8 @@ def knn(
     candidates = len(x) - 1 if exclude_self else len(x)
     if not 1 <= k <= candidates:
         raise DataError(
-            f"{k} nearest neighbours asked of {candidates} candidate points; "
-            "lower the neighbour count (e.g. method.n_neighbors) or use more samples"
+            f"{k} nearest neighbors asked of {candidates} candidate points; "
+            "lower the neighbor count (e.g. method.n_neighbors) or use more samples"
         )
     if max_bytes < 1:
         raise ValueError(f"max_bytes must be >= 1, got {max_bytes}")
@@ -173,7 +173,7 @@ def _exact(
 def _refine(
     queries: torch.Tensor, data: torch.Tensor, idx: torch.Tensor, metric: str, budget: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Recompute the chosen neighbours' distances from differences and re-sort each row.
+    """Recompute the chosen neighbors' distances from differences and re-sort each row.
 
     The expanded form ``||q||² - 2<q, x> + ||x||²`` loses all precision for near-identical points
     (an exact float32 duplicate can come out at 1e-3), while ``||q - x||`` is exact for duplicates.
@@ -206,7 +206,7 @@ def _annoy(
 
     Annoy's angular distance is ``sqrt(2 - 2 cos)``, so cosine distance is ``angular² / 2``.
     Self-queries ask for ``k + 1`` items and drop the query's own id (or, when Annoy did not
-    return it, the farthest item). Rows still short of ``k`` neighbours fall back to ``_exact``.
+    return it, the farthest item). Rows still short of ``k`` neighbors fall back to ``_exact``.
     """
     import annoy
 
@@ -277,7 +277,7 @@ def knn_graph(
 ) -> scipy.sparse.csr_matrix:
     """Symmetric kNN graph ``W`` (float64 CSR, ``n × n``, no self loops).
 
-    Directed edges ``i → j`` for each of ``i``'s ``k`` nearest neighbours (self excluded, see
+    Directed edges ``i → j`` for each of ``i``'s ``k`` nearest neighbors (self excluded, see
     :func:`knn`) carry weight 1 (``weight="connectivity"``) or the distance ``d(i, j)``
     (``weight="distance"``). Both are symmetrized as ``W_sym = max(W, Wᵀ)`` elementwise: an
     edge exists when either endpoint lists the other, with the same weight either way since
@@ -315,9 +315,9 @@ def gaussian_knn_weights(
     Returns ``(weights, indices)``, both ``m × n_neighbors``: ``indices[i]`` are ``x_i``'s nearest
     points in the batch (itself not counted) and ``weights[i, t] = exp(−‖x_i − x_j‖² / σ_i²)`` for
     ``j = indices[i, t]``. The scale ``σ_i`` is the distance from ``x_i`` to its ``scale_k``-th
-    nearest neighbour (``local_scale``), or the median of those distances over the batch
-    (global). ``scale_k`` counts neighbours without the point itself and is honoured in both
-    modes — the reference package ignores it in local mode and uses the median of all neighbour
+    nearest neighbor (``local_scale``), or the median of those distances over the batch
+    (global). ``scale_k`` counts neighbors without the point itself and is honoured in both
+    modes — the reference package ignores it in local mode and uses the median of all neighbor
     distances instead. Both counts are capped at the batch size minus one.
     """
     m = len(x)

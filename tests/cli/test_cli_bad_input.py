@@ -98,7 +98,7 @@ def test_unusable_data_is_one_line_before_any_training(deepclust, files, tmp_pat
 def test_a_loss_that_becomes_nan_stops_the_run_and_keeps_the_last_good_checkpoint(deepclust, tmp_path):
     result = deepclust(
         "method=spectralnet", "dataset=blobs", "dataset.n_samples=300", "method.ae.enabled=true", "method.ae.epochs=2",
-        "method.ae.hidden=[16,4]", "method.spectral.lr=1e30", "method.spectral.min_lr=0", "trainer.checkpoint_min_seconds=0",
+        "method.ae.hidden=[16]", "method.ae.code_dim=4", "method.spectral.lr=1e30", "method.spectral.min_lr=0", "trainer.checkpoint_min_seconds=0",
     )
     assert result.code == 1, result.err
     line = result.err.strip().splitlines()[-1]  # after the progress lines of the stages that ran

@@ -53,8 +53,8 @@ def test_imagenet_layout_labels_and_decoding(tmp_path: Path) -> None:
     assert data.test.images()[0, :, 0, 7].tolist() == [0, 200, 0]
 
 
-def test_short_side_resize_then_centre_crop(tmp_path: Path) -> None:
-    # 8 rows × 24 columns, thirds red | green | blue: halved to 4×12, the centre 4×4 is the green third.
+def test_short_side_resize_then_center_crop(tmp_path: Path) -> None:
+    # 8 rows × 24 columns, thirds red | green | blue: halved to 4×12, the center 4×4 is the green third.
     image = torch.zeros(3, 8, 24, dtype=torch.uint8)
     image[0, :, :8] = 255
     image[1, :, 8:16] = 255

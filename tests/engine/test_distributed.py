@@ -114,10 +114,10 @@ def two_rank_checks(world: World) -> dict:
 def and_replicas(world: World) -> dict:
     """AND fitted by two ranks: every rank's bank, anchors and weights, gathered to rank 0."""
     images = bar_digits(96, 0)[0][:, None]
-    method = AND(n_clusters=10, backbone="small_convnet", anchor_fractions=[0.0, 0.5], epochs=2, batch_size=32, kmeans_n_init=1)
+    method = AND(n_clusters=10, backbone="small_convnet", anchor_fractions=[0.0, 0.5], epochs=2, batch_size=32, n_init=1)
     method.fit(images, context=Context(seed=0, show_progress=False, world=world))
     weights = torch.cat([p.detach().reshape(-1) for p in method.net.parameters()])
-    rows = [method.bank.features.reshape(-1), method.anchor.float(), method.neighbours.float(), weights]
+    rows = [method.bank.features.reshape(-1), method.anchor.float(), method.neighbors.float(), weights]
     return {"per_rank": world.gather(torch.cat(rows).unsqueeze(0), world.size), "sizes": [len(r) for r in rows]}
 
 
@@ -140,9 +140,9 @@ def test_two_gloo_processes_take_the_whole_batch_step():
 def test_and_ranks_keep_one_bank_one_anchor_set_and_one_model():
     result = distributed.spawn(and_replicas, (), Launch(size=2, backend="gloo"))
     first, second = result["per_rank"]
-    bank, anchors, neighbours, weights = first.split(result["sizes"])
+    bank, anchors, neighbors, weights = first.split(result["sizes"])
     assert torch.equal(first, second)
-    assert anchors.sum() == 48 and not torch.equal(neighbours, torch.arange(96.0))
+    assert anchors.sum() == 48 and not torch.equal(neighbors, torch.arange(96.0))
     assert bank.abs().sum() > 0 and weights.abs().sum() > 0
 
 

@@ -33,19 +33,19 @@ READS_IMAGES = ["spectralnet", "spectralnet_ae", "and", "lnscc"]  # GeoCluster r
 
 SPECTRALNET = {
     "n_clusters": 3, "n_neighbors": 5, "scale_k": 2,
-    "ae": {"enabled": True, "hidden": [8, 4], "epochs": 3, "batch_size": 32},
-    "siamese": {"enabled": True, "hidden": [8, 4], "epochs": 3, "batch_size": 32},
+    "ae": {"enabled": True, "hidden": [8], "code_dim": 4, "epochs": 3, "batch_size": 32},
+    "siamese": {"enabled": True, "hidden": [8], "output_dim": 4, "epochs": 3, "batch_size": 32},
     "spectral": {"hidden": [16], "epochs": 3, "batch_size": 48},
 }
 PARAMS: dict[str, dict[str, Any]] = {
     "spectralnet": SPECTRALNET,
     "spectralnet_ae": {**SPECTRALNET, "alpha": 0.1},
-    "and": {"n_clusters": 3, "backbone": "small_convnet", "feature_dim": 8, "anchor_fractions": [0.0, 0.5], "epochs": 3,
-            "batch_size": 16, "kmeans_n_init": 1, "augment": {"saturation": 0.0, "hue": 0.0, "grayscale_p": 0.0}},
-    "lnscc": {"n_clusters": 3, "n_neighbors": 8, "hidden": [16], "dim": 2, "epochs": 4, "clustering_epoch": 2,
-              "batch_size": 64, "plot_every": 0, "features": {"source": "ae", "ae": {"hidden": [8, 4], "epochs": 3, "batch_size": 32}}},
-    "geocluster": {"object_type": "squares", "n_clusters": 4, "threshold": 12, "max_depth": 3, "student_samples": 256, "student_steps": 20,
-                   "student_batch": 64, "teacher": "energy", "energy": {"steps": 5}},
+    "and": {"n_clusters": 3, "backbone": "small_convnet", "embedding_dim": 8, "anchor_fractions": [0.0, 0.5], "epochs": 3,
+            "batch_size": 16, "n_init": 1, "augment": {"saturation": 0.0, "hue": 0.0, "grayscale_p": 0.0}},
+    "lnscc": {"n_clusters": 3, "n_neighbors": 8, "hidden": [16], "embedding_dim": 2, "epochs": 4, "clustering_epoch": 2,
+              "batch_size": 64, "plot_every": 0, "features": {"source": "ae", "ae": {"hidden": [8], "code_dim": 4, "epochs": 3, "batch_size": 32}}},
+    "geocluster": {"object_type": "squares", "branching": 4, "threshold": 12, "max_depth": 3, "student": {"samples": 256, "steps": 20, "batch_size": 64},
+                   "teacher": "energy", "energy": {"steps": 5}},
 }
 
 
@@ -56,8 +56,8 @@ def data_of(name: str) -> torch.Tensor:
     if name == "geocluster":
         return family("squares").generate(150, 20.0, 0.2, 1.0, torch.Generator().manual_seed(0))
     generator = torch.Generator().manual_seed(0)
-    centres = torch.tensor([[0.0] * 6, [6.0] * 6, [-6.0, 6.0] * 3])
-    return (centres.repeat_interleave(64, dim=0) + torch.randn(192, 6, generator=generator)).float()
+    centers = torch.tensor([[0.0] * 6, [6.0] * 6, [-6.0, 6.0] * 3])
+    return (centers.repeat_interleave(64, dim=0) + torch.randn(192, 6, generator=generator)).float()
 
 
 class Recorder(Context):
@@ -153,8 +153,8 @@ def write_image_folder(top: Path) -> None:
 CLI_RUNS = {
     "spectralnet": ["method=spectralnet", "method.spectral.batch_size=8", "method.n_neighbors=3", "method.scale_k=1"],
     "spectralnet_ae": ["method=spectralnet_ae", "method.spectral.batch_size=8", "method.n_neighbors=3", "method.scale_k=1"],
-    "and": ["method=and", "method.backbone=small_convnet", "method.batch_size=8", "method.kmeans_n_init=1", "method.knn_k=5"],
-    "lnscc": ["method=lnscc", "method.n_neighbors=4", "method.batch_size=16", "method.plot_every=0", "method.kmeans_restarts=2"],
+    "and": ["method=and", "method.backbone=small_convnet", "method.batch_size=8", "method.n_init=1", "method.knn_neighbors=5"],
+    "lnscc": ["method=lnscc", "method.n_neighbors=4", "method.batch_size=16", "method.plot_every=0", "method.n_init=2"],
     "geocluster": ["method=geocluster", "dataset=squares", "dataset.n_objects=100", "method.threshold=30"],
 }
 

@@ -27,7 +27,7 @@ def test_inertia_is_as_good_as_scikit_learn_on_overlapping_data():
     assert ours <= theirs * 1.01
 
 
-def test_inertia_and_labels_agree_with_the_centres():
+def test_inertia_and_labels_agree_with_the_centers():
     x, _ = blobs(seed=2)
     result = kmeans(x, 3, n_init=2, seed=0)
     labels, squared = assign(x, result.centers)
@@ -44,7 +44,7 @@ def test_seeded_and_deterministic():
     assert not torch.equal(first.centers, kmeans(x, 7, seed=5).centers)
 
 
-def test_more_centres_than_distinct_points_leaves_no_cluster_without_a_centre():
+def test_more_centers_than_distinct_points_leaves_no_cluster_without_a_center():
     x = torch.tensor([[0.0, 0.0], [0.0, 0.0], [1.0, 1.0], [1.0, 1.0], [5.0, 5.0]])
     result = kmeans(x, 4, n_init=3, seed=0)
     assert torch.isfinite(result.centers).all()

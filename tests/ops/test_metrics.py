@@ -160,7 +160,7 @@ def unit(deg):
     return [math.cos(math.radians(deg)), math.sin(math.radians(deg))]
 
 
-# Query at 0°: one class-7 neighbour at 0° (sim 1) against two class-3 neighbours at ±60° (sim 0.5);
+# Query at 0°: one class-7 neighbor at 0° (sim 1) against two class-3 neighbors at ±60° (sim 0.5);
 # a class-7 point at 180° lies outside k=3.
 TRAIN = np.array([unit(0), unit(60), unit(-60), unit(180)], dtype=np.float32)
 TRAIN_Y = np.array([7, 3, 3, 7])
@@ -173,7 +173,7 @@ def test_knn_acc_weighting_decides_against_majority():
     # T=100: exp(0.01) = 1.010 < 2 exp(0.005) = 2.010 -> the majority class 3 wins.
     assert math.exp(0.01) < 2 * math.exp(0.005)
     assert knn_acc(TRAIN, TRAIN_Y, [unit(0)], [7], k=3, temperature=100.0) == 0.0
-    # k=1 is plain nearest neighbour.
+    # k=1 is plain nearest neighbor.
     assert knn_acc(TRAIN, TRAIN_Y, [unit(0)], [7], k=1, temperature=100.0) == 1.0
 
 
@@ -182,7 +182,7 @@ def test_knn_acc_normalizes_features_and_clips_k():
     # k=50 > 4 train samples: all four vote; class 7: e^10 + e^-10, class 3: 2 e^5 -> 7.
     assert knn_acc(scaled, TRAIN_Y, np.array([unit(0)]) * 9, [7], k=50) == 1.0
     # At 120° the sims are -0.5 (0°), 0.5 (60°), -1 (-60°), 0.5 (180°):
-    # class 3: e^5 + e^-10 < class 7: e^-5 + e^5, so 7 wins by the far neighbours' weights alone.
+    # class 3: e^5 + e^-10 < class 7: e^-5 + e^5, so 7 wins by the far neighbors' weights alone.
     assert math.exp(5) + math.exp(-10) < math.exp(-5) + math.exp(5)
     assert knn_acc(scaled, TRAIN_Y, [unit(120)], [7], k=4) == 1.0
 

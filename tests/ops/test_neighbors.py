@@ -87,7 +87,7 @@ def test_self_excluded_by_index_even_with_duplicates(points, backend, dtype):
     dist, idx = knn(data, 4, backend=backend, max_bytes=8 * 37)
     own = torch.arange(400)[:, None]
     assert not (idx == own).any()
-    # Each point's exact duplicate is its nearest neighbour.
+    # Each point's exact duplicate is its nearest neighbor.
     assert torch.equal(idx[:, 0], (torch.arange(400) + 200) % 400)
     assert (dist[:, 0] == 0).all()
 
@@ -113,7 +113,7 @@ def test_annoy_recall_against_exact():
     hits = sum(len(set(a) & set(e)) for a, e in zip(approx.tolist(), exact.tolist()))
     assert hits / exact.numel() >= 0.9
     assert not (approx == torch.arange(2000)[:, None]).any()
-    # Reported distances are the true distances of the reported neighbours.
+    # Reported distances are the true distances of the reported neighbors.
     true = np.linalg.norm(data[:, None, :] - data[approx.numpy()], axis=2)
     np.testing.assert_allclose(dist.numpy(), true, rtol=1e-4, atol=1e-4)
     assert (torch.diff(dist, dim=1) >= 0).all()
@@ -159,8 +159,8 @@ def test_annoy_short_rows_fall_back_to_exact():
 @pytest.mark.parametrize(
     "kwargs,message",
     [
-        (dict(k=0), "0 nearest neighbours asked of"),
-        (dict(k=200), "200 nearest neighbours asked of 199 candidate points"),
+        (dict(k=0), "0 nearest neighbors asked of"),
+        (dict(k=200), "200 nearest neighbors asked of 199 candidate points"),
         (dict(k=5, backend="faiss"), "choose one of exact, annoy"),
         (dict(k=5, metric="manhattan"), "choose one of euclidean, cosine"),
         (dict(k=5, queries=np.zeros((3, 4))), "dims"),

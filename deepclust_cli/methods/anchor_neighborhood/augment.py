@@ -203,7 +203,7 @@ class BatchAugment:
         ``a = U(scale)·H·W``, ratio ``r = exp(U(log ratio))``, ``w = round(√(a·r))``,
         ``h = round(√(a/r))``; the first candidate with ``0 < w <= W`` and ``0 < h <= H`` wins,
         its top-left uniform over the positions that fit. A sample with no valid candidate gets
-        the centred whole image, narrowed to the nearest ratio bound when ``W/H`` lies outside
+        the centered whole image, narrowed to the nearest ratio bound when ``W/H`` lies outside
         them. Flip with probability ``hflip_p``; jitter factors uniform in
         ``[max(0, 1 - v), 1 + v]`` (hue: ``[-hue, hue]``); op order a uniform permutation
         (argsort of ``U(0, 1)^4``); grayscale with probability ``grayscale_p``.

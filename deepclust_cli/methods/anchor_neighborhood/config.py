@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import List, Optional
 
 from deepclust_cli.errors import require
-from deepclust_cli.methods.config import MethodConfig
+from deepclust_cli.methods.config import ClusteringConfig
 from deepclust_cli.nets import BACKBONES
 
 DEFAULT_CHUNK_BYTES = 1 << 28  # 256 MiB per block of similarities while mining anchors
@@ -55,13 +55,13 @@ class AugmentConfig:
 
 
 @dataclass
-class ANDConfig(MethodConfig):
+class ANDConfig(ClusteringConfig):
     """The paper's settings (section 4.1) are the defaults: ResNet18, 128-d features, T = 0.1,
     η = 0.5, five rounds of 200 epochs at lr 0.03 decayed ×0.1 at 80/120/160 (SGD with Nesterov
     momentum 0.9: ``trainer.optimizer=auto`` and the trainer's momentum)."""
 
     backbone: str = "resnet18_cifar"
-    feature_dim: int = 128
+    embedding_dim: int = 128
     temperature: float = 0.1
     bank_momentum: float = 0.5  # η in m_i ← normalize(η·m_i + (1 − η)·f_i)
     anchor_fractions: List[float] = field(default_factory=lambda: [0.0, 0.25, 0.5, 0.75, 1.0])  # one round each
@@ -70,21 +70,21 @@ class ANDConfig(MethodConfig):
     lr: float = 0.03
     weight_decay: float = 5e-4
     milestones: List[int] = field(default_factory=lambda: [80, 120, 160])  # epochs within a round
-    gamma: float = 0.1
+    lr_decay: float = 0.1
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     mean: List[float] = field(default_factory=list)  # per-channel statistics in [0, 1] units; [] = none
     std: List[float] = field(default_factory=list)
     eval_every: int = 10  # epochs between held-out evaluations; 0: only at the end
-    knn_k: int = 200
+    knn_neighbors: int = 200
     knn_temperature: float = 0.1
-    kmeans_n_init: int = 10
+    n_init: int = 10
     channels_last: bool = True  # on CUDA: NHWC convolutions (tensor cores)
     bank_chunk_bytes: int = DEFAULT_CHUNK_BYTES  # similarity block size while mining anchors
 
     def __post_init__(self) -> None:
         super().__post_init__()
         require(self.backbone in BACKBONES, f"backbone must be one of {', '.join(BACKBONES.names())}, got {self.backbone!r}")
-        require(self.feature_dim >= 2, f"feature_dim must be >= 2, got {self.feature_dim}")
+        require(self.embedding_dim >= 2, f"embedding_dim must be >= 2, got {self.embedding_dim}")
         require(self.temperature > 0, f"temperature must be > 0, got {self.temperature}")
         require(0 <= self.bank_momentum < 1, f"bank_momentum must be in [0, 1), got {self.bank_momentum}")
         fractions = list(self.anchor_fractions)
@@ -97,10 +97,10 @@ class ANDConfig(MethodConfig):
         require(self.lr > 0, f"lr must be > 0, got {self.lr}")
         require(self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}")
         require(list(self.milestones) == sorted(self.milestones), f"milestones must increase, got {self.milestones}")
-        require(0 < self.gamma <= 1, f"gamma must be in (0, 1], got {self.gamma}")
+        require(0 < self.lr_decay <= 1, f"lr_decay must be in (0, 1], got {self.lr_decay}")
         require(len(self.mean) == len(self.std), f"mean has {len(self.mean)} values but std has {len(self.std)}")
         require(self.eval_every >= 0, f"eval_every must be >= 0, got {self.eval_every}")
-        require(self.knn_k >= 1, f"knn_k must be >= 1, got {self.knn_k}")
+        require(self.knn_neighbors >= 1, f"knn_neighbors must be >= 1, got {self.knn_neighbors}")
         require(self.knn_temperature > 0, f"knn_temperature must be > 0, got {self.knn_temperature}")
-        require(self.kmeans_n_init >= 1, f"kmeans_n_init must be >= 1, got {self.kmeans_n_init}")
+        require(self.n_init >= 1, f"n_init must be >= 1, got {self.n_init}")
         require(self.bank_chunk_bytes >= 1 << 20, f"bank_chunk_bytes must be >= 1 MiB, got {self.bank_chunk_bytes}")

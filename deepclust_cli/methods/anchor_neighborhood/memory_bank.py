@@ -96,18 +96,18 @@ def select_anchors(entropy: torch.Tensor, fraction: float) -> torch.Tensor:
     return mask
 
 
-def neighbourhood_loss(
-    logits: torch.Tensor, indices: torch.Tensor, neighbours: torch.Tensor, anchor: torch.Tensor
+def neighborhood_loss(
+    logits: torch.Tensor, indices: torch.Tensor, neighbors: torch.Tensor, anchor: torch.Tensor
 ) -> torch.Tensor:
     """The AND loss of a batch (Huang et al. 2019, eq. 6), averaged over the batch.
 
-    For sample ``i`` with bank logits ``s_i`` (``p_i = softmax(s_i)``): an anchor with neighbour
+    For sample ``i`` with bank logits ``s_i`` (``p_i = softmax(s_i)``): an anchor with neighbor
     ``n_i`` contributes ``−log(p_ii + p_in) = logsumexp(s_i) − log(exp s_ii + exp s_in)``, any other
     sample ``−log p_ii = logsumexp(s_i) − s_ii`` (pure instance discrimination). ``indices`` are the
-    batch's positions in the bank, ``neighbours`` and ``anchor`` their neighbours and anchor flags.
+    batch's positions in the bank, ``neighbors`` and ``anchor`` their neighbors and anchor flags.
     """
     log_normalizer = logits.logsumexp(dim=1)
     own = logits.gather(1, indices.unsqueeze(1)).squeeze(1)
-    neighbour = logits.gather(1, neighbours.unsqueeze(1)).squeeze(1)
-    positive = torch.where(anchor, torch.logaddexp(own, neighbour), own)
+    neighbor = logits.gather(1, neighbors.unsqueeze(1)).squeeze(1)
+    positive = torch.where(anchor, torch.logaddexp(own, neighbor), own)
     return (log_normalizer - positive).mean()

@@ -6,12 +6,12 @@ features and serves as the weights of a softmax over all N samples
 (:mod:`deepclust_cli.methods.anchor_neighborhood.memory_bank`). Round 0 is pure instance discrimination. Before round r the
 bank's own softmax ``softmax(m_i·Mᵀ/T)`` ranks samples by entropy: the ``anchor_fractions[r]``
 lowest become *anchors*, each paired with its nearest other sample, and the loss
-``−log(p_ii + p_in)`` lets an anchor share its class with that neighbour (section 3.2). Network and
+``−log(p_ii + p_in)`` lets an anchor share its class with that neighbor (section 3.2). Network and
 optimizer carry over between rounds; the step schedule restarts.
 
 Evaluation follows the paper: weighted kNN (k = 200, T = 0.1) of held-out features against the
 training features → ``knn_acc``, and k-means on the evaluated features → ``acc``/``nmi``/``ari``.
-``predict`` assigns to k-means centres fitted on the training features at the end of ``fit``.
+``predict`` assigns to k-means centers fitted on the training features at the end of ``fit``.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from deepclust_cli.engine.loop import Loop, Pass
 from deepclust_cli.engine.optim import Optimizer, step_lr
 from deepclust_cli.engine.seeds import epoch_generator
 from deepclust_cli.errors import DataError
-from deepclust_cli.methods.anchor_neighborhood.memory_bank import MemoryBank, neighbourhood_loss, select_anchors
+from deepclust_cli.methods.anchor_neighborhood.memory_bank import MemoryBank, neighborhood_loss, select_anchors
 from deepclust_cli.methods.base import ArrayLike, ClusteringMethod, EvalSet
 from deepclust_cli.ops.metrics import clustering_metrics, knn_acc
 from deepclust_cli.nets.backbones import build_backbone
@@ -60,12 +60,12 @@ class AND(ClusteringMethod):
         self.net: Optional[nn.Module] = None
         self.bank: Optional[MemoryBank] = None
         self.anchor = torch.zeros(0, dtype=torch.bool)  # per sample: is it an anchor this round
-        self.neighbours = torch.zeros(0, dtype=torch.long)  # per sample: its neighbour (itself if not an anchor)
+        self.neighbors = torch.zeros(0, dtype=torch.long)  # per sample: its neighbor (itself if not an anchor)
         self.optimizer: Optional[Optimizer] = None  # built by fit, which has the trainer's settings
         self.loop: Optional[Loop] = None  # the rounds × epochs, built by fit
         self.loop_state: Optional[dict[str, Any]] = None  # the loop's and optimizer's states from a checkpoint, until fit applies them
         self.optimizer_state: Optional[dict[str, Any]] = None
-        self.centroids: Optional[torch.Tensor] = None
+        self.centers: Optional[torch.Tensor] = None
 
     # -- input -------------------------------------------------------------------------------
     def prepare(self, split: Split, num_workers: int = 0) -> Images:
@@ -103,21 +103,21 @@ class AND(ClusteringMethod):
         self.image_shape = tuple(image_shape)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(config.seed)
-            net = build_backbone(config.backbone, image_shape[0], config.feature_dim).to(self.device)
+            net = build_backbone(config.backbone, image_shape[0], config.embedding_dim).to(self.device)
         if self.device.type == "cuda" and config.channels_last:
             net = net.to(memory_format=torch.channels_last)
         self.net = net
         self.bank = MemoryBank(
             n_samples,
-            config.feature_dim,
+            config.embedding_dim,
             momentum=config.bank_momentum,
             temperature=config.temperature,
             generator=epoch_generator(config.seed, "bank", 0),
             device=self.device,
         )
         self.anchor = torch.zeros(n_samples, dtype=torch.bool, device=self.device)
-        self.neighbours = torch.arange(n_samples, device=self.device)
-        self.loop_state, self.optimizer_state, self.centroids = None, None, None
+        self.neighbors = torch.arange(n_samples, device=self.device)
+        self.loop_state, self.optimizer_state, self.centers = None, None, None
 
     # -- training ----------------------------------------------------------------------------
     def _fit(self, x: Images, y: Optional[torch.Tensor], context: Context, eval_set: Optional[EvalSet], resuming: bool) -> None:
@@ -154,31 +154,31 @@ class AND(ClusteringMethod):
 
         loop.run(run_pass, lambda score: context.checkpoint(self, loop.where(), score=score))
         features = self._features(source, context.world)
-        self.centroids = kmeans(features, config.n_clusters, n_init=config.kmeans_n_init, seed=config.seed).centers.cpu()
+        self.centers = kmeans(features, config.n_clusters, n_init=config.n_init, seed=config.seed).centers.cpu()
         path = context.plot_path("rounds")
         if path is not None:
             plots.round_curves(loop.history, loop.length, path)
 
     def _mine_anchors(self, context: Context, labels: Optional[torch.Tensor], round_: int) -> dict[str, float]:
-        """Before a round: the lowest-entropy samples become anchors with their nearest neighbour;
-        returns the anchor count and, with labels, their neighbourhood consistency."""
+        """Before a round: the lowest-entropy samples become anchors with their nearest neighbor;
+        returns the anchor count and, with labels, their neighborhood consistency."""
         fraction = self.config.anchor_fractions[round_]
         n = len(self.bank)
         if fraction == 0:
             self.anchor = torch.zeros(n, dtype=torch.bool, device=self.device)
-            self.neighbours = torch.arange(n, device=self.device)
+            self.neighbors = torch.arange(n, device=self.device)
             context.log(f"and: round {round_}: instance discrimination (no anchors)")
             return {}
         started = time.perf_counter()
         entropy, nearest = self.bank.entropy_and_nearest(self.config.bank_chunk_bytes)
         self.anchor = select_anchors(entropy, fraction)
-        self.neighbours = torch.where(self.anchor, nearest, torch.arange(n, device=self.device))
+        self.neighbors = torch.where(self.anchor, nearest, torch.arange(n, device=self.device))
         count = int(self.anchor.sum())
         mined = {"anchors": float(count)}
         message = f"and: round {round_}: {count} anchors ({fraction:.0%}) mined in {time.perf_counter() - started:.1f} s"
         if labels is not None and count:
-            mined["anchor_consistency"] = float((labels[self.anchor] == labels[self.neighbours[self.anchor]]).float().mean())
-            message += f", neighbourhood consistency {mined['anchor_consistency']:.4f}"
+            mined["anchor_consistency"] = float((labels[self.anchor] == labels[self.neighbors[self.anchor]]).float().mean())
+            message += f", neighborhood consistency {mined['anchor_consistency']:.4f}"
         context.log(message)
         return mined
 
@@ -208,7 +208,7 @@ class AND(ClusteringMethod):
             shard = index[start:stop]
             with context.autocast():
                 features = net(inputs)
-            loss = neighbourhood_loss(self.bank.logits(features), shard, self.neighbours[shard], self.anchor[shard])
+            loss = neighborhood_loss(self.bank.logits(features), shard, self.neighbors[shard], self.anchor[shard])
             loss = loss * (len(shard) / len(index))
             self.optimizer.step(loss)
             self.bank.update(index, world.gather(features.detach(), len(index)))
@@ -217,7 +217,7 @@ class AND(ClusteringMethod):
 
     def _lr(self, epoch: int) -> float:
         """The step schedule within a round (it restarts every round)."""
-        return step_lr(self.config.lr, epoch, self.config.milestones, self.config.gamma)
+        return step_lr(self.config.lr, epoch, self.config.milestones, self.config.lr_decay)
 
     def _evaluate_during_training(
         self, eval_set: EvalSet, labels: Optional[torch.Tensor], context: Context, round_: int, epoch: int
@@ -252,7 +252,7 @@ class AND(ClusteringMethod):
         start, stop = world.shard_bounds(len(source))
         chunks = list(torch.arange(start, stop).split(FEATURE_BATCH))
         try:
-            parts = [torch.zeros(0, self.config.feature_dim, device=self.device)]
+            parts = [torch.zeros(0, self.config.embedding_dim, device=self.device)]
             for images in source.batches(chunks):
                 parts.append(self.net(self._layout(self.augment.test(images))).float())
             return world.gather(torch.cat(parts), len(source))
@@ -260,11 +260,11 @@ class AND(ClusteringMethod):
             self.net.train(was_training)
 
     def _knn_acc(self, train: torch.Tensor, train_labels: torch.Tensor, test: torch.Tensor, test_labels: torch.Tensor) -> float:
-        return knn_acc(train, train_labels, test, test_labels, k=self.config.knn_k, temperature=self.config.knn_temperature, device=self.device)
+        return knn_acc(train, train_labels, test, test_labels, k=self.config.knn_neighbors, temperature=self.config.knn_temperature, device=self.device)
 
     def _clusters(self, features: torch.Tensor) -> np.ndarray:
-        """k-means with ``n_clusters`` centres fitted on ``features`` themselves (the paper's readout)."""
-        return kmeans(features, self.config.n_clusters, n_init=self.config.kmeans_n_init, seed=self.config.seed).labels.cpu().numpy()
+        """k-means with ``n_clusters`` centers fitted on ``features`` themselves (the paper's readout)."""
+        return kmeans(features, self.config.n_clusters, n_init=self.config.n_init, seed=self.config.seed).labels.cpu().numpy()
 
     def evaluate(self, split: Split, context: Context, reference: Optional[Split] = None) -> dict[str, float]:
         """knn_acc of ``split`` against ``reference`` (the training split, its features recomputed
@@ -295,7 +295,7 @@ class AND(ClusteringMethod):
 
     def _predict_and_embed(self, x: Images) -> tuple[torch.Tensor, torch.Tensor]:
         features = self._features(_Source(x, self.device, 0))
-        return assign(features, self.centroids.to(features.device))[0], features
+        return assign(features, self.centers.to(features.device))[0], features
 
     def _predict(self, x: Images) -> torch.Tensor:
         return self._predict_and_embed(x)[0]
@@ -309,14 +309,14 @@ class AND(ClusteringMethod):
             "net": {k: v.cpu() for k, v in self.net.state_dict().items()},
             "loop": self.loop.state_dict() if self.loop is not None else self.loop_state,
         }
-        if self.centroids is None:  # what only training needs
+        if self.centers is None:  # what only training needs
             state["optimizer"] = self.optimizer.state_dict() if self.optimizer is not None else self.optimizer_state
             state["bank"] = self.bank.state_dict()
             state["anchor"] = self.anchor.cpu()
-            state["neighbours"] = self.neighbours.cpu()
+            state["neighbors"] = self.neighbors.cpu()
             state["n_samples"] = len(self.bank)
         else:
-            state["centroids"] = self.centroids
+            state["centers"] = self.centers
         return state
 
     def _load_state(self, state: dict[str, Any]) -> None:
@@ -325,13 +325,13 @@ class AND(ClusteringMethod):
         self._build(tuple(state["image_shape"]), int(state.get("n_samples", 1)))
         self.net.load_state_dict(state["net"])
         self.loop_state = state["loop"]
-        if "centroids" in state:
-            self.centroids = state["centroids"].float()
+        if "centers" in state:
+            self.centers = state["centers"].float()
             return
         self.optimizer_state = state["optimizer"]
         self.bank.load_state_dict(state["bank"])
         self.anchor = state["anchor"].to(self.device)
-        self.neighbours = state["neighbours"].to(self.device)
+        self.neighbors = state["neighbors"].to(self.device)
 
 
 def _image_shape(images: Images) -> tuple[int, ...]:

@@ -4,12 +4,12 @@ brute force (SPEC "GeoCluster").
 The tree grows breadth-first, one level per step, until a node holds at most ``threshold``
 objects. For each node to split:
 
-1. **Teacher** — ``n_clusters`` centroids placed under the object metric
+1. **Teacher** — ``branching`` centers placed under the object metric
    (:mod:`deepclust_cli.methods.geocluster.teachers`: k-means++ and object-aware Lloyd steps, or the energy
-   model); each object goes to the child of its nearest centroid.
+   model); each object goes to the child of its nearest center.
 2. **Student** — an MLP routing a query point to the child holding its nearest object, trained on
    points sampled in the node's box and around its objects, labelled by brute force over the
-   node's objects; ``boundary_fraction`` of the kept samples are those whose two best children
+   node's objects; ``student.boundary_fraction`` of the kept samples are those whose two best children
    are closest (the partition boundaries), the rest a uniform draw of the others. A level's
    students train together as one :class:`~deepclust_cli.methods.geocluster.students.StackedMLP`.
 
@@ -38,7 +38,7 @@ from deepclust_cli.ops.geometry import ObjectFamily, brute_force_nearest, distan
 from deepclust_cli.methods.base import ClusteringMethod, EvalSet
 from deepclust_cli.methods.geocluster.config import GeoClusterConfig
 from deepclust_cli.methods.geocluster.students import StackedMLP
-from deepclust_cli.methods.geocluster.teachers import assign, energy_centroids, kmeans_centroids
+from deepclust_cli.methods.geocluster.teachers import assign, energy_centers, kmeans_centers
 from deepclust_cli.methods.geocluster.tree import ObjectTree
 
 DISTANCE_TOLERANCE = 1e-5  # relative to the objects' box: answers this close to the nearest count as exact
@@ -58,8 +58,9 @@ def uniform_in(low: torch.Tensor, high: torch.Tensor, n: int, generator: torch.G
 
 
 class GeoCluster(ClusteringMethod):
-    """``fit(objects)`` builds the tree; ``predict(points)`` returns each point's nearest object
-    (an index into the fitted objects) as the tree finds it; :meth:`kneighbors` the k nearest."""
+    """``fit(objects)`` builds the tree; :meth:`kneighbors` returns each query point's nearest
+    objects (indices into the fitted objects) as the tree finds them, and ``predict(points)`` the
+    cluster of each point — the leaf holding its nearest object, one of ``n_leaves_``."""
 
     name = "geocluster"
     Config = GeoClusterConfig
@@ -88,7 +89,7 @@ class GeoCluster(ClusteringMethod):
             context.log(f"geocluster: resuming a tree built to depth {self.tree.built_depth} ({self.tree.n_nodes} nodes)")
         else:
             low, high = objects_box(x, kind, config.query_margin)
-            self.tree = ObjectTree.root(x, kind, config.n_clusters, low, high)
+            self.tree = ObjectTree.root(x, kind, config.branching, low, high)
         self._stored_tree = self.loop_state = None
         tree = self.tree
 
@@ -120,7 +121,7 @@ class GeoCluster(ClusteringMethod):
 
     def _split_nodes(self, nodes: torch.Tensor, depth: int, context: Context) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """Run the teacher on each node and add its children; returns the nodes actually split
-        (a node whose objects all fall to one centroid stays a leaf) and their objects."""
+        (a node whose objects all fall to one center stays a leaf) and their objects."""
         config, tree, kind = self.config, self.tree, self.family
         generator = epoch_generator(config.seed, "geocluster-teacher", depth)
         order, starts, counts = tree.objects_by_node()
@@ -130,10 +131,10 @@ class GeoCluster(ClusteringMethod):
             objects = order[int(starts[node]) : int(starts[node] + counts[node])]
             mine = tree.objects[objects]
             if config.teacher == "energy":
-                centroids = energy_centroids(mine, kind, config.n_clusters, config.energy, generator, context)
+                centers = energy_centers(mine, kind, config.branching, config.energy, generator, context)
             else:
-                centroids = kmeans_centroids(mine, kind, config.n_clusters, config.lloyd_steps, generator)
-            slots = assign(mine, centroids, kind)
+                centers = kmeans_centers(mine, kind, config.branching, config.lloyd_steps, generator)
+            slots = assign(mine, centers, kind)
             if len(torch.unique(slots)) < 2:
                 continue
             child_of_object[objects] = slots
@@ -148,7 +149,7 @@ class GeoCluster(ClusteringMethod):
         """Each child's input box: its objects' box widened by half the typical object spacing."""
         tree, kind = self.tree, self.family
         low, high = kind.bounds(objects)
-        k, dim = self.config.n_clusters, low.shape[1]
+        k, dim = self.config.branching, low.shape[1]
         child_low = torch.full((k, dim), torch.inf, device=low.device).scatter_reduce(0, slots[:, None].expand(-1, dim), low, "amin")
         child_high = torch.full((k, dim), -torch.inf, device=low.device).scatter_reduce(0, slots[:, None].expand(-1, dim), high, "amax")
         sizes = torch.bincount(slots, minlength=k).clamp_min(1)[:, None]
@@ -159,23 +160,23 @@ class GeoCluster(ClusteringMethod):
 
     # -- students ------------------------------------------------------------------------------
     def _node_samples(self, node: int, objects: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        """``student_samples`` training points for ``node`` and their labels (the child slot holding
+        """``student.samples`` training points for ``node`` and their labels (the child slot holding
         the nearest object): twice as many candidates — half uniform in the node's box, half
-        uniform in the boxes of random objects widened to 3× — of which the ``boundary_fraction``
+        uniform in the boxes of random objects widened to 3× — of which the ``student.boundary_fraction``
         with the smallest gap between the two best children are kept, and a random draw of the rest."""
         config, tree, kind = self.config, self.tree, self.family
-        n = config.student_samples
+        n = config.student.samples
         low, high = kind.bounds(tree.objects[objects])
         picked = torch.randint(len(objects), (n,), generator=generator).to(low.device)
-        centre, half = (low[picked] + high[picked]) / 2, (high[picked] - low[picked]) / 2
+        center, half = (low[picked] + high[picked]) / 2, (high[picked] - low[picked]) / 2
         spread = half.amax(dim=1, keepdim=True).clamp_min(1e-6 * float((tree.high[node] - tree.low[node]).max())) * 3
-        near = centre + (torch.rand(n, low.shape[1], generator=generator).to(low.device) * 2 - 1) * spread
+        near = center + (torch.rand(n, low.shape[1], generator=generator).to(low.device) * 2 - 1) * spread
         candidates = torch.cat([uniform_in(tree.low[node], tree.high[node], n, generator), near])
         existing = torch.nonzero(tree.children[node] >= 0).flatten()  # child slots in use, ascending ids
         minima = self._child_minima(candidates, tree.objects[objects], tree.object_node[objects], tree.children[node, existing])
         best_two = minima.topk(2, dim=1, largest=False)
         labels = existing[best_two.indices[:, 0]]
-        n_boundary = int(round(config.boundary_fraction * n))
+        n_boundary = int(round(config.student.boundary_fraction * n))
         by_gap = torch.argsort(best_two.values[:, 1] - best_two.values[:, 0])
         rest = by_gap[n_boundary:][torch.randperm(len(by_gap) - n_boundary, generator=generator).to(low.device)]
         keep = torch.cat([by_gap[:n_boundary], rest[: n - n_boundary]])
@@ -203,11 +204,11 @@ class GeoCluster(ClusteringMethod):
         inputs = torch.stack([tree.normalized(points, torch.full((len(points),), node, device=points.device)) for (points, _), node in zip(samples, nodes.tolist())])
         labels = torch.stack([labels for _, labels in samples])
         missing = (tree.children[nodes] < 0)[:, None, :]
-        student = StackedMLP(len(nodes), inputs.shape[2], config.student_hidden, config.n_clusters, generator).to(inputs.device)
-        optimizer = Optimizer(student.parameters(), context, lr=config.student_lr, name="geocluster")
-        batch = min(config.student_batch, inputs.shape[1])
+        student = StackedMLP(len(nodes), inputs.shape[2], config.student.hidden, config.branching, generator).to(inputs.device)
+        optimizer = Optimizer(student.parameters(), context, lr=config.student.lr, name="geocluster")
+        batch = min(config.student.batch_size, inputs.shape[1])
         total = torch.zeros((), device=inputs.device)
-        steps = context.limit_batches(range(config.student_steps))
+        steps = context.limit_batches(range(config.student.steps))
         with torch.enable_grad():
             for _ in steps:
                 rows = torch.randint(inputs.shape[1], (len(nodes), batch), generator=generator).to(inputs.device)
@@ -230,8 +231,19 @@ class GeoCluster(ClusteringMethod):
             raise DataError(f"geocluster: query points must be {self.family.dim}-d for {self.family.name}, got {points.shape[1]}-d")
 
     def _predict(self, x: torch.Tensor) -> torch.Tensor:
+        """The cluster of a query point: the leaf holding the nearest object the descent finds,
+        numbered ``0..n_leaves − 1`` in breadth-first order (:meth:`kneighbors` gives the objects)."""
         self._check_points(x)
-        return self.tree.descend(x, self.config.beam).indices[:, 0]
+        tree = self.tree
+        leaf_number = torch.cumsum(tree.is_leaf.long(), dim=0) - 1
+        return leaf_number[tree.object_node[tree.descend(x, self.config.beam).indices[:, 0]]]
+
+    @property
+    def n_leaves_(self) -> int:
+        """How many clusters :meth:`predict` assigns points to: the tree's leaves."""
+        if self.tree is None:
+            raise DataError("geocluster is not fitted yet: call fit(objects) or load a checkpoint first")
+        return int(self.tree.is_leaf.sum())
 
     def kneighbors(self, points: Any, k: int = 1) -> tuple[np.ndarray, np.ndarray]:
         """Distances and indices of the ``k`` nearest objects the tree finds for each point (inf and

@@ -97,7 +97,7 @@ class ObjectTree:
         self, parents: torch.Tensor, child_of_object: torch.Tensor, objects_of: list[torch.Tensor], boxes: list[tuple[torch.Tensor, torch.Tensor]]
     ) -> None:
         """Give each node in ``parents`` a child per distinct value of ``child_of_object`` over its
-        objects ``objects_of[i]`` (child slots numbered as the teacher's centroids, empty ones
+        objects ``objects_of[i]`` (child slots numbered as the teacher's centers, empty ones
         skipped); ``boxes[i]`` is the (low, high) box of each of its children, n_children × dim."""
         device = self.depth.device
         first = self.n_nodes
@@ -134,10 +134,10 @@ class ObjectTree:
             node = torch.where(deeper, self.parent[node], node)
 
     def normalized(self, points: torch.Tensor, nodes: torch.Tensor) -> torch.Tensor:
-        """Points in their node's box coordinates: ``(p − centre) / (largest half side)``."""
-        centre = (self.low[nodes] + self.high[nodes]) / 2
+        """Points in their node's box coordinates: ``(p − center) / (largest half side)``."""
+        center = (self.low[nodes] + self.high[nodes]) / 2
         half = ((self.high[nodes] - self.low[nodes]).amax(dim=1, keepdim=True) / 2).clamp_min(1e-12)
-        return (points - centre) / half
+        return (points - center) / half
 
     # -- queries -------------------------------------------------------------------------------
     @torch.no_grad()

@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from deepclust_cli.errors import require
-from deepclust_cli.methods.config import MethodConfig
+from deepclust_cli.methods.config import ClusteringConfig
 
 
 @dataclass
-class KMeansConfig(MethodConfig):
+class KMeansConfig(ClusteringConfig):
     n_init: int = 10
     max_iter: int = 300
     tol: float = 1e-4

@@ -14,7 +14,7 @@ from deepclust_cli.methods.kmeans.config import KMeansConfig
 
 class KMeans(ClusteringMethod):
     """Lloyd's algorithm minimizing Σ_i min_k ||x_i − μ_k||², k-means++ seeding, the best of
-    ``n_init`` restarts by inertia. ``predict`` assigns each sample to its nearest stored centre.
+    ``n_init`` restarts by inertia. ``predict`` assigns each sample to its nearest stored center.
     """
 
     name = "kmeans"

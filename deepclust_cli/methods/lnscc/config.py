@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import List, Optional
 
 from deepclust_cli.errors import require
-from deepclust_cli.methods.config import AutoencoderConfig, MethodConfig
+from deepclust_cli.methods.config import AutoencoderConfig, ClusteringConfig
 
 IMAGENET_MEAN = [0.485, 0.456, 0.406]
 IMAGENET_STD = [0.229, 0.224, 0.225]
@@ -19,7 +19,7 @@ class FeatureConfig:
 
     source: str = "raw"
     pca: Optional[int] = None  # project the features onto this many principal components first
-    ae: AutoencoderConfig = field(default_factory=lambda: AutoencoderConfig(hidden=[500, 500, 2000, 10], epochs=50))
+    ae: AutoencoderConfig = field(default_factory=lambda: AutoencoderConfig(hidden=[500, 500, 2000], code_dim=10, epochs=50))
     backbone: str = "resnet18"  # a torchvision classification model
     weights: Optional[str] = None  # its state-dict file (e.g. resnet18-f37072fd.pth)
     image_size: int = 224  # images are resized to this before the backbone
@@ -38,7 +38,7 @@ class FeatureConfig:
 
 
 @dataclass
-class LNSCCConfig(MethodConfig):
+class LNSCCConfig(ClusteringConfig):
     """The reference's settings are the defaults: k = 30, 2-D output, min_dist 0.1, 5 negatives
     per edge, Adam 0.008 on batches of 500 edges, 0.1-weighted KL and balance terms."""
 
@@ -48,7 +48,7 @@ class LNSCCConfig(MethodConfig):
     knn_backend: str = "exact"  # exact (torch, chunked) or annoy
     prune_fraction: float = 1 / 200  # edges under this share of the largest weight are dropped
     hidden: List[int] = field(default_factory=lambda: [512, 256])
-    dim: int = 2
+    embedding_dim: int = 2
     dropout: float = 0.3
     min_dist: float = 0.1
     spread: float = 1.0
@@ -59,7 +59,7 @@ class LNSCCConfig(MethodConfig):
     batch_size: int = 500  # edges
     lr: float = 0.008
     clustering_epoch: int = 20  # the clustering phase starts after this many epochs
-    kmeans_restarts: int = 10
+    n_init: int = 10
     balance_tolerance: float = 0.01  # restarts this close to the most balanced compete on graph cut; 0: the reference's rule
     kl_weight: float = 0.1
     balance_weight: float = 0.1
@@ -72,7 +72,7 @@ class LNSCCConfig(MethodConfig):
         require(self.knn_backend in ("exact", "annoy"), f"knn_backend must be exact or annoy, got {self.knn_backend!r}")
         require(0 <= self.prune_fraction < 1, f"prune_fraction must be in [0, 1), got {self.prune_fraction}")
         require(min(self.hidden, default=1) >= 1, f"hidden must be positive widths, got {self.hidden}")
-        require(self.dim >= 1, f"dim must be >= 1, got {self.dim}")
+        require(self.embedding_dim >= 1, f"embedding_dim must be >= 1, got {self.embedding_dim}")
         require(0 <= self.dropout < 1, f"dropout must be in [0, 1), got {self.dropout}")
         require(self.min_dist >= 0 and self.spread > 0, f"need min_dist >= 0 and spread > 0, got {self.min_dist}, {self.spread}")
         require(self.negative_sample_rate >= 1, f"negative_sample_rate must be >= 1, got {self.negative_sample_rate}")
@@ -82,7 +82,7 @@ class LNSCCConfig(MethodConfig):
         require(self.batch_size >= 2, f"batch_size must be >= 2, got {self.batch_size}")
         require(self.lr > 0, f"lr must be > 0, got {self.lr}")
         require(0 <= self.clustering_epoch <= self.epochs, f"clustering_epoch must be in [0, epochs={self.epochs}], got {self.clustering_epoch}")
-        require(self.kmeans_restarts >= 1, f"kmeans_restarts must be >= 1, got {self.kmeans_restarts}")
+        require(self.n_init >= 1, f"n_init must be >= 1, got {self.n_init}")
         require(self.balance_tolerance >= 0, f"balance_tolerance must be >= 0, got {self.balance_tolerance}")
         require(self.kl_weight >= 0 and self.balance_weight >= 0, "kl_weight and balance_weight must be >= 0")
         require(self.plot_every >= 0, f"plot_every must be >= 0, got {self.plot_every}")

@@ -2,7 +2,7 @@
 
 LNSCC (Locally Normalized Soft Contrastive Clustering, Ma & Kim, IJCAI 2022) takes its positive
 pairs from the fuzzy simplicial set of UMAP (McInnes, Healy & Melville, 2018, section 3 and
-appendix): each point ``i`` gets a local scale — the distance ``ρ_i`` to its nearest neighbour and
+appendix): each point ``i`` gets a local scale — the distance ``ρ_i`` to its nearest neighbor and
 a bandwidth ``σ_i`` — its directed kNN memberships ``w_ij = exp(−max(0, d_ij − ρ_i)/σ_i)`` are
 symmetrized by the fuzzy union ``W + Wᵀ − W∘Wᵀ``, weak edges are pruned, and training draws edges
 with probability proportional to their weight. The low-dimensional similarity
@@ -47,9 +47,9 @@ def local_scales(
     run at once in float64 for ``n_iter`` steps; a row stops once ``|sum − log2 k| < tolerance``.
 
     UMAP's floor then applies: ``σ_i ≥ 1e-3 · mean_j d_ij`` when ``ρ_i > 0``, else
-    ``σ_i ≥ 1e-3 · mean of all distances``. It binds where ``log2 k`` or more neighbours sit at
+    ``σ_i ≥ 1e-3 · mean of all distances``. It binds where ``log2 k`` or more neighbors sit at
     distance ``≤ ρ_i`` (duplicates, ties): their terms alone reach the target, the bisection drives
-    σ towards 0, and the floor keeps the farther neighbours' memberships from underflowing to 0.
+    σ towards 0, and the floor keeps the farther neighbors' memberships from underflowing to 0.
     Both outputs have ``distances``' dtype and device.
     """
     _check_knn(distances)
@@ -86,7 +86,7 @@ def local_scales(
 def membership_strengths(distances: torch.Tensor, rho: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
     """Directed memberships ``w_ij = exp(−max(0, d_ij − ρ_i)/σ_i)``, ``N × k`` in ``distances``' dtype.
 
-    The nearest positive neighbour (and any duplicate) gets ``w = 1``. With ``(ρ, σ)`` from
+    The nearest positive neighbor (and any duplicate) gets ``w = 1``. With ``(ρ, σ)`` from
     :func:`local_scales` each row sums to ``log2 k``, up to the bisection tolerance and the σ floor.
     Computed in float64 so the row sums hold to float32 precision.
     """

@@ -2,7 +2,7 @@
 
 End to end: a residual MLP embeds the input features into ``dim`` dimensions so that the edges
 of a locally normalized kNN graph become close pairs and random pairs stay apart, then a
-DEC-style phase pulls the embedding into ``n_clusters`` groups around trainable centres.
+DEC-style phase pulls the embedding into ``n_clusters`` groups around trainable centers.
 
 1. **Features** (``features.source``): the raw vectors/pixels, the codes of an autoencoder trained
    first (SpectralNet's AE stage), or a torchvision backbone loaded from ``features.weights``;
@@ -12,7 +12,7 @@ DEC-style phase pulls the embedding into ``n_clusters`` groups around trainable 
    edges under max/200 dropped. Training edges are *sampled* ∝ weight, never expanded.
 3. **Soft contrastive loss**: ``q(d) = 1/(1 + a·d^(2b))`` with (a, b) fitted for ``min_dist``;
    ``−log q`` on sampled edges, ``−log(1 − q)`` on ``negative_sample_rate`` shuffled pairs per edge.
-4. **Clustering phase** (from epoch ``clustering_epoch``): centres from the k-means restart whose
+4. **Clustering phase** (from epoch ``clustering_epoch``): centers from the k-means restart whose
    cluster sizes are closest to uniform (restarts within ``balance_tolerance`` of it: the one
    cutting the least graph weight), then ``+ kl_weight·KL(P‖Q) + balance_weight·KL(q̄‖uniform)``
    with the Student-t assignment ``q_ik ∝ (1 + ‖z_i − μ_k‖²)⁻¹`` and target ``p_ik ∝ q_ik²/f_k``.
@@ -48,9 +48,9 @@ from deepclust_cli.methods.lnscc.projection import PrincipalProjection
 from deepclust_cli.methods.lnscc.network import ResidualMLP
 from deepclust_cli.ops.neighbors import knn
 
-def student_t_assignment(z: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
+def student_t_assignment(z: torch.Tensor, centers: torch.Tensor) -> torch.Tensor:
     """``q_ik = (1 + ‖z_i − μ_k‖²)⁻¹ / Σ_l (1 + ‖z_i − μ_l‖²)⁻¹`` (DEC, Xie et al. 2016, eq. 1)."""
-    kernel = 1.0 / (1.0 + torch.cdist(z, centres).square())
+    kernel = 1.0 / (1.0 + torch.cdist(z, centers).square())
     return kernel / kernel.sum(dim=1, keepdim=True)
 
 
@@ -90,22 +90,22 @@ def soft_contrastive_loss(
 
 
 @dataclass
-class CentreSeed:
-    """The clustering phase's starting centres and, for every k-means restart, its cluster-size
+class CenterSeed:
+    """The clustering phase's starting centers and, for every k-means restart, its cluster-size
     ``KL(sizes/n ‖ 1/k)`` and the share of graph weight its clusters cut."""
 
-    centres: torch.Tensor
+    centers: torch.Tensor
     chosen: int
     balance: list[float]
     cut: list[float]
 
 
-def balanced_kmeans_centres(z: torch.Tensor, k: int, restarts: int, seed: int, graph: Graph, tolerance: float = 0.0) -> CentreSeed:
+def balanced_kmeans_centers(z: torch.Tensor, k: int, restarts: int, seed: int, graph: Graph, tolerance: float = 0.0) -> CenterSeed:
     """Of ``restarts`` single k-means runs, the one whose cluster sizes are closest to uniform
     (smallest ``KL(sizes/n ‖ 1/k)``) — the reference's guard against one cluster swallowing two.
     Runs within ``tolerance`` of the most balanced are equally balanced; among them the one that
-    cuts the least weight of ``graph`` wins (on MNIST, cutting 4 and 9 across and along both give
-    KL 0.002, but the cut across breaks 10 % more graph weight)."""
+    cuts the least weight of ``graph`` wins: two touching classes can be cut across or along
+    equally balanced, and the cut along breaks less of the graph (README, Results: MNIST's 4 and 9)."""
     results, balance, cut = [], [], []
     total = graph.weights.sum()
     for restart in range(restarts):
@@ -116,7 +116,7 @@ def balanced_kmeans_centres(z: torch.Tensor, k: int, restarts: int, seed: int, g
         labels = result.labels.to(graph.rows.device)
         cut.append(float(graph.weights[labels[graph.rows] != labels[graph.cols]].sum() / total))
     chosen = choose_restart(balance, cut, tolerance)
-    return CentreSeed(results[chosen], chosen, balance, cut)
+    return CenterSeed(results[chosen], chosen, balance, cut)
 
 
 def choose_restart(balance: list[float], cut: list[float], tolerance: float) -> int:
@@ -139,7 +139,7 @@ class LNSCC(ClusteringMethod):
         self.net: Optional[ResidualMLP] = None
         self.projection: Optional[PrincipalProjection] = None
         self.autoencoder: Optional[Autoencoder] = None
-        self.centres: Optional[nn.Parameter] = None
+        self.centers: Optional[nn.Parameter] = None
         # Built by fit, which has the trainer's settings; a checkpoint's states wait for it here.
         self.ae_stage: Optional[Stage] = None
         self.optimizer: Optional[Optimizer] = None
@@ -168,10 +168,10 @@ class LNSCC(ClusteringMethod):
                 self.projection = PrincipalProjection(in_dim, config.features.pca).to(self.device)
                 code_dim = config.features.pca
             if config.features.source == "ae":
-                self.autoencoder = Autoencoder(code_dim, config.features.ae.hidden).to(self.device)
-                code_dim = config.features.ae.hidden[-1]
-            self.net = ResidualMLP(code_dim, config.hidden, config.dim, config.dropout).to(self.device)
-        self.centres, self.pending = None, {}
+                self.autoencoder = Autoencoder(code_dim, config.features.ae.hidden, config.features.ae.code_dim).to(self.device)
+                code_dim = config.features.ae.code_dim
+            self.net = ResidualMLP(code_dim, config.hidden, config.embedding_dim, config.dropout).to(self.device)
+        self.centers, self.pending = None, {}
 
     # -- training ----------------------------------------------------------------------------
     def _fit(self, x: torch.Tensor, y: Optional[torch.Tensor], context: Context, eval_set: Optional[EvalSet], resuming: bool) -> None:
@@ -188,8 +188,8 @@ class LNSCC(ClusteringMethod):
         a, b = fit_ab(config.min_dist, config.spread)
         edges_per_epoch = config.edges_per_epoch or len(graph.weights) // 2
         self.optimizer = Optimizer(self.net.parameters(), context, lr=config.lr, name="lnscc")
-        if self.centres is not None:
-            self.optimizer.add_parameters([self.centres])
+        if self.centers is not None:
+            self.optimizer.add_parameters([self.centers])
         loop = self.loop = Loop("lnscc", config.epochs, context)
         if "loop" in self.pending:
             loop.load_state_dict(self.pending["loop"])
@@ -199,7 +199,7 @@ class LNSCC(ClusteringMethod):
         clustering_epoch = round(config.clustering_epoch * loop.length / config.epochs)
 
         def run_pass() -> Pass:
-            if loop.position == clustering_epoch and self.centres is None:
+            if loop.position == clustering_epoch and self.centers is None:
                 self._start_clustering_phase(codes, graph, context, loop.position)
             loss = self._train_epoch(codes, graph, edges_per_epoch, a, b, context, loop.position)
             epoch = loop.position + 1
@@ -208,7 +208,7 @@ class LNSCC(ClusteringMethod):
             return Pass(loss)
 
         loop.run(run_pass, lambda score: context.checkpoint(self, loop.where()))
-        if self.centres is None:  # clustering_epoch == epochs: centres from the final embedding
+        if self.centers is None:  # clustering_epoch == epochs: centers from the final embedding
             self._start_clustering_phase(codes, graph, context, loop.position)
         path = context.plot_path("embedding")
         if path is not None and config.plot_every:
@@ -238,8 +238,8 @@ class LNSCC(ClusteringMethod):
                 z = net(codes[torch.cat([head, tail])]).float()
             z_head, z_tail = z[: len(head)], z[len(head) :]
             loss = soft_contrastive_loss(z_head, z_tail, z_tail[shuffle], a, b, config.negative_weight)
-            if self.centres is not None:
-                kl, balance = clustering_terms(student_t_assignment(z, self.centres))
+            if self.centers is not None:
+                kl, balance = clustering_terms(student_t_assignment(z, self.centers))
                 loss = loss + config.kl_weight * kl + config.balance_weight * balance
             self.optimizer.step(loss)
             total += loss.detach() * len(head)
@@ -249,11 +249,11 @@ class LNSCC(ClusteringMethod):
     def _start_clustering_phase(self, codes: torch.Tensor, graph: Graph, context: Context, epoch: int) -> None:
         config = self.config
         z = apply_in_batches(self.net, codes)
-        seed = balanced_kmeans_centres(z, config.n_clusters, config.kmeans_restarts, config.seed, graph, config.balance_tolerance)
-        self.centres = nn.Parameter(seed.centres.to(self.device))
-        self.optimizer.add_parameters([self.centres])
+        seed = balanced_kmeans_centers(z, config.n_clusters, config.n_init, config.seed, graph, config.balance_tolerance)
+        self.centers = nn.Parameter(seed.centers.to(self.device))
+        self.optimizer.add_parameters([self.centers])
         context.log(
-            f"lnscc: clustering phase from epoch {epoch}: centres from k-means run {seed.chosen + 1} of {len(seed.balance)} "
+            f"lnscc: clustering phase from epoch {epoch}: centers from k-means run {seed.chosen + 1} of {len(seed.balance)} "
             f"(cluster-size KL to uniform {seed.balance[seed.chosen]:.4f}, graph weight cut {seed.cut[seed.chosen]:.4f}; "
             f"all runs: KL {min(seed.balance):.4f}-{max(seed.balance):.4f}, cut {min(seed.cut):.4f}-{max(seed.cut):.4f})"
         )
@@ -264,8 +264,8 @@ class LNSCC(ClusteringMethod):
             return
         path.parent.mkdir(parents=True, exist_ok=True)
         z = apply_in_batches(self.net, codes)
-        if self.centres is not None:
-            clusters = student_t_assignment(z, self.centres.detach()).argmax(dim=1)
+        if self.centers is not None:
+            clusters = student_t_assignment(z, self.centers.detach()).argmax(dim=1)
         else:
             clusters = kmeans(z, self.config.n_clusters, n_init=1, seed=self.config.seed).labels
         classes = None if y is None else y.cpu().numpy()
@@ -279,7 +279,7 @@ class LNSCC(ClusteringMethod):
         inputs = self._project(x)
         codes = apply_in_batches(self.autoencoder.encoder, inputs) if self.autoencoder is not None else inputs
         z = apply_in_batches(self.net, codes)
-        return student_t_assignment(z, self.centres.detach()).argmax(dim=1), z
+        return student_t_assignment(z, self.centers.detach()).argmax(dim=1), z
 
     def _predict(self, x: torch.Tensor) -> torch.Tensor:
         return self._predict_and_embed(x)[0]
@@ -299,8 +299,8 @@ class LNSCC(ClusteringMethod):
         if self.autoencoder is not None:
             state["autoencoder"] = {k: v.cpu() for k, v in self.autoencoder.state_dict().items()}
             state["ae_stage"] = self.ae_stage.state_dict() if self.ae_stage is not None else self.pending.get("ae_stage")
-        if self.centres is not None:
-            state["centres"] = self.centres.detach().cpu()
+        if self.centers is not None:
+            state["centers"] = self.centers.detach().cpu()
         return state
 
     def _load_state(self, state: dict[str, Any]) -> None:
@@ -312,6 +312,6 @@ class LNSCC(ClusteringMethod):
             self.projection.load_state_dict(state["projection"])
         if self.autoencoder is not None:
             self.autoencoder.load_state_dict(state["autoencoder"])
-        if "centres" in state:
-            self.centres = nn.Parameter(state["centres"].to(self.device))
+        if "centers" in state:
+            self.centers = nn.Parameter(state["centers"].to(self.device))
         self.pending = {key: state[key] for key in ("loop", "optimizer", "ae_stage") if state.get(key) is not None}

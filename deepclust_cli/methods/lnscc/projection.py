@@ -26,8 +26,8 @@ class PrincipalProjection(nn.Module):
         mean = x.double().mean(dim=0)
         covariance = torch.zeros(x.shape[1], x.shape[1], dtype=torch.float64, device=x.device)
         for start in range(0, len(x), chunk):
-            centred = x[start : start + chunk].double() - mean
-            covariance += centred.T @ centred
+            centered = x[start : start + chunk].double() - mean
+            covariance += centered.T @ centered
         _, vectors = torch.linalg.eigh(covariance / len(x))
         leading = vectors[:, -self.components.shape[1] :].flip(dims=[1])
         signs = torch.sign(leading.gather(0, leading.abs().argmax(dim=0, keepdim=True)))

@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from deepclust_cli.errors import require
-from deepclust_cli.methods.config import MethodConfig
+from deepclust_cli.methods.config import ClusteringConfig
 
 
 @dataclass
-class SpectralConfig(MethodConfig):
+class SpectralConfig(ClusteringConfig):
     n_neighbors: int = 10
     knn_backend: str = "exact"  # exact (torch, on the run's device) or annoy (approximate)
     assign_labels: str = "kmeans"  # kmeans, discretize or cluster_qr

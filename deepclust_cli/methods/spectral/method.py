@@ -1,4 +1,4 @@
-"""Spectral-clustering baseline: scikit-learn's SpectralClustering on a kNN graph from our neighbours module."""
+"""Spectral-clustering baseline: scikit-learn's SpectralClustering on a kNN graph from our neighbors module."""
 
 from __future__ import annotations
 

@@ -11,7 +11,7 @@ points. Three stages, each optional but the last:
    orthogonalization step (recompute the layer from one batch) and a gradient step on
    ``Σ_ij W_ij ‖y_i − y_j‖² / (2m)`` for another batch.
 
-``predict`` assigns points to k-means centroids fitted once on the training embedding and kept in
+``predict`` assigns points to k-means centers fitted once on the training embedding and kept in
 the state, so labels are the same on every call and defined for unseen points.
 """
 
@@ -43,7 +43,7 @@ def spectral_loss(weights: torch.Tensor, indices: torch.Tensor, y: torch.Tensor,
     ``S = (W + Wᵀ)/2`` and ``L = D − S``, where ``W`` holds each point's kNN ``weights`` at ``indices``.
 
     Because ``‖y_i − y_j‖²`` is symmetric, ``Σ_ij S_ij ‖y_i − y_j‖² = Σ_ij W_ij ‖y_i − y_j‖²``: the
-    sum runs over each point's own neighbour list, O(m·k) work with no m × m matrix.
+    sum runs over each point's own neighbor list, O(m·k) work with no m × m matrix.
     ``normalized``: the same with ``y_i / √d_i`` (``d = S·1``), i.e. ``trace(Yᵀ L_sym Y) / m`` with
     ``L_sym = I − D^-½ S D^-½`` (the reference's ``is_normalized``).
     """
@@ -76,7 +76,7 @@ class SpectralNet(ClusteringMethod):
         self.nets: dict[str, nn.Module] = {}
         self.stages: dict[str, Stage] = {}
         self.stage_states: dict[str, dict[str, Any]] = {}  # loaded from a checkpoint, applied when fit resumes
-        self.centroids: Optional[torch.Tensor] = None
+        self.centers: Optional[torch.Tensor] = None
 
     # -- building ----------------------------------------------------------------------------
     def _build_nets(self, in_dim: int) -> None:
@@ -88,17 +88,17 @@ class SpectralNet(ClusteringMethod):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(config.seed)
             if config.ae.enabled:
-                self.nets["ae"] = Autoencoder(in_dim, config.ae.hidden)
-                code_dim = config.ae.hidden[-1]
+                self.nets["ae"] = Autoencoder(in_dim, config.ae.hidden, config.ae.code_dim)
+                code_dim = config.ae.code_dim
             if config.siamese.enabled:
-                self.nets["siamese"] = mlp(code_dim, config.siamese.hidden, activation="relu")
+                self.nets["siamese"] = mlp(code_dim, [*config.siamese.hidden, config.siamese.output_dim], activation="relu")
             self.nets["spectral"] = SpectralNetwork(
                 code_dim, config.spectral.hidden, config.embedding_dim, config.spectral.orthonorm, config.spectral.ridge
             )
         for net in self.nets.values():
             net.to(self.device)
         self.stages = {}
-        self.centroids = None
+        self.centers = None
 
     def _stage_parameters(self) -> dict[str, list[nn.Parameter]]:
         """What each training stage optimizes: one stage per network."""
@@ -133,7 +133,7 @@ class SpectralNet(ClusteringMethod):
 
         embedding = self._cluster_space(apply_in_batches(self.nets["spectral"], codes))
         context.require_finite(embedding, f"{self.name}: the trained embedding")
-        self.centroids = kmeans(embedding, self.config.n_clusters, n_init=self.config.kmeans_n_init, seed=self.config.seed).centers.cpu()
+        self.centers = kmeans(embedding, self.config.n_clusters, n_init=self.config.n_init, seed=self.config.seed).centers.cpu()
         path = context.plot_path("training_curves")
         if path is not None:
             plots.training_curves({name: stage.loop.history for name, stage in self.stages.items()}, path)
@@ -162,17 +162,17 @@ class SpectralNet(ClusteringMethod):
         run_minibatch_stage(stage, net, train, valid, loss_of, checkpoint, self.config.seed, rows_per_batch=max(1, config.batch_size // per_point))
 
     def _siamese_pairs(self, codes: torch.Tensor, config: SiameseStage) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per point: its ``n_neighbors`` nearest neighbours (positive) and as many random points
+        """Per point: its ``n_neighbors`` nearest neighbors (positive) and as many random points
         outside that set (negative). Returns partner indices and the positive mask, both n×2k."""
         n, k = len(codes), config.n_neighbors
-        _, neighbours = knn(codes, k, backend=config.knn_backend, seed=self.config.seed)
+        _, neighbors = knn(codes, k, backend=config.knn_backend, seed=self.config.seed)
         generator = epoch_generator(self.config.seed, "siamese-negatives", 0)
         negatives = torch.randint(n, (n, k), generator=generator).to(codes.device)
-        clash = (negatives.unsqueeze(2) == neighbours.unsqueeze(1)).any(dim=2) | (negatives == torch.arange(n, device=codes.device).unsqueeze(1))
+        clash = (negatives.unsqueeze(2) == neighbors.unsqueeze(1)).any(dim=2) | (negatives == torch.arange(n, device=codes.device).unsqueeze(1))
         # Redraw the few clashes once; a second clash is as likely as the first (~k/n) and just stays a weak negative.
         redraw = torch.randint(n, (n, k), generator=generator).to(codes.device)
         negatives = torch.where(clash, redraw, negatives)
-        partners = torch.cat([neighbours, negatives], dim=1)
+        partners = torch.cat([neighbors, negatives], dim=1)
         positive = torch.zeros_like(partners, dtype=torch.bool)
         positive[:, :k] = True
         return partners, positive
@@ -188,23 +188,23 @@ class SpectralNet(ClusteringMethod):
     ) -> None:
         net, stage, config = self.nets["spectral"], self.stages["spectral"], self.config.spectral
         world = context.world
-        neighbour_table = self._sparse_neighbours(affinity_space, train) if config.sparse else None
+        neighbor_table = self._sparse_neighbors(affinity_space, train) if config.sparse else None
         deficient = 0
 
         def batch_rows(order: torch.Tensor) -> list[torch.Tensor]:
-            """Index batches into ``train``: plain batches, or in sparse mode seeds plus their neighbours.
+            """Index batches into ``train``: plain batches, or in sparse mode seeds plus their neighbors.
 
             A last batch under half the size is dropped (its points come up in other epochs'
             shuffles): a few dozen points make a meaningless kNN graph and an unstable
             orthonormalization.
             """
-            per_batch = config.batch_size if neighbour_table is None else max(1, config.batch_size // (1 + config.sparse_neighbors))
+            per_batch = config.batch_size if neighbor_table is None else max(1, config.batch_size // (1 + config.sparse_neighbors))
             chunks = list(order.split(per_batch))
             if len(chunks) > 1 and len(chunks[-1]) < per_batch / 2:
                 chunks.pop()
-            if neighbour_table is None:
+            if neighbor_table is None:
                 return chunks
-            return [torch.cat([seeds, neighbour_table[seeds].reshape(-1)]) for seeds in chunks]
+            return [torch.cat([seeds, neighbor_table[seeds].reshape(-1)]) for seeds in chunks]
 
         def train_epoch(epoch: int) -> dict[str, float]:
             nonlocal deficient
@@ -287,7 +287,7 @@ class SpectralNet(ClusteringMethod):
         affinities, indices = gaussian_knn_weights(affinity_points, config.n_neighbors, config.scale_k, config.scale == "local")
         return spectral_loss(affinities, indices, outputs, normalized=config.laplacian == "normalized")
 
-    def _sparse_neighbours(self, affinity_space: torch.Tensor, train: torch.Tensor) -> torch.Tensor:
+    def _sparse_neighbors(self, affinity_space: torch.Tensor, train: torch.Tensor) -> torch.Tensor:
         """For sparse batches: each training point's ``sparse_neighbors`` nearest training points
         (Annoy), as positions in ``train``."""
         config = self.config.spectral
@@ -315,7 +315,7 @@ class SpectralNet(ClusteringMethod):
 
     def _predict_and_embed(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         embedding = apply_in_batches(self.nets["spectral"], self._codes(x))
-        return assign(self._cluster_space(embedding), self.centroids)[0], embedding
+        return assign(self._cluster_space(embedding), self.centers)[0], embedding
 
     def _predict(self, x: torch.Tensor) -> torch.Tensor:
         return self._predict_and_embed(x)[0]
@@ -330,8 +330,8 @@ class SpectralNet(ClusteringMethod):
             "nets": {name: {k: v.cpu() for k, v in net.state_dict().items()} for name, net in self.nets.items()},
             "stages": stages,
         }
-        if self.centroids is not None:
-            state["centroids"] = self.centroids.cpu()
+        if self.centers is not None:
+            state["centers"] = self.centers.cpu()
         return state
 
     def _load_state(self, state: dict[str, Any]) -> None:
@@ -341,4 +341,4 @@ class SpectralNet(ClusteringMethod):
         for name, net in self.nets.items():
             net.load_state_dict(state["nets"][name])
         self.stage_states = dict(state["stages"])
-        self.centroids = state["centroids"].float() if "centroids" in state else None
+        self.centers = state["centers"].float() if "centers" in state else None

@@ -34,7 +34,7 @@ class SpectralNetAE(SpectralNet):
 
     def _build_nets(self, in_dim: int) -> None:
         super()._build_nets(in_dim)
-        code_dim = self.config.ae.hidden[-1] if self.config.ae.enabled else in_dim
+        code_dim = self.config.ae.code_dim if self.config.ae.enabled else in_dim
         # Its own seeded stream: the other nets start exactly as in SpectralNet.
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.config.seed + 1)

@@ -23,7 +23,7 @@ def tiny_and(**overrides) -> AND:
         anchor_fractions=[0.0, 1.0],
         epochs=1,
         batch_size=32,
-        kmeans_n_init=1,
+        n_init=1,
         augment={"saturation": 0, "hue": 0, "grayscale_p": 0},
     )
     return AND(**{**params, **overrides})
@@ -39,13 +39,13 @@ def test_library_fit_predict_transform():
     np.testing.assert_allclose(np.linalg.norm(features, axis=1), 1.0, atol=1e-5)
 
 
-def test_after_round_one_every_sample_is_an_anchor_with_its_nearest_bank_neighbour():
+def test_after_round_one_every_sample_is_an_anchor_with_its_nearest_bank_neighbor():
     images, labels = bar_digits(64, seed=0)
     model = tiny_and(anchor_fractions=[0.0, 1.0], epochs=1)
     model.fit(torch.from_numpy(images).unsqueeze(1), labels)
     assert model.loop.position == 2 and model.loop.done  # two rounds of one epoch
     assert model.anchor.all()
-    assert (model.neighbours != torch.arange(64)).all()  # each paired with another sample
+    assert (model.neighbors != torch.arange(64)).all()  # each paired with another sample
 
 
 def test_vectors_and_bad_shapes_are_refused_with_a_clear_message():
@@ -67,10 +67,10 @@ def test_cli_run_writes_metrics_plots_and_a_full_checkpoint(deepclust, bar_mnist
     for plot in ("rounds", "confusion_matrix", "embedding"):
         assert (session / "plots" / f"{plot}.png").stat().st_size > 1000, plot
     log = (session / "log.txt").read_text()
-    assert "round 1: 120 anchors (50%)" in log and "neighbourhood consistency" in log
+    assert "round 1: 120 anchors (50%)" in log and "neighborhood consistency" in log
     assert "round 1 epoch 2: acc=" in log and "knn_acc=" in log
     state = load_checkpoint(session / "checkpoints" / "last.ckpt")["method"]["state"]
-    assert state["loop"]["position"] == 4 and state["loop"]["done"] and "centroids" in state  # 2 rounds × 2 epochs
+    assert state["loop"]["position"] == 4 and state["loop"]["done"] and "centers" in state  # 2 rounds × 2 epochs
     assert (session / "checkpoints" / "best.ckpt").exists()
 
     tested = deepclust("--resume", str(session / "checkpoints" / "last.ckpt"), "--test-only", output_dir=False)

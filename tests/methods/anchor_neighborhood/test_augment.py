@@ -128,9 +128,9 @@ def test_fixed_size_crop_is_an_exact_input_window(hflip_p: float) -> None:
     assert len({tuple(box) for box in params.box.tolist()}) > 5  # positions vary
 
 
-def test_fallback_is_the_centre_crop_clipped_to_the_ratio() -> None:
+def test_fallback_is_the_center_crop_clipped_to_the_ratio() -> None:
     # A full-area square never fits 8×12 (w = h = round(√96) = 10 > 8), so every attempt fails
-    # and torchvision's fallback takes the centred 8×8 (ratio bound 1).
+    # and torchvision's fallback takes the centered 8×8 (ratio bound 1).
     x = images_u8(4, 3, 8, 12)
     augment = BatchAugment(identity_config(crop_size=8), [], [])
     assert (augment.sample(4, 8, 12, gen()).box == torch.tensor([0, 2, 8, 8])).all()

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from deepclust_cli.methods.anchor_neighborhood.memory_bank import MemoryBank, neighbourhood_loss, select_anchors
+from deepclust_cli.methods.anchor_neighborhood.memory_bank import MemoryBank, neighborhood_loss, select_anchors
 
 
 def bank_of(rows: list[list[float]], temperature: float = 1.0, momentum: float = 0.5) -> MemoryBank:
@@ -76,11 +76,11 @@ def test_anchors_are_the_lowest_entropy_share_with_ties_by_index():
 def test_loss_for_an_anchor_and_a_non_anchor_against_hand_computation():
     logits = torch.tensor([[2.0, 1.0, 0.0, -1.0], [0.5, 0.5, 3.0, 0.0]], requires_grad=True)
     indices = torch.tensor([0, 2])  # the two samples' own columns
-    neighbours = torch.tensor([1, 2])  # sample 0 (an anchor) is paired with 1; sample 1 is no anchor
+    neighbors = torch.tensor([1, 2])  # sample 0 (an anchor) is paired with 1; sample 1 is no anchor
     anchor = torch.tensor([True, False])
     p = torch.softmax(logits.detach(), dim=1)
     expected = (-torch.log(p[0, 0] + p[0, 1]) - torch.log(p[1, 2])) / 2
-    loss = neighbourhood_loss(logits, indices, neighbours, anchor)
+    loss = neighborhood_loss(logits, indices, neighbors, anchor)
     assert loss.item() == pytest.approx(expected.item(), rel=1e-6)
     loss.backward()
     assert torch.isfinite(logits.grad).all()
@@ -89,6 +89,6 @@ def test_loss_for_an_anchor_and_a_non_anchor_against_hand_computation():
 def test_an_anchor_paired_with_itself_is_plain_instance_discrimination():
     logits = torch.randn(3, 5, generator=torch.Generator().manual_seed(0))
     indices = torch.tensor([4, 0, 2])
-    plain = neighbourhood_loss(logits, indices, indices, torch.zeros(3, dtype=torch.bool))
+    plain = neighborhood_loss(logits, indices, indices, torch.zeros(3, dtype=torch.bool))
     expected = -torch.log_softmax(logits, dim=1)[torch.arange(3), indices].mean()
     assert plain.item() == pytest.approx(expected.item(), rel=1e-6)

@@ -14,13 +14,14 @@ from deepclust_cli.errors import ConfigError, DataError
 from deepclust_cli.ops.geometry import brute_force_nearest, family
 from deepclust_cli.methods import GeoCluster
 from deepclust_cli.methods.geocluster.students import StackedMLP
-from deepclust_cli.methods.geocluster.teachers import EnergySettings, assign, energy_centroids, kmeans_centroids
+from deepclust_cli.methods.geocluster.config import EnergyConfig
+from deepclust_cli.methods.geocluster.teachers import assign, energy_centers, kmeans_centers
 from deepclust_cli.methods.geocluster.tree import ObjectTree
 
 TIMING_KEYS = {"qps", "qps_bruteforce", "speedup"}
 TINY_GEOCLUSTER = [
     "method=geocluster", "dataset=squares", "dataset.n_objects=400", "dataset.extent=20",
-    "method.threshold=16", "method.n_clusters=4", "method.student_samples=512", "method.student_steps=60",
+    "method.threshold=16", "method.branching=4", "method.student.samples=512", "method.student.steps=60",
     "method.n_queries=500", "method.plot_resolution=50", "trainer.checkpoint_min_seconds=0",
 ]
 
@@ -29,8 +30,8 @@ def grouped_squares(groups: int = 4, per_group: int = 30) -> torch.Tensor:
     """Small squares in ``groups`` tight clumps far apart."""
     generator = torch.Generator().manual_seed(0)
     corners = torch.tensor([[0.0, 0.0], [100.0, 0.0], [0.0, 100.0], [100.0, 100.0]])[:groups]
-    centres = corners.repeat_interleave(per_group, 0) + torch.rand(groups * per_group, 2, generator=generator) * 5
-    return torch.cat([centres, torch.full((groups * per_group, 1), 0.5), torch.rand(groups * per_group, 1, generator=generator)], 1)
+    centers = corners.repeat_interleave(per_group, 0) + torch.rand(groups * per_group, 2, generator=generator) * 5
+    return torch.cat([centers, torch.full((groups * per_group, 1), 0.5), torch.rand(groups * per_group, 1, generator=generator)], 1)
 
 
 @pytest.mark.parametrize("teacher", ["kmeans", "energy"])
@@ -39,10 +40,10 @@ def test_teachers_split_separated_clumps_exactly(teacher):
     shape = family("squares")
     generator = torch.Generator().manual_seed(0)
     if teacher == "kmeans":
-        centroids = kmeans_centroids(objects, shape, 4, 20, generator)
+        centers = kmeans_centers(objects, shape, 4, 20, generator)
     else:
-        centroids = energy_centroids(objects, shape, 4, EnergySettings(steps=50), generator)
-    labels = assign(objects, centroids, shape)
+        centers = energy_centers(objects, shape, 4, EnergyConfig(steps=50), generator)
+    labels = assign(objects, centers, shape)
     clumps = torch.arange(4).repeat_interleave(30)
     assert len(torch.unique(labels)) == 4
     for clump in range(4):
@@ -65,7 +66,7 @@ def test_stacked_mlp_rows_are_independent_networks():
 @pytest.fixture(scope="module")
 def fitted() -> tuple[GeoCluster, torch.Tensor]:
     objects = family("squares").generate(300, 20.0, 0.2, 1.0, torch.Generator().manual_seed(0))
-    model = GeoCluster(object_type="squares", n_clusters=4, threshold=12, student_samples=1024, student_steps=150, seed=0)
+    model = GeoCluster(object_type="squares", branching=4, threshold=12, student={"samples": 1024, "steps": 150}, seed=0)
     return model.fit(objects), objects
 
 
@@ -108,12 +109,16 @@ def test_per_level_accuracy_falls_with_depth_and_ends_at_the_end_to_end_accuracy
     assert metrics["qps"] > 0 and metrics["qps_bruteforce"] > 0
 
 
-def test_predict_and_kneighbors_answer_with_object_indices(fitted):
+def test_kneighbors_finds_objects_and_predict_the_leaf_holding_the_nearest(fitted):
     model, objects = fitted
-    points = objects[:20, :2]  # each square's centre lies inside it: distance 0 to itself
+    points = objects[:20, :2]  # each square's center lies inside it: distance 0 to itself
     distances, indices = model.kneighbors(points, k=2)
     assert distances.shape == (20, 2) and (distances[:, 0] == 0).all()
-    assert model.predict(points).shape == (20,)
+    clusters = model.predict(points)
+    tree = model.tree
+    leaves = torch.nonzero(tree.is_leaf).flatten()  # breadth-first: cluster c is the c-th leaf
+    assert clusters.min() >= 0 and clusters.max() < model.n_leaves_ == len(leaves)
+    assert torch.equal(leaves[torch.from_numpy(clusters)], tree.object_node[torch.from_numpy(indices[:, 0])])
     with pytest.raises(DataError, match="query points must be 2-d for squares, got 3-d"):
         model.predict(np.zeros((2, 3)))
 

@@ -36,7 +36,7 @@ K = 15
 
 
 @pytest.fixture
-def neighbours():
+def neighbors():
     """kNN of 200 random points where points 1 and 2 duplicate point 0: their rows start with zeros."""
     points = np.random.default_rng(0).standard_normal((200, 5))
     points[1] = points[2] = points[0]
@@ -47,8 +47,8 @@ def edge_set(graph: Graph) -> dict:
     return {(int(r), int(c)): float(w) for r, c, w in zip(graph.rows, graph.cols, graph.weights)}
 
 
-def test_rows_sum_to_log2_k_and_rho_is_first_positive_distance(neighbours):
-    distances, _ = neighbours
+def test_rows_sum_to_log2_k_and_rho_is_first_positive_distance(neighbors):
+    distances, _ = neighbors
     assert (distances[:3, :2] == 0).all()
     rho, sigma = local_scales(distances)
     first_positive = torch.stack([row[row > 0][0] for row in distances])
@@ -57,12 +57,12 @@ def test_rows_sum_to_log2_k_and_rho_is_first_positive_distance(neighbours):
     weights = membership_strengths(distances, rho, sigma)
     assert weights.shape == distances.shape and weights.dtype == torch.float32
     torch.testing.assert_close(weights.sum(dim=1), torch.full((200,), math.log2(K)), rtol=0, atol=1e-4)
-    # The duplicates and the nearest positive neighbour all have full membership.
+    # The duplicates and the nearest positive neighbor all have full membership.
     assert (weights[:3, :3] == 1).all() and (weights[3:, 0] == 1).all()
 
 
-def test_bisection_matches_brentq(neighbours):
-    distances, _ = neighbours
+def test_bisection_matches_brentq(neighbors):
+    distances, _ = neighbors
     rho, sigma = local_scales(distances)
     d = distances.double().numpy()
     for i in [0, 1, 5, 77, 199]:
@@ -165,13 +165,13 @@ def test_fit_ab_matches_umap(min_dist, a, b):
     assert fitted_a == pytest.approx(a, abs=0.01) and fitted_b == pytest.approx(b, abs=0.01)
 
 
-def test_fuzzy_knn_graph_end_to_end(neighbours):
-    distances, indices = neighbours
+def test_fuzzy_knn_graph_end_to_end(neighbors):
+    distances, indices = neighbors
     graph = fuzzy_knn_graph(distances, indices)
     matrix = to_scipy(graph)
     assert (matrix != matrix.T).nnz == 0 and matrix.diagonal().sum() == 0
     assert graph.weights.max() == 1 and (graph.weights >= 1 / 200).all()
-    # Every point's nearest positive neighbour has membership 1, so no point loses all its edges.
+    # Every point's nearest positive neighbor has membership 1, so no point loses all its edges.
     assert (degree(graph) >= 1).all()
     unpruned = fuzzy_knn_graph(distances, indices, prune_fraction=0.0)
     assert len(unpruned.rows) > len(graph.rows)

@@ -13,7 +13,7 @@ from deepclust_cli.errors import CheckpointError, ConfigError
 from deepclust_cli.methods import LNSCC
 from deepclust_cli.methods.lnscc.fuzzy_graph import fuzzy_knn_graph
 from deepclust_cli.methods.lnscc.method import (
-    balanced_kmeans_centres,
+    balanced_kmeans_centers,
     choose_restart,
     clustering_terms,
     soft_contrastive_loss,
@@ -35,7 +35,7 @@ TINY_LNSCC = [
     "method.clustering_epoch=2",
     "method.edges_per_epoch=1000",
     "method.batch_size=200",
-    "method.kmeans_restarts=3",
+    "method.n_init=3",
     "method.plot_every=2",
     "trainer.checkpoint_min_seconds=0",
 ]
@@ -43,9 +43,9 @@ TINY_LNSCC = [
 
 def test_student_t_assignment_against_hand_computation():
     z = torch.tensor([[0.0, 0.0]])
-    centres = torch.tensor([[1.0, 0.0], [0.0, 2.0]])
+    centers = torch.tensor([[1.0, 0.0], [0.0, 2.0]])
     kernel = torch.tensor([1 / (1 + 1), 1 / (1 + 4)])
-    assert torch.allclose(student_t_assignment(z, centres), kernel / kernel.sum())
+    assert torch.allclose(student_t_assignment(z, centers), kernel / kernel.sum())
 
 
 def test_target_distribution_sharpens_by_q_squared_over_cluster_frequency():
@@ -78,12 +78,12 @@ def test_soft_contrastive_loss_against_hand_computation():
     assert loss.item() == pytest.approx(expected, rel=1e-4)
 
 
-def test_centres_come_from_the_most_balanced_restart():
-    # Three groups of very different sizes: a lopsided run would put two centres in the big one.
+def test_centers_come_from_the_most_balanced_restart():
+    # Three groups of very different sizes: a lopsided run would put two centers in the big one.
     x = torch.cat([torch.randn(300, 2) * 0.1, torch.randn(30, 2) * 0.1 + 5, torch.randn(30, 2) * 0.1 - 5])
     graph = fuzzy_knn_graph(*knn(x, 5))
-    seed = balanced_kmeans_centres(x, 3, restarts=8, seed=0, graph=graph)
-    labels = torch.cdist(x, seed.centres).argmin(dim=1)
+    seed = balanced_kmeans_centers(x, 3, restarts=8, seed=0, graph=graph)
+    labels = torch.cdist(x, seed.centers).argmin(dim=1)
     assert sorted(torch.bincount(labels, minlength=3).tolist()) == [30, 30, 300]
     share = torch.tensor([300, 30, 30], dtype=torch.float64) / 360
     assert len(seed.balance) == 8 and seed.balance[seed.chosen] == pytest.approx(float((share * (share * 3).log()).sum()))
@@ -103,13 +103,13 @@ def test_equally_balanced_restarts_are_told_apart_by_the_graph_cut():
 def blobs(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     labels = rng.integers(0, 3, n)
-    centres = np.array([[0.0, 0.0, 0.0, 0.0], [6.0, 6.0, 0.0, 0.0], [0.0, 6.0, 6.0, 6.0]])
-    return (centres[labels] + rng.normal(size=(n, 4))).astype(np.float32), labels
+    centers = np.array([[0.0, 0.0, 0.0, 0.0], [6.0, 6.0, 0.0, 0.0], [0.0, 6.0, 6.0, 6.0]])
+    return (centers[labels] + rng.normal(size=(n, 4))).astype(np.float32), labels
 
 
 def test_library_fit_predicts_seen_and_unseen_points():
     x, y = blobs(300, 0)
-    model = LNSCC(n_clusters=3, n_neighbors=10, hidden=[32], epochs=6, clustering_epoch=3, edges_per_epoch=2000, batch_size=200, kmeans_restarts=3, plot_every=0)
+    model = LNSCC(n_clusters=3, n_neighbors=10, hidden=[32], epochs=6, clustering_epoch=3, edges_per_epoch=2000, batch_size=200, n_init=3, plot_every=0)
     labels = model.fit(x).predict(x)
     assert acc(y, labels) > 0.95
     unseen, unseen_labels = blobs(100, 1)
@@ -121,7 +121,7 @@ def test_pca_features_travel_with_a_saved_model(tmp_path):
     x, y = blobs(300, 0)
     model = LNSCC(
         n_clusters=3, n_neighbors=10, hidden=[32], epochs=6, clustering_epoch=3, edges_per_epoch=2000,
-        batch_size=200, kmeans_restarts=3, plot_every=0, features={"pca": 2},
+        batch_size=200, n_init=3, plot_every=0, features={"pca": 2},
     )
     labels = model.fit(x).predict(x)
     assert acc(y, labels) > 0.95

@@ -11,8 +11,8 @@ def test_components_are_the_leading_right_singular_vectors():
     rng = np.random.default_rng(0)
     x = rng.normal(size=(500, 6)) @ rng.normal(size=(6, 6)) + rng.normal(size=6)
     projection = PrincipalProjection(6, 3).fit(torch.tensor(x, dtype=torch.float32), chunk=128)
-    centred = x - x.mean(axis=0)
-    _, singular, rows = np.linalg.svd(centred, full_matrices=False)
+    centered = x - x.mean(axis=0)
+    _, singular, rows = np.linalg.svd(centered, full_matrices=False)
     for column in range(3):
         got = projection.components[:, column].double().numpy()
         assert abs(got @ rows[column]) == pytest.approx(1.0, abs=1e-4)

@@ -88,7 +88,7 @@ def test_normalized_loss_is_the_symmetric_normalized_laplacian_trace():
 def test_local_and_global_scale_on_hand_checked_distances():
     x = torch.tensor([[0.0], [1.0], [3.0], [6.0]])
     e = np.exp
-    # local, scale_k=1: σ = distance to the nearest other point = 1, 1, 2, 3; 2 neighbours per row.
+    # local, scale_k=1: σ = distance to the nearest other point = 1, 1, 2, 3; 2 neighbors per row.
     local = gaussian_affinity(x, n_neighbors=2, scale_k=1, local_scale=True)
     expected_local = {
         (0, 1): (e(-1) + e(-1)) / 2,
@@ -98,7 +98,7 @@ def test_local_and_global_scale_on_hand_checked_distances():
         (2, 3): (e(-9 / 4) + e(-9 / 9)) / 2,
         (0, 3): 0.0,
     }
-    # global, scale_k=2: second-neighbour distances 3, 2, 3, 5 → median σ = 3.
+    # global, scale_k=2: second-neighbor distances 3, 2, 3, 5 → median σ = 3.
     global_ = gaussian_affinity(x, n_neighbors=2, scale_k=2, local_scale=False)
     expected_global = {
         (0, 1): e(-1 / 9),
@@ -126,7 +126,7 @@ def test_contrastive_loss_by_hand():
     assert float(contrastive_loss(a, b, positive, margin=1.0)) == pytest.approx((0.25 + 0.16) / 2)
 
 
-def test_siamese_pairs_are_neighbours_and_non_neighbours():
+def test_siamese_pairs_are_neighbors_and_non_neighbors():
     codes = torch.randn(200, 5, generator=torch.Generator().manual_seed(0))
     method = SpectralNet(n_clusters=2, siamese={"enabled": True, "n_neighbors": 3})
     partners, positive = method._siamese_pairs(codes, method.config.siamese)
@@ -148,8 +148,8 @@ def test_two_moons_and_unseen_points(moons):
     assert acc(test.y, first) >= 0.99
     embedding = model.transform(test.x)
     assert embedding.shape == (300, 2)
-    distances = ((embedding[:, None, :] - model.centroids.numpy()[None]) ** 2).sum(-1)
-    assert np.array_equal(distances.argmin(1), first)  # labels are the nearest stored centroid
+    distances = ((embedding[:, None, :] - model.centers.numpy()[None]) ** 2).sum(-1)
+    assert np.array_equal(distances.argmin(1), first)  # labels are the nearest stored center
 
 
 def test_save_and_load_keep_predictions(moons, tmp_path):
@@ -164,9 +164,9 @@ def test_save_and_load_keep_predictions(moons, tmp_path):
 def test_same_seed_same_result(moons):
     """Bit for bit: batches big enough that a racy parallel gradient accumulation would show."""
     train, _ = moons
-    spectral = {**TINY, "batch_size": 2000, "output_dim": 8, "epochs": 3}
+    spectral = {**TINY, "batch_size": 2000, "epochs": 3}
     runs = [
-        SpectralNet(n_clusters=2, seed=3, spectral=spectral, n_neighbors=30, scale_k=5).fit(train.x, context=QUIET).transform(train.x)
+        SpectralNet(n_clusters=2, seed=3, spectral=spectral, embedding_dim=8, n_neighbors=30, scale_k=5).fit(train.x, context=QUIET).transform(train.x)
         for _ in range(3)
     ]
     assert np.array_equal(runs[0], runs[1]) and np.array_equal(runs[0], runs[2])
@@ -176,8 +176,8 @@ def test_every_stage_trains_and_the_sparse_mode_runs():
     data = load_dataset(BlobsConfig(name="blobs", n_samples=600, n_classes=3, n_features=8), "unused", 0)
     model = SpectralNet(
         n_clusters=3,
-        ae={"enabled": True, "hidden": [32, 4], "epochs": 3, "batch_size": 64},
-        siamese={"enabled": True, "hidden": [32, 4], "epochs": 3, "batch_size": 64},
+        ae={"enabled": True, "hidden": [32], "code_dim": 4, "epochs": 3, "batch_size": 64},
+        siamese={"enabled": True, "hidden": [32], "output_dim": 4, "epochs": 3, "batch_size": 64},
         spectral={**TINY, "sparse": True, "sparse_neighbors": 3, "batch_size": 120},
         **GRAPH,
     ).fit(data.train.x, context=QUIET)
@@ -188,9 +188,9 @@ def test_every_stage_trains_and_the_sparse_mode_runs():
 
 def test_wider_embedding_and_normalized_laplacian(moons):
     train, _ = moons
-    model = SpectralNet(n_clusters=2, spectral={**TINY, "output_dim": 4}, laplacian="normalized", **GRAPH).fit(train.x, context=QUIET)
+    model = SpectralNet(n_clusters=2, spectral=TINY, embedding_dim=4, laplacian="normalized", **GRAPH).fit(train.x, context=QUIET)
     assert model.transform(train.x[:10]).shape == (10, 4)
-    assert model.centroids.shape == (2, 4)
+    assert model.centers.shape == (2, 4)
     assert set(np.unique(model.predict(train.x))) <= {0, 1}
 
 

@@ -27,7 +27,7 @@ def test_alpha_zero_is_spectralnet_exactly(moons):
         assert regularized.stages["spectral"].loop.values(key) == plain.stages["spectral"].loop.values(key), key
     assert np.array_equal(regularized.transform(test.x), plain.transform(test.x))
     assert np.array_equal(regularized.predict(test.x), plain.predict(test.x))
-    assert torch.equal(regularized.centroids, plain.centroids)
+    assert torch.equal(regularized.centers, plain.centers)
 
 
 def test_alpha_changes_the_embedding_and_the_reconstruction_decreases(moons):
@@ -51,7 +51,7 @@ def test_two_moons_preset_clusters_perfectly():
 
 def test_decoder_shape_and_its_parameters_train_with_the_spectral_stage():
     data = load_dataset(BlobsConfig(name="blobs", n_samples=400, n_classes=3, n_features=6), "unused", 0)
-    model = SpectralNetAE(n_clusters=3, alpha=0.1, decoder=[12, 24], **SMALL).fit(data.train.x, context=QUIET)
+    model = SpectralNetAE(n_clusters=3, alpha=0.1, decoder={"hidden": [12, 24]}, **SMALL).fit(data.train.x, context=QUIET)
     widths = [layer.out_features for layer in model.nets["decoder"] if isinstance(layer, torch.nn.Linear)]
     assert widths == [12, 24, 6]
     optimized = {id(p) for p in model.stages["spectral"].optimizer.parameters}
@@ -62,7 +62,7 @@ def test_decoder_shape_and_its_parameters_train_with_the_spectral_stage():
 def test_reconstructs_the_ae_codes_when_the_autoencoder_runs():
     data = load_dataset(BlobsConfig(name="blobs", n_samples=400, n_classes=3, n_features=6), "unused", 0)
     model = SpectralNetAE(
-        n_clusters=3, alpha=0.1, ae={"enabled": True, "hidden": [16, 4], "epochs": 2, "batch_size": 64}, **SMALL
+        n_clusters=3, alpha=0.1, ae={"enabled": True, "hidden": [16], "code_dim": 4, "epochs": 2, "batch_size": 64}, **SMALL
     ).fit(data.train.x, context=QUIET)
     assert model.nets["decoder"][-1].out_features == 4
 
@@ -81,5 +81,5 @@ def test_save_and_load_keep_decoder_and_predictions(moons, tmp_path):
 def test_config_errors():
     with pytest.raises(ConfigError, match="alpha must be >= 0, got -1"):
         SpectralNetAE(n_clusters=2, alpha=-1)
-    with pytest.raises(ConfigError, match="decoder must be positive widths"):
-        SpectralNetAE(n_clusters=2, decoder=[8, 0])
+    with pytest.raises(ConfigError, match=r"decoder.hidden must be positive widths, got \[8, 0\]"):
+        SpectralNetAE(n_clusters=2, decoder={"hidden": [8, 0]})
