@@ -22,8 +22,8 @@ import yaml
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from deepclust_cli.engine.atomic import atomic_write_text
 from deepclust_cli.config import METRIC_NAMES
+from deepclust_cli.engine.atomic import atomic_write_text
 
 SEED_KEY = "seed"
 

@@ -26,11 +26,10 @@ from pathlib import Path
 
 import numpy as np
 
+from benchlib import machine, run_deepclust
 from deepclust_cli.data import load_dataset
 from deepclust_cli.data.config import CirclesConfig, DatasetConfig, GeneratedConfig, SplitMode, VisionConfig
 from deepclust_cli.ops.metrics import acc, nmi
-
-from benchlib import machine, run_deepclust
 
 REPO = Path(__file__).resolve().parents[1]
 REFERENCE_VERSION = "1.1.0"

@@ -24,8 +24,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))  # the fault harness is shared with the tests
 
 import faults  # noqa: E402
-from conftest import write_bar_mnist  # noqa: E402
 from benchlib import machine  # noqa: E402
+from conftest import write_bar_mnist  # noqa: E402
 
 
 def main() -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Callable, Iterator, Optional, Protocol, Union
 
 import torch
+
 from deepclust_cli.data.config import DatasetConfig, SplitMode
 from deepclust_cli.errors import DataError
 

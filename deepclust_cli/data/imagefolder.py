@@ -7,9 +7,8 @@ the train split's class numbering.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import List, Optional, Sequence
+from typing import Sequence
 
 import numpy as np
 import PIL.Image
@@ -18,7 +17,7 @@ import torch
 from deepclust_cli.data.base import Dataset, Split
 from deepclust_cli.data.config import ImageFolderConfig
 from deepclust_cli.data.vision import check_class_count, files_folder, image_dataset
-from deepclust_cli.errors import DataError, require
+from deepclust_cli.errors import DataError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 

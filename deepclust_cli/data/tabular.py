@@ -9,18 +9,17 @@ from __future__ import annotations
 
 import csv
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
 import numpy as np
 import torch
-from omegaconf import MISSING
 
 from deepclust_cli.data.base import Dataset, Split
 from deepclust_cli.data.config import FeaturesConfig
 from deepclust_cli.data.vision import check_class_count
-from deepclust_cli.errors import DataError, require
+from deepclust_cli.errors import DataError
+
 
 def existing_file(path_text: str, what: str) -> Path:
     path = Path(path_text).expanduser()

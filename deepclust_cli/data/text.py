@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import gzip
 import re
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +18,7 @@ import torch
 from deepclust_cli.data.base import Dataset, Split
 from deepclust_cli.data.config import SUBSET_FILES, ReutersConfig
 from deepclust_cli.data.vision import check_class_count, files_folder, to_labels
-from deepclust_cli.errors import DataError, require
+from deepclust_cli.errors import DataError
 
 TOP_CATEGORIES = {"CCAT": 0, "GCAT": 1, "MCAT": 2, "ECAT": 3}
 QRELS_FILE = "rcv1-v2.topics.qrels"

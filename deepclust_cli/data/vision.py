@@ -15,7 +15,6 @@ import codecs
 import gzip
 import pickle
 import zlib
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, List, Optional, Protocol, Sequence
 

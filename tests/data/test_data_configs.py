@@ -9,7 +9,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from deepclust_cli.data import DATASETS
-from deepclust_cli.data.config import BlobsConfig, CirclesConfig, DatasetConfig, FeaturesConfig, GeneratedConfig, ImageFolderConfig, ReutersConfig, STL10Config, SplitMode, VisionConfig
+from deepclust_cli.data.config import BlobsConfig, CirclesConfig, DatasetConfig, FeaturesConfig, GeneratedConfig, ImageFolderConfig, ReutersConfig, SplitMode, STL10Config, VisionConfig
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 SCHEMAS = {

@@ -13,8 +13,8 @@ import torch
 from sklearn.feature_extraction.text import CountVectorizer, TfidfTransformer
 
 from deepclust_cli.data import load_dataset
-from deepclust_cli.data.text import build_reuters, write_reuters
 from deepclust_cli.data.config import ReutersConfig
+from deepclust_cli.data.text import build_reuters, write_reuters
 from deepclust_cli.errors import ConfigError, DataError
 
 QRELS = """\

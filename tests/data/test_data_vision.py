@@ -13,10 +13,10 @@ import scipy.io
 import torch
 import torchvision.datasets
 
-from deepclust_cli.data import load_dataset
-from deepclust_cli.data.config import STL10Config, VisionConfig
 from conftest import SHARED_DATA as REAL_DATA
 from conftest import write_idx
+from deepclust_cli.data import load_dataset
+from deepclust_cli.data.config import STL10Config, VisionConfig
 from deepclust_cli.errors import ConfigError, DataError
 
 

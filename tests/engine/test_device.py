@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from deepclust_cli.engine.device import autocast, select_device
-from deepclust_cli.engine.seeds import restore_rng_state, rng_state, seed_everything
 from deepclust_cli.engine.memory import reuse_freed_memory
+from deepclust_cli.engine.seeds import restore_rng_state, rng_state, seed_everything
 from deepclust_cli.errors import ConfigError
 
 

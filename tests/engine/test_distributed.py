@@ -14,9 +14,9 @@ from deepclust_cli.engine.distributed import SINGLE, Launch, World, plan
 from deepclust_cli.errors import ConfigError, DataError
 from deepclust_cli.methods import AND
 from deepclust_cli.methods.spectralnet.method import spectral_loss
-from deepclust_cli.ops.neighbors import gaussian_knn_weights
-from deepclust_cli.nets.mlp import mlp
 from deepclust_cli.methods.spectralnet.network import SpectralNetwork
+from deepclust_cli.nets.mlp import mlp
+from deepclust_cli.ops.neighbors import gaussian_knn_weights
 
 
 @pytest.mark.parametrize("n, size", [(10, 3), (7, 2), (1, 2), (256, 4)])

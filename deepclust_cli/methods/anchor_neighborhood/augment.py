@@ -22,8 +22,8 @@ what the uninterrupted run drew.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from dataclasses import dataclass
+from typing import Callable, Dict, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F

@@ -20,7 +20,6 @@ import torch
 from deepclust_cli.methods.anchor_neighborhood.config import DEFAULT_CHUNK_BYTES
 
 
-
 class MemoryBank:
     """``size × dim`` features initialised uniformly in ``±1/√(dim/3)`` (the reference's start: it
     gives each coordinate variance 1/dim), updated by momentum, read by a tempered softmax."""

@@ -24,21 +24,21 @@ import torch
 from torch import nn
 
 from deepclust_cli import plots
-from deepclust_cli.ops.kmeans import assign, kmeans
-from deepclust_cli.methods.anchor_neighborhood.augment import BatchAugment
-from deepclust_cli.methods.anchor_neighborhood.config import ANDConfig
-from deepclust_cli.data.base import LazyImages, Split, decoded
 from deepclust_cli.config import OptimizerName
+from deepclust_cli.data.base import LazyImages, Split, decoded
 from deepclust_cli.engine.context import Context
 from deepclust_cli.engine.distributed import SINGLE, World
 from deepclust_cli.engine.loop import Loop, Pass
 from deepclust_cli.engine.optim import Optimizer, step_lr
 from deepclust_cli.engine.seeds import epoch_generator
 from deepclust_cli.errors import DataError
+from deepclust_cli.methods.anchor_neighborhood.augment import BatchAugment
+from deepclust_cli.methods.anchor_neighborhood.config import ANDConfig
 from deepclust_cli.methods.anchor_neighborhood.memory_bank import MemoryBank, neighborhood_loss, select_anchors
 from deepclust_cli.methods.base import ArrayLike, ClusteringMethod, EvalSet
-from deepclust_cli.ops.metrics import clustering_metrics, knn_acc
 from deepclust_cli.nets.backbones import build_backbone
+from deepclust_cli.ops.kmeans import assign, kmeans
+from deepclust_cli.ops.metrics import clustering_metrics, knn_acc
 
 Images = Union[torch.Tensor, LazyImages]
 FEATURE_BATCH = 1024  # images per forward pass when extracting features (no gradients kept)

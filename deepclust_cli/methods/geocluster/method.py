@@ -34,12 +34,12 @@ from deepclust_cli.engine.loop import Loop, Pass
 from deepclust_cli.engine.optim import Optimizer
 from deepclust_cli.engine.seeds import epoch_generator
 from deepclust_cli.errors import DataError
-from deepclust_cli.ops.geometry import ObjectFamily, brute_force_nearest, distance_blocks, family
 from deepclust_cli.methods.base import ClusteringMethod, EvalSet
 from deepclust_cli.methods.geocluster.config import GeoClusterConfig
 from deepclust_cli.methods.geocluster.students import StackedMLP
 from deepclust_cli.methods.geocluster.teachers import assign, energy_centers, kmeans_centers
 from deepclust_cli.methods.geocluster.tree import ObjectTree
+from deepclust_cli.ops.geometry import ObjectFamily, brute_force_nearest, distance_blocks, family
 
 DISTANCE_TOLERANCE = 1e-5  # relative to the objects' box: answers this close to the nearest count as exact
 

@@ -14,8 +14,8 @@ from typing import Any, Optional
 
 import torch
 
-from deepclust_cli.ops.geometry import ObjectFamily
 from deepclust_cli.methods.geocluster.students import StackedMLP
+from deepclust_cli.ops.geometry import ObjectFamily
 
 QUERY_CHUNK = 8192
 

@@ -6,10 +6,10 @@ from typing import Any, Optional
 
 import torch
 
-from deepclust_cli.ops.kmeans import assign
 from deepclust_cli.engine.context import Context
 from deepclust_cli.methods.base import ClusteringMethod, EvalSet
 from deepclust_cli.methods.kmeans.config import KMeansConfig
+from deepclust_cli.ops.kmeans import assign
 
 
 class KMeans(ClusteringMethod):

@@ -29,24 +29,25 @@ import torch
 from torch import nn
 
 from deepclust_cli import plots
-from deepclust_cli.ops.kmeans import kmeans
 from deepclust_cli.data.base import Split
 from deepclust_cli.engine.context import Context
 from deepclust_cli.engine.loop import Loop, Pass
 from deepclust_cli.engine.optim import Optimizer
 from deepclust_cli.engine.seeds import epoch_generator
 from deepclust_cli.errors import DataError, require
-from deepclust_cli.methods.lnscc.fuzzy_graph import Graph, fit_ab, fuzzy_knn_graph, sample_edges
 from deepclust_cli.methods.autoencoder import pretrain_autoencoder
 from deepclust_cli.methods.base import ClusteringMethod, EvalSet
 from deepclust_cli.methods.lnscc.config import LNSCCConfig
+from deepclust_cli.methods.lnscc.fuzzy_graph import Graph, fit_ab, fuzzy_knn_graph, sample_edges
+from deepclust_cli.methods.lnscc.network import ResidualMLP
+from deepclust_cli.methods.lnscc.projection import PrincipalProjection
 from deepclust_cli.methods.stage import Stage, validation_split
 from deepclust_cli.nets.autoencoder import Autoencoder
-from deepclust_cli.nets.mlp import apply_in_batches
 from deepclust_cli.nets.backbones import pretrained_features
-from deepclust_cli.methods.lnscc.projection import PrincipalProjection
-from deepclust_cli.methods.lnscc.network import ResidualMLP
+from deepclust_cli.nets.mlp import apply_in_batches
+from deepclust_cli.ops.kmeans import kmeans
 from deepclust_cli.ops.neighbors import knn
+
 
 def student_t_assignment(z: torch.Tensor, centers: torch.Tensor) -> torch.Tensor:
     """``q_ik = (1 + ‖z_i − μ_k‖²)⁻¹ / Σ_l (1 + ‖z_i − μ_l‖²)⁻¹`` (DEC, Xie et al. 2016, eq. 1)."""

@@ -23,7 +23,6 @@ import torch
 from torch import nn
 
 from deepclust_cli import plots
-from deepclust_cli.ops.kmeans import assign, kmeans
 from deepclust_cli.engine.context import Context
 from deepclust_cli.engine.distributed import SINGLE, World
 from deepclust_cli.engine.seeds import epoch_generator
@@ -31,10 +30,11 @@ from deepclust_cli.errors import DataError
 from deepclust_cli.methods.autoencoder import pretrain_autoencoder
 from deepclust_cli.methods.base import ClusteringMethod, EvalSet
 from deepclust_cli.methods.spectralnet.config import SiameseStage, SpectralNetConfig
-from deepclust_cli.nets.autoencoder import Autoencoder
-from deepclust_cli.nets.mlp import apply_in_batches, mlp
 from deepclust_cli.methods.spectralnet.network import SpectralNetwork
 from deepclust_cli.methods.stage import Stage, run_minibatch_stage, validation_split
+from deepclust_cli.nets.autoencoder import Autoencoder
+from deepclust_cli.nets.mlp import apply_in_batches, mlp
+from deepclust_cli.ops.kmeans import assign, kmeans
 from deepclust_cli.ops.neighbors import gaussian_knn_weights, knn
 
 

@@ -8,6 +8,7 @@ import pytest
 import torch
 import torchvision.transforms.functional as TF
 
+from deepclust_cli.errors import ConfigError
 from deepclust_cli.methods.anchor_neighborhood.augment import (
     BRIGHTNESS,
     CONTRAST,
@@ -23,7 +24,6 @@ from deepclust_cli.methods.anchor_neighborhood.augment import (
     rgb_to_hsv,
     to_grayscale,
 )
-from deepclust_cli.errors import ConfigError
 
 MEAN, STD = [0.4, 0.5, 0.6], [0.2, 0.25, 0.3]
 NO_JITTER: dict[str, Any] = dict(brightness=0.0, contrast=0.0, saturation=0.0, hue=0.0, grayscale_p=0.0)

@@ -8,15 +8,15 @@ import torch
 
 from conftest import run_until_crash
 from deepclust_cli.data.base import Split
-from deepclust_cli.engine.context import Context
 from deepclust_cli.engine.checkpoint import load_checkpoint
+from deepclust_cli.engine.context import Context
 from deepclust_cli.errors import ConfigError, DataError
-from deepclust_cli.ops.geometry import brute_force_nearest, family
 from deepclust_cli.methods import GeoCluster
-from deepclust_cli.methods.geocluster.students import StackedMLP
 from deepclust_cli.methods.geocluster.config import EnergyConfig
+from deepclust_cli.methods.geocluster.students import StackedMLP
 from deepclust_cli.methods.geocluster.teachers import assign, energy_centers, kmeans_centers
 from deepclust_cli.methods.geocluster.tree import ObjectTree
+from deepclust_cli.ops.geometry import brute_force_nearest, family
 
 TIMING_KEYS = {"qps", "qps_bruteforce", "speedup"}
 TINY_GEOCLUSTER = [

@@ -20,8 +20,8 @@ from deepclust_cli.methods.lnscc.method import (
     student_t_assignment,
     target_distribution,
 )
-from deepclust_cli.ops.metrics import acc
 from deepclust_cli.nets.backbones import pretrained_features
+from deepclust_cli.ops.metrics import acc
 from deepclust_cli.ops.neighbors import knn
 
 TINY_LNSCC = [

@@ -10,8 +10,8 @@ from deepclust_cli.engine.context import Context
 from deepclust_cli.errors import ConfigError
 from deepclust_cli.methods import SpectralNet
 from deepclust_cli.methods.spectralnet.method import contrastive_loss, spectral_loss
-from deepclust_cli.ops.metrics import acc
 from deepclust_cli.methods.spectralnet.network import SpectralNetwork, orthonormalizer
+from deepclust_cli.ops.metrics import acc
 from deepclust_cli.ops.neighbors import gaussian_affinity, gaussian_knn_weights
 
 QUIET = Context(show_progress=False)
