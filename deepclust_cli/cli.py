@@ -80,6 +80,8 @@ Usage: deepclust [--resume PATH] [--test-only] [-m] [key=value ...]
 
   --resume PATH   continue training from a checkpoint (in its session folder; restart=true for a new one)
   --test-only     with --resume: rebuild the run from the checkpoint's config, evaluate, train nothing
+  --predict       with --resume: assign every sample of a dataset (e.g. dataset.path=new.csv; labels optional)
+                  with the trained model, into a new session folder
   -m, --multirun  sweep over comma-separated values; summary.md ranks them by summary.sort_by (mean ± std over seeds)
   --cfg job       print the composed config and exit
   --hydra-help    Hydra's own flags
@@ -94,6 +96,7 @@ Examples:
   deepclust trainer=debug experiment=spectralnet_mnist data_dir=../shared/data   # a smoke test in seconds
   deepclust method=kmeans dataset=mnist data_dir=../shared/data
   deepclust --resume outputs/kmeans/mnist/<session>/checkpoints/last.ckpt --test-only
+  deepclust --resume outputs/lnscc/features/<session>/checkpoints/last.ckpt --predict dataset.path=new.csv
   deepclust -m method=kmeans,spectral dataset=blobs,circles
   deepclust -m experiment=spectralnet_ae_twomoons method.alpha=0,1e-3,1e-2 seed=0,1,2 summary.sort_by=nmi"""
 
@@ -288,7 +291,8 @@ def sweep_folder(overrides: list[Override]) -> str:
 
 
 def translate_argv(argv: list[str]) -> list[str]:
-    """``--resume PATH``, ``--resume=PATH`` → ``resume='PATH'``; ``--test-only`` → ``test_only=true``."""
+    """``--resume PATH``, ``--resume=PATH`` → ``resume='PATH'``; ``--test-only`` → ``test_only=true``;
+    ``--predict`` → ``predict=true``."""
     args: list[str] = []
     position = 0
     while position < len(argv):
@@ -303,6 +307,8 @@ def translate_argv(argv: list[str]) -> list[str]:
             args.append(f"resume={quote(arg.split('=', 1)[1])}")
         elif arg == "--test-only":
             args.append("test_only=true")
+        elif arg == "--predict":
+            args.append("predict=true")
         else:
             args.append(arg)
         position += 1
@@ -386,22 +392,24 @@ def resume_args(args: list[str], overrides: list[Override], checkpoint: Path, sc
         raise CheckpointError(
             f"{checkpoint}: saved by the library (method.save), not by a session; load it with Method.load(path)"
         )
-    for group in ("method", "dataset"):
+    predicting = last_value(overrides, "predict") is True
+    changes = ("method",) if predicting else ("method", "dataset")  # a trained model labels any dataset it can read
+    for group in changes:
         if any(o.key_or_group == group for o in overrides):
             raise ConfigError(f"{group}= cannot change when resuming; override its fields instead, e.g. {group}.<key>=<value>")
+    new_dataset = last_value(overrides, "dataset")
+    dataset_default: Any = f"/schema/dataset/{stored['dataset']['name']}@dataset"
+    if new_dataset is not None:
+        dataset_default = {"dataset": new_dataset}
+        stored = {key: value for key, value in stored.items() if key != "dataset"}
+        args = [arg for arg in args if arg.split("=", 1)[0] != "dataset"]  # the primary config selects it
     primary = {
-        "defaults": [
-            "deepclust_schema",
-            f"/schema/method/{stored['method']['name']}@method",
-            f"/schema/dataset/{stored['dataset']['name']}@dataset",
-            {"hydra": "default"},
-            "_self_",
-        ],
+        "defaults": ["deepclust_schema", f"/schema/method/{stored['method']['name']}@method", dataset_default, {"hydra": "default"}, "_self_"],
         **stored,
     }
     (scratch / "resumed.yaml").write_text(yaml.safe_dump(primary, sort_keys=False))
     extra = ["--config-dir", str(scratch), "--config-name", "resumed"]
-    if last_value(overrides, "restart") is not True:
+    if not predicting and last_value(overrides, "restart") is not True:
         extra.append(f"hydra.run.dir={quote(str(session_dir_of(checkpoint)))}")
     return [*args, *extra]
 

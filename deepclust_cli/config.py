@@ -22,7 +22,12 @@ from deepclust_cli.errors import ConfigError, DeepclustError, require, require_f
 T = TypeVar("T")
 
 # The metrics runs report that a sweep can rank by; all of them are higher-is-better.
-METRIC_NAMES = ("acc", "nmi", "ari", "knn_acc", "nn_acc", "nn_topk_acc", "qps")
+METRIC_NAMES = (
+    "acc", "nmi", "ari", "knn_acc", "nn_acc", "nn_topk_acc", "qps",
+    "silhouette", "davies_bouldin", "calinski_harabasz", "size_entropy", "largest_cluster",
+)
+LOWER_IS_BETTER = ("davies_bouldin", "largest_cluster", "seconds")
+LABEL_FREE_METRICS = ("silhouette", "davies_bouldin", "calinski_harabasz", "size_entropy", "largest_cluster", "clusters_used")
 
 
 class Precision(enum.Enum):
@@ -79,14 +84,20 @@ class TrainerConfig:
 @dataclass
 class SummaryConfig:
     """How a sweep's ``summary.md`` ranks its configurations: by ``sort_by`` (a metric, or
-    ``seconds``), best first — highest, or lowest with ``ascending``."""
+    ``seconds``), best first — lowest first with ``ascending``; null: the metric's own sense
+    (lowest first for ``LOWER_IS_BETTER``, highest for the rest)."""
 
     sort_by: str = "acc"
-    ascending: bool = False
+    ascending: Optional[bool] = None
 
     def __post_init__(self) -> None:
         names = (*METRIC_NAMES, "seconds")
         require(self.sort_by in names, f"summary.sort_by must be one of {', '.join(names)}, got {self.sort_by!r}")
+
+
+def lowest_first(sort_by: str, ascending: Optional[bool]) -> bool:
+    """Whether a ranking by ``sort_by`` puts the lowest value first."""
+    return sort_by in LOWER_IS_BETTER if ascending is None else ascending
 
 
 @dataclass
@@ -102,6 +113,7 @@ class RunConfig:
     output_dir: str = "outputs"
     resume: Optional[str] = None  # a checkpoint to continue from (or, with test_only, to evaluate)
     test_only: bool = False
+    predict: bool = False  # with resume: assign the dataset's samples with the trained model, in a new session folder
     restart: bool = False  # with resume: continue in a new session folder instead of the checkpoint's
     name: Optional[str] = None  # a label appended to the session folder's name
     summary: SummaryConfig = field(default_factory=SummaryConfig)
@@ -109,6 +121,8 @@ class RunConfig:
     def __post_init__(self) -> None:
         require(self.seed >= 0, f"seed must be >= 0, got {self.seed}")
         require(not self.test_only or self.resume, "test_only needs a checkpoint: add --resume PATH")
+        require(not self.predict or self.resume, "predict needs a trained checkpoint: deepclust --resume PATH --predict dataset.path=...")
+        require(not (self.predict and self.test_only), "--predict and --test-only cannot be combined: --predict writes a new session, --test-only scores in the checkpoint's")
         require(not self.restart or self.resume, "restart only applies with --resume PATH")
         require(
             self.name is None or ("/" not in self.name and self.name.strip() == self.name and self.name),

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from deepclust_cli.engine.atomic import atomic_write
+from deepclust_cli.ops.cluster_count import ZERO_EIGENVALUE
 from deepclust_cli.ops.metrics import cluster_to_class, contingency
 
 ANNOTATE_UP_TO = 20  # cells get their counts printed while the table is at most this wide
@@ -227,4 +228,27 @@ def partition(cells: np.ndarray, extent: tuple[float, float, float, float], outl
     axes.set_ylim(extent[2], extent[3])
     axes.set_aspect("equal")
     axes.set_title(title)
+    save(figure, path)
+
+
+def eigengap(eigenvalues: np.ndarray, estimate: int, search_range: tuple[int, int], path: Path) -> None:
+    """The smallest eigenvalues of the normalized Laplacian (left) and the gap ratios
+    ``λ_{K+1} / λ_K`` the estimate maximizes over ``search_range`` (right)."""
+    values = np.asarray(eigenvalues, dtype=float)
+    index = np.arange(1, len(values) + 1)
+    figure, (spectrum, gaps) = pyplot().subplots(1, 2, figsize=(10, 3.8))
+    spectrum.plot(index, values, marker="o")
+    spectrum.axvline(estimate + 0.5, color="tab:red", linestyle="--", label=f"estimate: {estimate}")
+    spectrum.set_xlabel("index k")
+    spectrum.set_ylabel("eigenvalue λ_k of L_sym")
+    spectrum.legend(loc="upper left")
+    low, high = search_range
+    floored = np.maximum(values, values[-1] * ZERO_EIGENVALUE)
+    ratios = floored[low : high + 1] / floored[low - 1 : high]
+    gaps.bar(np.arange(low, high + 1), ratios, color=["tab:red" if k == estimate else "tab:blue" for k in range(low, high + 1)])
+    gaps.set_yscale("log")
+    gaps.set_xlabel("number of clusters K")
+    gaps.set_ylabel("λ_{K+1} / λ_K")
+    figure.suptitle("n_clusters=auto: the eigengap of the normalized Laplacian")
+    figure.tight_layout()
     save(figure, path)

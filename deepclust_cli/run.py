@@ -15,6 +15,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
 from deepclust_cli.config import RunConfig, to_settings
+from deepclust_cli.data.config import SplitMode
 from deepclust_cli.data.base import Dataset, Split, load_dataset
 from deepclust_cli.engine import distributed
 from deepclust_cli.engine.checkpoint import load_checkpoint
@@ -25,7 +26,7 @@ from deepclust_cli.methods import METHODS
 from deepclust_cli.methods.config import ClusteringConfig, MethodConfig
 
 # Overrides that say how to invoke a run, not what the experiment is; they are not replayed on resume.
-INVOCATION_KEYS = ("resume", "test_only", "restart")
+INVOCATION_KEYS = ("resume", "test_only", "predict", "restart")
 
 
 def run(settings: RunConfig, cfg: DictConfig, directory: Path, task_overrides: list[str]) -> dict[str, float]:
@@ -77,6 +78,8 @@ def run_rank(
         if ranks:
             context.log(ranks)
         data = load_dataset(settings.dataset, settings.data_dir, settings.seed)
+        if settings.predict:
+            return predict(settings, data, context, device)
         fit_split, eval_split = data.partition(settings.dataset.split)
         context.log(describe(data, fit_split, eval_split))
         method_config = with_cluster_count(settings.method, data)
@@ -99,8 +102,23 @@ def run_rank(
                 held_out = (method.prepare(eval_split, workers), eval_split.y)
             method.fit(method.prepare(fit_split, workers), fit_split.y, context=context, eval_set=held_out)
             context.checkpoint(method, {**progress, "done": True})
-        metrics = method.evaluate(eval_split, context, reference=fit_split)
+        split_name = "all" if eval_split is fit_split else "test"
+        metrics = method.evaluate(eval_split, context, reference=fit_split, split_name=split_name, class_names=data.class_names)
         context.finish(metrics)
+    return metrics
+
+
+def predict(settings: RunConfig, data: Dataset, context: Union[Session, Replica], device: Any) -> dict[str, Any]:
+    """``--predict``: every sample of ``data`` (its splits joined) assigned by the trained model of
+    ``settings.resume``, out of sample; scored when the data has labels. Trains nothing."""
+    samples = data.partition(SplitMode.all)[0]
+    context.log(f"dataset {data.name}: {len(samples)} samples to assign, {'with' if samples.y is not None else 'without'} labels")
+    method = METHODS.get(settings.method.name).from_config(settings.method, device=device)
+    context.resume(Path(settings.resume), method)
+    if not method.fitted:
+        raise CheckpointError(f"{settings.resume}: training had not finished when it was saved; continue it first with --resume {settings.resume}")
+    metrics = method.evaluate(samples, context, split_name="all", class_names=data.class_names, out_of_sample=True)
+    context.finish(metrics)
     return metrics
 
 

@@ -22,7 +22,7 @@ import yaml
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from deepclust_cli.config import METRIC_NAMES
+from deepclust_cli.config import LABEL_FREE_METRICS, METRIC_NAMES, lowest_first
 from deepclust_cli.engine.atomic import atomic_write_text
 
 SEED_KEY = "seed"
@@ -38,7 +38,7 @@ def collect_jobs(sweep_dir: Path) -> list[dict[str, Any]]:
             row[key.lstrip("+~")] = value
         info = _read_json(job_dir / "run.json")
         metrics = _read_json(job_dir / "metrics.json")
-        row.update(metrics)
+        row.update({key: value for key, value in metrics.items() if _is_number(value)})  # not cluster_sizes
         row["status"] = info.get("status", "unknown")
         if info.get("error"):
             row["error"] = info["error"]
@@ -51,13 +51,17 @@ def collect_jobs(sweep_dir: Path) -> list[dict[str, Any]]:
 TAIL = ("status", "seconds", "error")
 
 
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def override_and_metric_columns(rows: list[dict[str, Any]]) -> tuple[list[str], list[str]]:
     """Override keys in first-seen order; metrics in canonical order, then other numeric keys."""
     seen: list[str] = []
     for row in rows:
         seen += [key for key in row if key not in seen]
     metrics = [m for m in METRIC_NAMES if m in seen] + sorted(
-        k for k in seen if k not in METRIC_NAMES and isinstance(_first(rows, k), float) and k not in TAIL
+        k for k in seen if k not in METRIC_NAMES and _is_number(_first(rows, k)) and k not in TAIL
     )
     overrides = [k for k in seen if k not in metrics and k not in TAIL and k != "job"]
     return overrides, metrics
@@ -147,6 +151,13 @@ def to_csv(rows: list[dict[str, Any]], columns: list[str]) -> str:
     return buffer.getvalue()
 
 
+def readable(columns: list[str], sort_by: str) -> list[str]:
+    """The columns summary.md shows: with labels, the label-free scores only if ranked by one
+    (summary.csv and ranking.csv keep every column)."""
+    labelled = any(name in columns for name in METRIC_NAMES if name not in LABEL_FREE_METRICS)
+    return [c for c in columns if not labelled or c not in LABEL_FREE_METRICS or c == sort_by]
+
+
 def write_summary(sweep_dir: Path, sort_by: str = "acc", ascending: bool = False) -> list[dict[str, Any]]:
     """Write ``summary.md``, ``summary.csv`` and ``ranking.csv`` for the jobs in ``sweep_dir``."""
     rows = collect_jobs(sweep_dir)
@@ -156,10 +167,10 @@ def write_summary(sweep_dir: Path, sort_by: str = "acc", ascending: bool = False
     markdown = [
         f"# sweep summary: {len(rows)} jobs, {completed} completed",
         "",
-        ranking_markdown(ranking_columns, groups, sort_by, ascending),
+        ranking_markdown(readable(ranking_columns, sort_by), groups, sort_by, ascending),
         "## jobs",
         "",
-        to_markdown(rows, columns),
+        to_markdown(rows, readable(columns, sort_by)),
     ]
     atomic_write_text(sweep_dir / "summary.csv", to_csv(rows, columns))
     atomic_write_text(sweep_dir / "ranking.csv", ranking_csv(ranking_columns, groups))
@@ -179,7 +190,8 @@ class SweepSummary(Callback):
         if not sweep_dir.is_dir():
             return
         summary = config.get("summary") or {}
-        rows = write_summary(sweep_dir, str(summary.get("sort_by", "acc")), bool(summary.get("ascending", False)))
+        sort_by = str(summary.get("sort_by", "acc"))
+        rows = write_summary(sweep_dir, sort_by, lowest_first(sort_by, summary.get("ascending")))
         not_completed = [row["job"] for row in rows if row["status"] != "completed"]
         if self.report:
             atomic_write_text(Path(self.report), json.dumps({"jobs": len(rows), "not_completed": not_completed}) + "\n")

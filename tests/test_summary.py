@@ -74,3 +74,14 @@ def test_an_empty_sweep_folder_still_gets_its_files(tmp_path):
     assert write_summary(tmp_path) == []
     assert (tmp_path / "summary.md").read_text().startswith("# sweep summary: 0 jobs, 0 completed")
     assert (tmp_path / "ranking.csv").read_text() == "rank,jobs\n"
+
+
+def test_rankings_follow_each_metric_s_sense_unless_told():
+    from deepclust_cli.config import lowest_first
+
+    assert lowest_first("davies_bouldin", None) and lowest_first("seconds", None) and not lowest_first("silhouette", None)
+    assert not lowest_first("davies_bouldin", False) and lowest_first("acc", True)
+    rows = [{"job": "0", "method.alpha": "1", "davies_bouldin": 0.9, "silhouette": 0.2, "status": "completed"},
+            {"job": "1", "method.alpha": "2", "davies_bouldin": 0.4, "silhouette": 0.6, "status": "completed"}]
+    _, ranked = rank(rows, "davies_bouldin", lowest_first("davies_bouldin", None))
+    assert [group["method.alpha"] for group in ranked] == ["2", "1"]

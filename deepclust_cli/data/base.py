@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterator, Optional, Protocol, Union
 
+import numpy as np
 import torch
 
 from deepclust_cli.data.config import DatasetConfig, SplitMode
@@ -41,14 +42,33 @@ def decoded(images: LazyImages, chunks: list[torch.Tensor], num_workers: int, pi
 
 @dataclass
 class Split:
-    """One part of a dataset: samples ``x`` and optional integer labels ``y``."""
+    """One part of a dataset: samples ``x``, optional integer labels ``y``, and where each sample
+    came from — ``rows`` (its row or position in the source, default ``0..N−1``) and, once a train
+    and a test split are joined, ``parts`` (``"train"`` or ``"test"`` per sample)."""
 
     x: Union[torch.Tensor, LazyImages]
     y: Optional[torch.Tensor] = None
+    rows: Optional[torch.Tensor] = None
+    parts: Optional[np.ndarray] = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if self.y is not None and len(self.y) != len(self.x):
             raise DataError(f"{len(self.x)} samples but {len(self.y)} labels")
+
+    def source_rows(self) -> torch.Tensor:
+        return torch.arange(len(self.x)) if self.rows is None else self.rows
+
+    def identity(self) -> dict[str, np.ndarray]:
+        """Columns that name each sample in its source: ``split`` (joined splits only), ``index``
+        (the row in the input file or the position in the dataset), ``path`` (images read from files)."""
+        columns: dict[str, np.ndarray] = {}
+        if self.parts is not None:
+            columns["split"] = self.parts
+        columns["index"] = self.source_rows().numpy()
+        paths = getattr(self.x, "paths", None)
+        if paths is not None:
+            columns["path"] = np.asarray(paths)
+        return columns
 
     def __len__(self) -> int:
         return len(self.x)
@@ -59,12 +79,18 @@ class Split:
 
     def subset(self, index: torch.Tensor) -> "Split":
         x = self.x.subset(index) if self.is_lazy else self.x[index]
-        return Split(x, None if self.y is None else self.y[index])
+        parts = None if self.parts is None else self.parts[index.numpy()]
+        return Split(x, None if self.y is None else self.y[index], self.source_rows()[index], parts)
 
-    def concat(self, other: "Split") -> "Split":
+    def concat(self, other: "Split", names: tuple[str, str] = ("train", "test")) -> "Split":
+        """Both splits' samples, each marked with the name of the split it came from."""
         x = self.x.concat(other.x) if self.is_lazy else torch.cat([self.x, other.x])
         y = None if self.y is None or other.y is None else torch.cat([self.y, other.y])
-        return Split(x, y)
+        parts = np.concatenate([
+            self.parts if self.parts is not None else np.full(len(self), names[0], dtype=object),
+            other.parts if other.parts is not None else np.full(len(other), names[1], dtype=object),
+        ])
+        return Split(x, y, torch.cat([self.source_rows(), other.source_rows()]), parts)
 
     def images(self, num_workers: int = 0) -> torch.Tensor:
         """All samples as one tensor; a lazy source is decoded in full, by ``num_workers``

@@ -149,3 +149,8 @@ class Context:
     def plot_path(self, name: str) -> Optional[Path]:
         """Where to write the PNG called ``name``, or None when plots are not kept."""
         return None
+
+    def predictions_dir(self) -> Optional[Path]:
+        """The folder for per-sample outputs (cluster of each sample, embeddings), or None when
+        they are not kept."""
+        return None

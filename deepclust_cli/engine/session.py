@@ -9,6 +9,7 @@ Layout (``<output_dir>/<method>/<dataset>/<YYYY-MM-DD_HH-MM-SS.ffffff>[_<name>]/
     tb/                  TensorBoard events: losses, learning rates, metrics
     checkpoints/         last.ckpt, and best.ckpt where the method reports a validation score
     plots/               PNG figures (confusion matrix, embeddings, curves)
+    predictions/         per-sample clusters (<split>.csv), embeddings, centers (predictions.py)
     metrics.json         the final metrics; metrics_test.json for --test-only evaluations
 """
 
@@ -124,6 +125,9 @@ class Session(Context):
         suffix = "_test" if self.test_only else ""
         return self.directory / "plots" / f"{name}{suffix}.png"
 
+    def predictions_dir(self) -> Path:
+        return self.directory / ("predictions_test" if self.test_only else "predictions")
+
     # -- checkpoints -------------------------------------------------------------------------
     def checkpoint(
         self, method: Checkpointable, progress: dict[str, Any], *, score: Optional[float] = None
@@ -163,15 +167,18 @@ class Session(Context):
         return progress
 
     # -- the end of a run --------------------------------------------------------------------
-    def finish(self, metrics: dict[str, float]) -> None:
-        """Write the metrics file, log them to TensorBoard and print them with the session path."""
+    def finish(self, metrics: dict[str, Any]) -> None:
+        """Write the metrics file, log its numbers to TensorBoard and print them with the session path."""
         name = "metrics_test.json" if self.test_only else "metrics.json"
         atomic_write_text(self.directory / name, json.dumps(metrics, indent=2) + "\n")
-        if metrics:
+        scalars = {key: value for key, value in metrics.items() if isinstance(value, (int, float))}
+        if scalars:
             prefix = "test" if self.test_only else "metrics"
-            self.log_scalars({f"{prefix}/{key}": value for key, value in metrics.items()}, step=self.step)
-        shown = "  ".join(f"{key}={value:.4f}" for key, value in metrics.items()) or "none (no labels)"
-        self.log(f"metrics: {shown}")
+            self.log_scalars({f"{prefix}/{key}": value for key, value in scalars.items()}, step=self.step)
+        shown = "  ".join(f"{key}={_shown(value)}" for key, value in scalars.items())
+        self.log(f"metrics: {shown or 'none'}")
+        if "cluster_sizes" in metrics:
+            self.log(f"cluster sizes: {metrics['cluster_sizes']}")
         self.log(f"session: {self.directory}")
 
     def __enter__(self) -> "Session":
@@ -205,7 +212,7 @@ class Session(Context):
         info = {
             "status": status,
             "error": error,
-            "mode": "test" if self.test_only else ("resume" if self.settings.resume else "train"),
+            "mode": "test" if self.test_only else "predict" if self.settings.predict else "resume" if self.settings.resume else "train",
             "device": str(self.device),
             "host": socket.gethostname(),
             "pid": os.getpid(),
@@ -283,6 +290,12 @@ def restore(path: Path, method: Checkpointable) -> dict[str, Any]:
     if "rng" in payload:
         restore_rng_state(payload["rng"])
     return payload
+
+
+def _shown(value: float) -> str:
+    if isinstance(value, int):
+        return str(value)
+    return f"{value:.1f}" if abs(value) >= 1000 else f"{value:.4f}"
 
 
 def _describe_progress(progress: dict[str, Any]) -> str:

@@ -8,14 +8,16 @@ format. Training services (device, logging, checkpoints, plots) come from a
 
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Optional, Type, TypeVar, Union
+from typing import Any, ClassVar, Optional, Sequence, Type, TypeVar, Union
 
 import numpy as np
 import torch
 from omegaconf import OmegaConf
 
-from deepclust_cli import plots
+from deepclust_cli import plots, predictions
 from deepclust_cli.config import make_config
 from deepclust_cli.data.base import Split
 from deepclust_cli.engine.checkpoint import load_checkpoint, save_checkpoint
@@ -23,11 +25,22 @@ from deepclust_cli.engine.context import Context
 from deepclust_cli.errors import CheckpointError, DataError, require
 from deepclust_cli.methods import METHODS
 from deepclust_cli.methods.config import ClusteringConfig, MethodConfig
-from deepclust_cli.ops.metrics import clustering_metrics
+from deepclust_cli.ops.metrics import clustering_metrics, label_free_scores
 
 M = TypeVar("M", bound="ClusteringMethod")
 ArrayLike = Union[np.ndarray, torch.Tensor]
 EvalSet = tuple[torch.Tensor, Optional[torch.Tensor]]  # held-out samples and their labels, if any
+COLLAPSE_SHARE = 0.9  # a run warns when one cluster holds more than this share of the samples
+
+
+@dataclass
+class Assignment:
+    """What a method says of each sample: its cluster, the space the cluster was assigned in, and
+    how sure it is where the method has soft assignments (LNSCC's ``max_k q_ik``; None elsewhere)."""
+
+    clusters: torch.Tensor
+    embedding: torch.Tensor
+    confidence: Optional[torch.Tensor] = None
 
 
 class ClusteringMethod:
@@ -52,6 +65,8 @@ class ClusteringMethod:
         self.fitted = False
         self.fit_shape: Optional[tuple[int, ...]] = None  # the shape of the data training started on
         self.params = params_of(self.config)  # computed once: every checkpoint stores them
+        self._labels: Optional[torch.Tensor] = None  # the training samples' clusters, once fitted
+        self.cluster_count: Optional[Any] = None  # n_clusters=auto: the ClusterCountEstimate fit made
 
     @classmethod
     def from_config(cls: Type[M], config: MethodConfig, device: Union[str, torch.device] = "cpu") -> M:
@@ -77,13 +92,15 @@ class ClusteringMethod:
         With a ``context`` that resumed from a checkpoint of an unfinished fit, training continues
         where the checkpoint left it — on data of the shape it started on."""
         x = self._check_input(x)
+        context = context or Context(device=self.device, seed=self.config.seed)
+        if isinstance(self.config, ClusteringConfig) and (self.config.estimates_clusters or self.cluster_count is not None):
+            self._estimate_cluster_count(x, context)
         if isinstance(self.config, ClusteringConfig) and len(x) < self.config.n_clusters:
             raise DataError(f"{self.name}: {len(x)} samples cannot form n_clusters={self.config.n_clusters} clusters")
         held_out = None
         if eval_set is not None:
             held_out = (self._check_input(eval_set[0]), None if eval_set[1] is None else _labels_tensor(eval_set[1]))
         labels = None if y is None else _labels_tensor(y)
-        context = context or Context(device=self.device, seed=self.config.seed)
         shape = _shape_of(x)
         resuming = context.resumed_progress is not None and self.fit_shape is not None
         if resuming and shape != self.fit_shape:
@@ -92,45 +109,135 @@ class ClusteringMethod:
                 "resume on the same data, or start afresh without --resume"
             )
         self.fit_shape = shape
+        self._labels = None
         with context.training():
             self._fit(x, labels, context, held_out, resuming)
         self.fitted = True
+        if self._labels is None:  # methods that know their training clusters already set them in _fit
+            self._labels = self._assign(x).clusters.cpu()
         return self
+
+    def _estimate_cluster_count(self, x: torch.Tensor, context: Context) -> None:
+        """``n_clusters=auto``: the eigengap estimate on the input (:mod:`deepclust_cli.ops.cluster_count`),
+        made once — a resumed fit and a reloaded model keep the first estimate."""
+        from deepclust_cli.ops.cluster_count import estimate_n_clusters
+
+        if self.cluster_count is None:
+            low, high = self.config.n_clusters_range
+            try:
+                self.cluster_count = estimate_n_clusters(_as_rows(x), low, high, seed=self.config.seed)
+            except ValueError as error:
+                raise DataError(f"{self.name}: n_clusters=auto: {error}") from None
+            estimate = self.cluster_count
+            context.log(
+                f"{self.name}: n_clusters=auto: {estimate.n_clusters} clusters (largest eigengap of the normalized "
+                f"Laplacian between {estimate.low} and {estimate.high})"
+            )
+            path = context.plot_path("n_clusters")
+            if path is not None:
+                plots.eigengap(estimate.eigenvalues, estimate.n_clusters, (estimate.low, estimate.high), path)
+        self._set_cluster_count(self.cluster_count.n_clusters)
+
+    def _set_cluster_count(self, n_clusters: int) -> None:
+        self.config = dataclasses.replace(self.config, n_clusters=n_clusters)
+        self.params = params_of(self.config)
+
+    # -- scikit-learn's fitted attributes ------------------------------------------------------
+    @property
+    def labels_(self) -> np.ndarray:
+        """The cluster of every training sample (scikit-learn's ``labels_``)."""
+        if self._labels is None:
+            raise AttributeError(f"{self.name} has no labels_ yet: call fit(X) first")
+        return self._labels.numpy()
+
+    @property
+    def cluster_centers_(self) -> np.ndarray:
+        """The cluster centers in the space :meth:`transform` maps to (methods that have them)."""
+        centers = getattr(self, "centers", None)
+        if centers is None:
+            raise AttributeError(f"{self.name} has no cluster_centers_" + ("" if self.fitted else " yet: call fit(X) first"))
+        return centers.detach().cpu().numpy()
+
+    @property
+    def n_clusters_(self) -> int:
+        """How many clusters :meth:`predict` assigns samples to."""
+        return int(self.config.n_clusters)
 
     def predict(self, x: ArrayLike) -> np.ndarray:
         """Cluster labels in ``0..n_clusters-1`` for any samples, seen in ``fit`` or not (for
         GeoCluster, whose clusters are its tree's leaves, ``0..n_leaves_-1``)."""
-        if not self.fitted:
-            raise DataError(f"{self.name} is not fitted yet: call fit(X) or load a checkpoint first")
+        self._require_fitted()
         return np.asarray(self._predict(self._check_input(x)).cpu().numpy(), dtype=np.int64)
 
     def transform(self, x: ArrayLike) -> np.ndarray:
         """The space ``predict`` assigns clusters in, for any samples: the method's embedding, or
         the input itself for methods that do not embed."""
-        if not self.fitted:
-            raise DataError(f"{self.name} is not fitted yet: call fit(X) or load a checkpoint first")
+        self._require_fitted()
         return self._predict_and_embed(self._check_input(x))[1].cpu().numpy()
 
     def fit_predict(self, x: ArrayLike, y: Optional[ArrayLike] = None, *, context: Optional[Context] = None) -> np.ndarray:
         return self.fit(x, y, context=context).predict(x)
 
-    def evaluate(self, split: Split, context: Context, reference: Optional[Split] = None) -> dict[str, float]:
-        """Metrics of ``predict`` on ``split`` (acc, nmi, ari), the confusion matrix and the
-        embedding coloured by cluster (and by class) as plots. ``reference`` is the split the
-        method was fitted on, for methods whose evaluation reads it (AND's kNN classifier)."""
+    def evaluate(
+        self,
+        split: Split,
+        context: Context,
+        reference: Optional[Split] = None,
+        *,
+        split_name: str = "all",
+        class_names: Optional[Sequence[str]] = None,
+        out_of_sample: bool = False,
+    ) -> dict[str, Any]:
+        """Score :meth:`predict` on ``split`` and keep what it says of each sample.
+
+        Metrics: acc, nmi, ari when the split has labels, and always the label-free scores of
+        :func:`~deepclust_cli.ops.metrics.label_free_scores` in the space the clusters were
+        assigned in. Plots: the embedding coloured by cluster (and by class), the confusion matrix.
+        Files: ``predictions/<split_name>.csv`` and the embedding and centers (:mod:`deepclust_cli.predictions`).
+        ``reference`` is the split the method was fitted on, for methods whose evaluation reads it
+        (AND's kNN classifier); ``out_of_sample`` asks for the stored model's assignments where a
+        method would otherwise refit its readout on ``split`` (AND's k-means)."""
+        self._require_fitted()
+        assignment = self._assign(self._check_input(self.prepare(split, context.trainer.num_workers)))
+        return self._report(split, assignment, context, split_name, class_names)
+
+    def _require_fitted(self) -> None:
         if not self.fitted:
             raise DataError(f"{self.name} is not fitted yet: call fit(X) or load a checkpoint first")
-        predicted, embedding = self._predict_and_embed(self._check_input(self.prepare(split, context.trainer.num_workers)))
-        predicted = predicted.cpu().numpy()
+
+    def _report(
+        self, split: Split, assignment: Assignment, context: Context, split_name: str, class_names: Optional[Sequence[str]]
+    ) -> dict[str, Any]:
+        """Metrics, plots and per-sample files of ``assignment`` on ``split``."""
+        predicted = assignment.clusters.cpu().numpy()
+        embedding = assignment.embedding.cpu()
         path = context.plot_path("embedding")
         if path is not None:
             plots.embedding(embedding, predicted, split.y, path, title=f"{self.name} on {len(predicted)} samples")
-        if split.y is None:
-            return {}
-        path = context.plot_path("confusion_matrix")
-        if path is not None:
-            plots.confusion_matrix(split.y, predicted, path, title=f"{self.name}: clusters vs classes")
-        return clustering_metrics(split.y, predicted)
+        metrics: dict[str, Any] = {}
+        if split.y is not None:
+            path = context.plot_path("confusion_matrix")
+            if path is not None:
+                plots.confusion_matrix(split.y, predicted, path, title=f"{self.name}: clusters vs classes")
+            metrics = clustering_metrics(split.y, predicted)
+        metrics.update(label_free_scores(embedding, predicted, self.n_clusters_, seed=self.config.seed))
+        if self.cluster_count is not None:
+            metrics["n_clusters_estimated"] = self.cluster_count.n_clusters
+        if metrics["largest_cluster"] > COLLAPSE_SHARE and self.n_clusters_ > 1:
+            context.warn(
+                f"{self.name}: the clusters collapsed: one holds {metrics['largest_cluster']:.1%} of the {len(predicted)} samples "
+                f"({int(metrics['clusters_used'])} of {self.n_clusters_} clusters used)"
+            )
+        folder = context.predictions_dir()
+        if folder is not None:
+            confidence = None if assignment.confidence is None else assignment.confidence.cpu().numpy()
+            centers = getattr(self, "centers", None)
+            written = predictions.write_predictions(
+                folder, split_name, split.identity(), predicted, confidence=confidence, labels=split.y,
+                class_names=class_names, embedding=embedding, centers=None if centers is None else centers.detach(),
+            )
+            context.log(f"cluster of each sample: {written}")
+        return metrics
 
     def _check_input(self, x: ArrayLike) -> torch.Tensor:
         tensor = torch.as_tensor(x) if torch.is_tensor(x) else torch.as_tensor(np.asarray(x))
@@ -158,6 +265,10 @@ class ClusteringMethod:
         """Labels and the space they were assigned in (the input itself unless the method embeds)."""
         return self._predict(x), x
 
+    def _assign(self, x: torch.Tensor) -> Assignment:
+        """Clusters, their space and (for methods with soft assignments) the confidence of each sample."""
+        return Assignment(*self._predict_and_embed(x))
+
     def _state(self) -> dict[str, Any]:
         """The method's state as tensors and plain values (checkpoints load with ``weights_only``):
         the fitted model, or — mid-training — whatever training needs to continue."""
@@ -169,11 +280,24 @@ class ClusteringMethod:
     # -- persistence -------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         fit_shape = None if self.fit_shape is None else list(self.fit_shape)
-        return {"fitted": self.fitted, "fit_shape": fit_shape, **self._state()}
+        state = {"fitted": self.fitted, "fit_shape": fit_shape, **self._state()}
+        if self.fitted and self._labels is not None:
+            state["labels"] = self._labels
+        if self.cluster_count is not None:
+            state["cluster_count"] = {"n_clusters": self.cluster_count.n_clusters, "low": self.cluster_count.low,
+                                      "high": self.cluster_count.high, "eigenvalues": torch.as_tensor(self.cluster_count.eigenvalues)}
+        return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.fitted = bool(state.get("fitted", False))
         self.fit_shape = None if state.get("fit_shape") is None else tuple(state["fit_shape"])
+        self._labels = state.get("labels")
+        if state.get("cluster_count") is not None:
+            from deepclust_cli.ops.cluster_count import ClusterCountEstimate
+
+            stored = state["cluster_count"]
+            self.cluster_count = ClusterCountEstimate(int(stored["n_clusters"]), stored["eigenvalues"].numpy(), int(stored["low"]), int(stored["high"]))
+            self._set_cluster_count(self.cluster_count.n_clusters)
         self._load_state(state)
 
     def describe(self) -> dict[str, Any]:
@@ -194,6 +318,15 @@ class ClusteringMethod:
         method = method_class(device=device, **params)
         method.load_state_dict(stored["state"])
         return method
+
+
+def _as_rows(x: Any) -> torch.Tensor:
+    """Samples as float rows, for lazily decoded images too (their first ``MAX_SAMPLES`` at most)."""
+    if isinstance(x, torch.Tensor):
+        return x.flatten(1).float()
+    from deepclust_cli.ops.cluster_count import MAX_SAMPLES
+
+    return x.load(torch.arange(min(len(x), MAX_SAMPLES))).flatten(1).float()
 
 
 def _shape_of(x: Any) -> tuple[int, ...]:

@@ -5,11 +5,14 @@ CLI validates a config before any implementation loads."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import List, Optional
+from typing import Any, List, Optional
 
 from omegaconf import MISSING
 
 from deepclust_cli.errors import require, require_finite_fields
+
+
+AUTO = "auto"
 
 
 @dataclass
@@ -29,11 +32,25 @@ class ClusteringConfig(MethodConfig):
     """A method that puts the samples into ``n_clusters`` clusters; the YAML defaults it to the
     dataset's class count."""
 
-    n_clusters: Optional[int] = None
+    n_clusters: Any = None  # an int, null (the dataset's class count) or auto (estimated before training)
+    n_clusters_range: List[int] = field(default_factory=lambda: [2, 20])  # where n_clusters=auto looks
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        require(self.n_clusters is None or self.n_clusters >= 1, f"n_clusters must be >= 1, got {self.n_clusters}")
+        value = self.n_clusters
+        require(
+            value is None or value == AUTO or (isinstance(value, int) and not isinstance(value, bool) and value >= 1),
+            f"n_clusters must be an integer >= 1, null or auto, got {value!r}",
+        )
+        low_high = list(self.n_clusters_range)
+        require(
+            len(low_high) == 2 and 2 <= low_high[0] <= low_high[1],
+            f"n_clusters_range must be [low, high] with 2 <= low <= high, got {low_high}",
+        )
+
+    @property
+    def estimates_clusters(self) -> bool:
+        return self.n_clusters == AUTO
 
 
 @dataclass

@@ -1,4 +1,6 @@
-"""Clustering and representation metrics: ACC, NMI, ARI and AND's weighted kNN accuracy.
+"""Clustering and representation metrics: ACC, NMI, ARI, AND's weighted kNN accuracy, and the
+label-free scores of a clustering in the space it was assigned in (silhouette, Davies–Bouldin,
+Calinski–Harabasz, cluster sizes).
 
 Labels may be numpy arrays, Python sequences or torch tensors (CPU or CUDA); ``y_true`` may hold
 any sortable values (negative, non-contiguous, strings), ``y_pred`` any cluster ids. Nothing here
@@ -246,3 +248,123 @@ def knn_acc(
         votes = torch.zeros(len(query), n_classes, device=device).scatter_add_(1, code_train[idx], weight)
         correct += (votes.argmax(dim=1) == code_test[start : start + chunk]).sum()
     return correct.item() / len(test)
+
+
+SILHOUETTE_SAMPLES = 10_000  # a seeded subsample keeps the O(m²) silhouette at seconds for any N
+
+
+def _dense_labels(labels: torch.Tensor) -> tuple[torch.Tensor, int]:
+    values, codes = torch.unique(labels, sorted=True, return_inverse=True)
+    return codes, len(values)
+
+
+def _centroids(z: torch.Tensor, codes: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    counts = torch.bincount(codes, minlength=k).to(z.dtype)
+    sums = torch.zeros(k, z.shape[1], dtype=z.dtype, device=z.device).index_add_(0, codes, z)
+    return sums / counts[:, None], counts
+
+
+def calinski_harabasz(z: ArrayLike, labels: ArrayLike) -> float:
+    """``[tr(B) / (k − 1)] / [tr(W) / (N − k)]``: between-cluster dispersion ``Σ_c n_c‖μ_c − μ‖²``
+    over within-cluster dispersion ``Σ_i ‖z_i − μ_{c(i)}‖²`` (Caliński & Harabasz 1974; 1 when
+    W = 0, as scikit-learn). Higher is better."""
+    z, codes, k = _scores_input(z, labels)
+    centers, counts = _centroids(z, codes, k)
+    within = float((z - centers[codes]).square().sum())
+    between = float((counts * (centers - z.mean(dim=0)).square().sum(dim=1)).sum())
+    if within == 0.0:
+        return 1.0
+    return between * (len(z) - k) / (within * (k - 1))
+
+
+def davies_bouldin(z: ArrayLike, labels: ArrayLike) -> float:
+    """``(1/k) Σ_c max_{d≠c} (s_c + s_d) / ‖μ_c − μ_d‖`` with ``s_c`` the mean distance of cluster
+    c's points to its centroid (Davies & Bouldin 1979; coinciding centroids are ignored, as in
+    scikit-learn). Lower is better."""
+    z, codes, k = _scores_input(z, labels)
+    centers, counts = _centroids(z, codes, k)
+    spread = torch.zeros(k, dtype=z.dtype, device=z.device).index_add_(0, codes, (z - centers[codes]).norm(dim=1)) / counts
+    separation = torch.cdist(centers, centers)
+    if float(spread.abs().max()) == 0.0 or float(separation.max()) == 0.0:
+        return 0.0
+    separation = separation.masked_fill(separation == 0, float("inf"))
+    ratio = (spread[:, None] + spread[None, :]) / separation
+    return float(ratio.max(dim=1).values.mean())
+
+
+def silhouette(
+    z: ArrayLike, labels: ArrayLike, *, sample_size: Optional[int] = SILHOUETTE_SAMPLES, seed: int = 0, max_bytes: int = DEFAULT_MAX_BYTES
+) -> float:
+    """Mean silhouette ``(b_i − a_i) / max(a_i, b_i)`` (Rousseeuw 1987): ``a_i`` the mean Euclidean
+    distance to the other points of i's cluster, ``b_i`` the least mean distance to another
+    cluster; 0 for a point alone in its cluster. On a seeded random ``sample_size`` of the points
+    (all of them when None or N is smaller), the sample's pairwise distances computed in blocks of
+    ``max_bytes``, as scikit-learn's ``silhouette_score(sample_size=...)`` does on its sample."""
+    z, codes, _ = _scores_input(z, labels)
+    if sample_size is not None and len(z) > sample_size:
+        keep = torch.randperm(len(z), generator=torch.Generator().manual_seed(seed))[:sample_size].to(z.device)
+        z, codes = z[keep], codes[keep]
+    codes, k = _dense_labels(codes)
+    if k < 2 or k >= len(z):
+        raise ValueError(f"silhouette needs 2 to N − 1 clusters among its {len(z)} points, got {k}")
+    one_hot = torch.nn.functional.one_hot(codes, k).to(z.dtype)
+    counts = one_hot.sum(dim=0)
+    total = torch.zeros((), dtype=torch.float64, device=z.device)
+    chunk = max(1, max_bytes // (8 * len(z)))
+    for start in range(0, len(z), chunk):
+        block = torch.cdist(z[start : start + chunk], z)
+        sums = block @ one_hot  # distances from each row to every cluster, summed
+        own = codes[start : start + chunk]
+        own_size = counts[own]
+        a = sums.gather(1, own[:, None])[:, 0] / (own_size - 1).clamp(min=1)
+        b = (sums / counts).scatter(1, own[:, None], float("inf")).min(dim=1).values
+        score = ((b - a) / torch.maximum(a, b)).nan_to_num(0.0)
+        total += torch.where(own_size > 1, score, torch.zeros_like(score)).sum()
+    return float(total) / len(z)
+
+
+def _scores_input(z: ArrayLike, labels: ArrayLike) -> tuple[torch.Tensor, torch.Tensor, int]:
+    z = _features(z, "z").to(torch.float64)
+    labels = _labels(labels, "labels")
+    labels = labels if isinstance(labels, torch.Tensor) else torch.as_tensor(labels)
+    if len(labels) != len(z):
+        raise ValueError(f"z has {len(z)} rows but labels has {len(labels)}")
+    codes, k = _dense_labels(labels.to(z.device))
+    if k < 2:
+        raise ValueError(f"the scores need at least 2 clusters, got {k}")
+    return z, codes, k
+
+
+def cluster_sizes(labels: ArrayLike, n_clusters: Optional[int] = None) -> np.ndarray:
+    """Samples per cluster id ``0..n_clusters − 1`` (empty clusters count 0)."""
+    labels = _numpy(labels, "labels").astype(np.int64)
+    return np.bincount(labels, minlength=n_clusters or 0)
+
+
+def label_free_scores(
+    z: ArrayLike, labels: ArrayLike, n_clusters: Optional[int] = None, *, sample_size: Optional[int] = SILHOUETTE_SAMPLES, seed: int = 0
+) -> dict:
+    """What a clustering says about itself, without ground truth, in the space ``z`` it was assigned in.
+
+    ``silhouette`` (on a seeded ``sample_size`` subsample), ``davies_bouldin``,
+    ``calinski_harabasz``; ``size_entropy`` = ``−Σ p_c log p_c / log K`` over the ``K = n_clusters``
+    asked for (1: equal sizes, 0: one cluster holds everything); ``largest_cluster`` (its share of
+    the samples); ``clusters_used`` (non-empty clusters); ``cluster_sizes`` (a list). The three
+    geometric scores are left out when fewer than two clusters are used.
+    """
+    sizes = cluster_sizes(labels, n_clusters)
+    shares = sizes[sizes > 0] / sizes.sum()
+    k = max(n_clusters or 0, len(sizes))
+    scores: dict = {}
+    if len(shares) >= 2:
+        z_tensor = _features(z, "z")
+        label_tensor = torch.as_tensor(_numpy(labels, "labels"), device=z_tensor.device)
+        if len(shares) < min(len(z_tensor), sample_size or len(z_tensor)):
+            scores["silhouette"] = silhouette(z_tensor, label_tensor, sample_size=sample_size, seed=seed)
+        scores["davies_bouldin"] = davies_bouldin(z_tensor, label_tensor)
+        scores["calinski_harabasz"] = calinski_harabasz(z_tensor, label_tensor)
+    scores["size_entropy"] = float(-(shares * np.log(shares)).sum() / np.log(k)) if k > 1 else 0.0
+    scores["largest_cluster"] = float(shares.max())
+    scores["clusters_used"] = int(len(shares))
+    scores["cluster_sizes"] = sizes.tolist()
+    return scores

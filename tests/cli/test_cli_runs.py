@@ -19,7 +19,8 @@ def test_kmeans_on_blobs_writes_a_complete_session(deepclust):
     assert session.parent.parent.name == "kmeans" and session.parent.name == "blobs"
     assert SESSION_FILES <= {p.name for p in session.iterdir()}
     metrics = json.loads((session / "metrics.json").read_text())
-    assert metrics == {"acc": 1.0, "nmi": 1.0, "ari": 1.0}
+    assert {key: metrics[key] for key in ("acc", "nmi", "ari")} == {"acc": 1.0, "nmi": 1.0, "ari": 1.0}
+    assert metrics["cluster_sizes"] == [400] * 5 and metrics["clusters_used"] == 5 and metrics["silhouette"] > 0.7
     assert "metrics: acc=1.0000  nmi=1.0000  ari=1.0000" in result.out
     config = yaml.safe_load((session / "config.yaml").read_text())
     assert config["method"]["n_clusters"] == 5 and config["dataset"]["n_samples"] == 2000  # resolved

@@ -5,7 +5,7 @@ import torch
 from deepclust_cli.data import load_dataset
 from deepclust_cli.data.config import BlobsConfig, GeneratedConfig
 from deepclust_cli.errors import CheckpointError, ConfigError, DataError
-from deepclust_cli.methods import ClusteringMethod, KMeans, Spectral
+from deepclust_cli.methods import METHODS, ClusteringMethod, KMeans, Spectral
 from deepclust_cli.ops.metrics import acc
 
 
@@ -95,3 +95,26 @@ def test_labels_may_be_given_but_never_change_the_fit(blobs):
     with_labels = KMeans(n_clusters=4, seed=0).fit(train.x, torch.zeros(len(train.x), dtype=torch.long))
     without = KMeans(n_clusters=4, seed=0).fit(train.x)
     assert torch.equal(with_labels.centers, without.centers)
+
+
+@pytest.mark.parametrize(
+    "name, params",
+    [
+        ("kmeans", {}),
+        ("spectral", {}),
+        ("spectralnet", {"spectral": {"epochs": 3, "hidden": [16], "batch_size": 128}}),
+        ("lnscc", {"epochs": 3, "clustering_epoch": 2, "hidden": [16], "embedding_dim": 3, "plot_every": 0}),
+    ],
+)
+def test_fitted_attributes_follow_scikit_learn(name, params, blobs):
+    x = blobs[0].x
+    method = METHODS.get(name)(n_clusters=4, **params)
+    with pytest.raises(AttributeError, match="call fit"):
+        method.labels_
+    method.fit(x)
+    assert method.labels_.shape == (len(x),) and method.labels_.dtype == np.int64 and method.n_clusters_ == 4
+    if name == "spectral":  # its clusters come from the graph; predict votes among the fitted points
+        assert not hasattr(method, "cluster_centers_")
+    else:  # the training clusters are the nearest centers in the space transform maps to
+        assert method.cluster_centers_.shape == (4, method.transform(x[:2]).shape[1])
+        assert (method.labels_ == method.predict(x)).all()

@@ -250,3 +250,34 @@ def test_nmi_and_ari_match_scikit_learn_on_any_labelling(pair):
 def test_nmi_and_ari_limit_cases_match_scikit_learn(y_true, y_pred):
     assert nmi(y_true, y_pred) == pytest.approx(normalized_mutual_info_score(y_true, y_pred), abs=1e-12)
     assert ari(y_true, y_pred) == pytest.approx(adjusted_rand_score(y_true, y_pred), abs=1e-12)
+
+
+def test_label_free_scores_match_scikit_learn():
+    from sklearn.datasets import make_blobs
+    from sklearn.metrics import calinski_harabasz_score, davies_bouldin_score, silhouette_score
+
+    from deepclust_cli.ops.metrics import label_free_scores, silhouette
+
+    x, y = make_blobs(400, n_features=3, centers=4, random_state=0)
+    predicted = (y + (np.arange(400) % 9 == 0)) % 4  # some samples in the wrong cluster
+    predicted[0] = 7  # a singleton cluster scores 0 in the silhouette; clusters 4-6 are empty
+    scores = label_free_scores(x, predicted, n_clusters=8, sample_size=None)
+    assert scores["silhouette"] == pytest.approx(silhouette_score(x, predicted), rel=1e-6)  # torch.cdist by matmul
+    assert scores["davies_bouldin"] == pytest.approx(davies_bouldin_score(x, predicted), rel=1e-6)  # scikit-learn expands ‖a − b‖²
+    assert scores["calinski_harabasz"] == pytest.approx(calinski_harabasz_score(x, predicted), rel=1e-6)  # B − W cancels digits
+    sizes = np.bincount(predicted, minlength=8)
+    assert scores["cluster_sizes"] == sizes.tolist() and scores["clusters_used"] == 5
+    shares = sizes[sizes > 0] / 400
+    assert scores["size_entropy"] == pytest.approx(-(shares * np.log(shares)).sum() / np.log(8))
+    assert scores["largest_cluster"] == pytest.approx(shares.max())
+    # a subsample is scikit-learn's score of that subsample, and seeded
+    sub = silhouette(x, predicted, sample_size=150, seed=3)
+    assert sub == silhouette(torch.as_tensor(x), torch.as_tensor(predicted), sample_size=150, seed=3)
+    assert sub != silhouette(x, predicted, sample_size=150, seed=4)
+
+
+def test_one_cluster_has_sizes_but_no_geometric_scores():
+    from deepclust_cli.ops.metrics import label_free_scores
+
+    scores = label_free_scores(np.random.default_rng(0).normal(size=(50, 2)), np.zeros(50, dtype=int), n_clusters=3)
+    assert scores == {"size_entropy": 0.0, "largest_cluster": 1.0, "clusters_used": 1, "cluster_sizes": [50, 0, 0]}

@@ -17,7 +17,7 @@ training features → ``knn_acc``, and k-means on the evaluated features → ``a
 from __future__ import annotations
 
 import time
-from typing import Any, Iterator, List, Optional, Union
+from typing import Any, Iterator, List, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -35,7 +35,7 @@ from deepclust_cli.errors import DataError
 from deepclust_cli.methods.anchor_neighborhood.augment import BatchAugment
 from deepclust_cli.methods.anchor_neighborhood.config import ANDConfig
 from deepclust_cli.methods.anchor_neighborhood.memory_bank import MemoryBank, neighborhood_loss, select_anchors
-from deepclust_cli.methods.base import ArrayLike, ClusteringMethod, EvalSet
+from deepclust_cli.methods.base import ArrayLike, Assignment, ClusteringMethod, EvalSet
 from deepclust_cli.nets.backbones import build_backbone
 from deepclust_cli.ops.kmeans import assign, kmeans
 from deepclust_cli.ops.metrics import clustering_metrics, knn_acc
@@ -155,6 +155,7 @@ class AND(ClusteringMethod):
         loop.run(run_pass, lambda score: context.checkpoint(self, loop.where(), score=score))
         features = self._features(source, context.world)
         self.centers = kmeans(features, config.n_clusters, n_init=config.n_init, seed=config.seed).centers.cpu()
+        self._labels = assign(features, self.centers.to(features.device))[0].cpu()
         path = context.plot_path("rounds")
         if path is not None:
             plots.round_curves(loop.history, loop.length, path)
@@ -230,7 +231,7 @@ class AND(ClusteringMethod):
         features = self._features(_Source(held_out, self.device, context.trainer.num_workers), context.world)
         if not context.world.is_main:
             return {}
-        metrics = clustering_metrics(held_out_labels.cpu().numpy(), self._clusters(features))
+        metrics = clustering_metrics(held_out_labels.cpu().numpy(), self._clusters(features).cpu().numpy())
         if labels is not None:
             metrics["knn_acc"] = self._knn_acc(self.bank.features, labels, features, held_out_labels)
         context.log(f"and: round {round_} epoch {epoch}: " + "  ".join(f"{k}={v:.4f}" for k, v in metrics.items()))
@@ -262,15 +263,25 @@ class AND(ClusteringMethod):
     def _knn_acc(self, train: torch.Tensor, train_labels: torch.Tensor, test: torch.Tensor, test_labels: torch.Tensor) -> float:
         return knn_acc(train, train_labels, test, test_labels, k=self.config.knn_neighbors, temperature=self.config.knn_temperature, device=self.device)
 
-    def _clusters(self, features: torch.Tensor) -> np.ndarray:
+    def _clusters(self, features: torch.Tensor) -> torch.Tensor:
         """k-means with ``n_clusters`` centers fitted on ``features`` themselves (the paper's readout)."""
-        return kmeans(features, self.config.n_clusters, n_init=self.config.n_init, seed=self.config.seed).labels.cpu().numpy()
+        return kmeans(features, self.config.n_clusters, n_init=self.config.n_init, seed=self.config.seed).labels
 
-    def evaluate(self, split: Split, context: Context, reference: Optional[Split] = None) -> dict[str, float]:
-        """knn_acc of ``split`` against ``reference`` (the training split, its features recomputed
-        with the test transform), and ACC/NMI/ARI of k-means on ``split``'s features."""
-        if not self.fitted:
-            raise DataError("and is not fitted yet: call fit(X) or load a checkpoint first")
+    def evaluate(
+        self,
+        split: Split,
+        context: Context,
+        reference: Optional[Split] = None,
+        *,
+        split_name: str = "all",
+        class_names: Optional[Sequence[str]] = None,
+        out_of_sample: bool = False,
+    ) -> dict[str, Any]:
+        """ACC/NMI/ARI of k-means with ``n_clusters`` centers fitted on ``split``'s features (the
+        paper's readout; with ``out_of_sample``, the centers fitted at the end of training instead),
+        and knn_acc of ``split`` against ``reference`` (the training split, its features recomputed
+        with the test transform)."""
+        self._require_fitted()
         images = self._check_input(self.prepare(split))
         features = self._features(_Source(images, self.device, context.trainer.num_workers), context.world)
         reference_features = None
@@ -279,16 +290,11 @@ class AND(ClusteringMethod):
             reference_features = self._features(_Source(reference_images, self.device, context.trainer.num_workers), context.world)
         if not context.world.is_main:
             return {}  # the other ranks only helped compute the features
-        clusters = self._clusters(features)
-        path = context.plot_path("embedding")
-        if path is not None:
-            plots.embedding(features.cpu(), clusters, split.y, path, title=f"and features of {len(clusters)} samples")
-        if split.y is None:
-            return {}
-        metrics = clustering_metrics(split.y.numpy(), clusters)
-        path = context.plot_path("confusion_matrix")
-        if path is not None:
-            plots.confusion_matrix(split.y, clusters, path, title="and: k-means clusters vs classes")
+        if out_of_sample:
+            clusters = assign(features, self.centers.to(features.device))[0]
+        else:
+            clusters = self._clusters(features)
+        metrics = self._report(split, Assignment(clusters, features), context, split_name, class_names)
         if reference_features is not None:
             metrics["knn_acc"] = self._knn_acc(reference_features, reference.y.to(self.device), features, split.y.to(self.device))
         return metrics

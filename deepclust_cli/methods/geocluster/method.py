@@ -22,12 +22,13 @@ The run's metrics compare it with exhaustive search on fresh uniform queries: ex
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any, Optional
 
 import numpy as np
 import torch
 
-from deepclust_cli import plots
+from deepclust_cli import plots, predictions
 from deepclust_cli.data.base import Split
 from deepclust_cli.engine.context import Context
 from deepclust_cli.engine.loop import Loop, Pass
@@ -113,6 +114,7 @@ class GeoCluster(ClusteringMethod):
         if len(nodes_to_split(tree.built_depth)) == 0:
             loop.done = True  # every node is a leaf already
         loop.run(run_pass, lambda score: context.checkpoint(self, loop.where()))
+        self._labels = self._leaf_numbers()[tree.object_node].cpu()
         counts = tree.counts()
         context.log(
             f"geocluster: tree of {tree.n_nodes} nodes, depth {int(tree.depth.max())}, {int(tree.is_leaf.sum())} leaves "
@@ -234,9 +236,11 @@ class GeoCluster(ClusteringMethod):
         """The cluster of a query point: the leaf holding the nearest object the descent finds,
         numbered ``0..n_leaves − 1`` in breadth-first order (:meth:`kneighbors` gives the objects)."""
         self._check_points(x)
-        tree = self.tree
-        leaf_number = torch.cumsum(tree.is_leaf.long(), dim=0) - 1
-        return leaf_number[tree.object_node[tree.descend(x, self.config.beam).indices[:, 0]]]
+        return self._leaf_numbers()[self.tree.object_node[self.tree.descend(x, self.config.beam).indices[:, 0]]]
+
+    def _leaf_numbers(self) -> torch.Tensor:
+        """Each node's leaf number in breadth-first order (meaningful at the leaves)."""
+        return torch.cumsum(self.tree.is_leaf.long(), dim=0) - 1
 
     @property
     def n_leaves_(self) -> int:
@@ -244,6 +248,10 @@ class GeoCluster(ClusteringMethod):
         if self.tree is None:
             raise DataError("geocluster is not fitted yet: call fit(objects) or load a checkpoint first")
         return int(self.tree.is_leaf.sum())
+
+    @property
+    def n_clusters_(self) -> int:
+        return self.n_leaves_
 
     def kneighbors(self, points: Any, k: int = 1) -> tuple[np.ndarray, np.ndarray]:
         """Distances and indices of the ``k`` nearest objects the tree finds for each point (inf and
@@ -256,12 +264,24 @@ class GeoCluster(ClusteringMethod):
         return found.distances.cpu().numpy(), found.indices.cpu().numpy()
 
     # -- evaluation ----------------------------------------------------------------------------
-    def evaluate(self, split: Split, context: Context, reference: Optional[Split] = None) -> dict[str, float]:
+    def evaluate(
+        self,
+        split: Split,
+        context: Context,
+        reference: Optional[Split] = None,
+        *,
+        split_name: str = "all",
+        class_names: Any = None,
+        out_of_sample: bool = False,
+    ) -> dict[str, float]:
         """Fresh uniform queries in the objects' box: exact-1NN accuracy of the tree (end to end and
         after each level: the beam still holds a node with a nearest object), top-k recall, and
-        queries per second of the tree and of exhaustive search on the same device."""
-        if not self.fitted:
-            raise DataError("geocluster is not fitted yet: call fit(objects) or load a checkpoint first")
+        queries per second of the tree and of exhaustive search on the same device. With
+        ``out_of_sample``, ``split`` holds query points instead: the tree answers them and writes
+        what it found."""
+        self._require_fitted()
+        if out_of_sample:
+            return self._answer(self._check_input(self.prepare(split)), context)
         config, tree, kind = self.config, self.tree, self.family
         objects = tree.objects
         low, high = objects_box(objects, kind, config.query_margin)
@@ -294,12 +314,54 @@ class GeoCluster(ClusteringMethod):
             reached = ((holders[:, :, None] == beam[:, None, :]) & tied[:, :, None]).flatten(1).any(dim=1)
             metrics[f"nn_acc_level_{level}"] = float(reached.float().mean())
         metrics.update(self._tree_shape())
+        folder = context.predictions_dir()
+        if folder is not None:
+            leaves = self._leaf_numbers()[tree.object_node[found.indices[:, 0]]]
+            written = self._write_queries(folder, queries, found.indices[:, 0], found.distances[:, 0], leaves, true_indices[:, 0], truth[:, 0])
+            context.log(f"geocluster: the object and leaf found for each query: {written}")
         context.log(
             f"geocluster: {config.n_queries} queries: tree {tree_seconds:.3f} s, brute force {brute_seconds:.3f} s "
             f"({metrics['speedup']:.1f}x), exact-1NN accuracy {metrics['nn_acc']:.4f}"
         )
         self._plot_partition(low, high, context)
         return metrics
+
+    def _answer(self, points: torch.Tensor, context: Context) -> dict[str, float]:
+        """The nearest object the tree finds for each of the user's query points."""
+        self._check_points(points)
+        started = _synchronized_clock(points.device)
+        found = self.tree.descend(points, self.config.beam)
+        seconds = _synchronized_clock(points.device) - started
+        folder = context.predictions_dir()
+        if folder is not None:
+            leaves = self._leaf_numbers()[self.tree.object_node[found.indices[:, 0]]]
+            written = self._write_queries(folder, points, found.indices[:, 0], found.distances[:, 0], leaves)
+            context.log(f"geocluster: the object and leaf found for each of {len(points)} points: {written}")
+        return {"qps": len(points) / max(seconds, 1e-9)}
+
+    def _write_queries(
+        self,
+        folder: Path,
+        queries: torch.Tensor,
+        objects: torch.Tensor,
+        distances: torch.Tensor,
+        leaves: torch.Tensor,
+        nearest: Optional[torch.Tensor] = None,
+        nearest_distances: Optional[torch.Tensor] = None,
+    ) -> Path:
+        """``queries.csv``: each query point, the object the tree returned, its distance and leaf,
+        and — where brute force ran — the exact nearest object and its distance; ``objects.csv``:
+        each object's leaf (``labels_``)."""
+        columns = {"index": np.arange(len(queries))}
+        columns.update({f"q{d}": queries[:, d].cpu().numpy() for d in range(queries.shape[1])})
+        columns.update({"object": objects.cpu().numpy(), "distance": distances.cpu().numpy(), "cluster": leaves.cpu().numpy()})
+        if nearest is not None:
+            columns.update({"nearest_object": nearest.cpu().numpy(), "nearest_distance": nearest_distances.cpu().numpy()})
+        path = folder / "queries.csv"
+        predictions.write_table(path, columns)
+        leaf_of_object = self._leaf_numbers()[self.tree.object_node].cpu().numpy()
+        predictions.write_table(folder / "objects.csv", {"index": np.arange(len(leaf_of_object)), "cluster": leaf_of_object})
+        return path
 
     def _tree_shape(self) -> dict[str, float]:
         tree = self.tree

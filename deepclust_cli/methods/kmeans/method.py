@@ -36,6 +36,7 @@ class KMeans(ClusteringMethod):
         with context.warnings_as_log("k-means"):
             model.fit(x.cpu().numpy())
         self.centers = torch.as_tensor(model.cluster_centers_, dtype=torch.float32)
+        self._labels = torch.as_tensor(model.labels_, dtype=torch.int64)
         context.log(f"k-means: inertia {model.inertia_:.6g} after {model.n_iter_} iterations (best of {self.config.n_init})")
 
     def _predict(self, x: torch.Tensor) -> torch.Tensor:

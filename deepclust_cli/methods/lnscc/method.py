@@ -36,7 +36,7 @@ from deepclust_cli.engine.optim import Optimizer
 from deepclust_cli.engine.seeds import epoch_generator
 from deepclust_cli.errors import DataError, require
 from deepclust_cli.methods.autoencoder import pretrain_autoencoder
-from deepclust_cli.methods.base import ClusteringMethod, EvalSet
+from deepclust_cli.methods.base import Assignment, ClusteringMethod, EvalSet
 from deepclust_cli.methods.lnscc.config import LNSCCConfig
 from deepclust_cli.methods.lnscc.fuzzy_graph import Graph, fit_ab, fuzzy_knn_graph, sample_edges
 from deepclust_cli.methods.lnscc.network import ResidualMLP
@@ -276,14 +276,20 @@ class LNSCC(ClusteringMethod):
     def _project(self, x: torch.Tensor) -> torch.Tensor:
         return apply_in_batches(self.projection, x) if self.projection is not None else x
 
-    def _predict_and_embed(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _assign(self, x: torch.Tensor) -> Assignment:
+        """``argmax_k q_ik`` of the Student-t assignment, with ``max_k q_ik`` as the confidence."""
         inputs = self._project(x)
         codes = apply_in_batches(self.autoencoder.encoder, inputs) if self.autoencoder is not None else inputs
         z = apply_in_batches(self.net, codes)
-        return student_t_assignment(z, self.centers.detach()).argmax(dim=1), z
+        confidence, clusters = student_t_assignment(z, self.centers.detach()).max(dim=1)
+        return Assignment(clusters, z, confidence)
+
+    def _predict_and_embed(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        assignment = self._assign(x)
+        return assignment.clusters, assignment.embedding
 
     def _predict(self, x: torch.Tensor) -> torch.Tensor:
-        return self._predict_and_embed(x)[0]
+        return self._assign(x).clusters
 
     # -- state -------------------------------------------------------------------------------
     def _state(self) -> dict[str, Any]:

@@ -53,6 +53,7 @@ class Spectral(ClusteringMethod):
             labels = model.fit_predict(graph)
         self.fitted_points = x.cpu()
         self.fitted_labels = torch.as_tensor(labels, dtype=torch.int64)
+        self._labels = self.fitted_labels
         context.log(f"spectral: {self.config.n_neighbors}-NN graph with {graph.nnz} edges, {n_components} component(s)")
 
     def _predict(self, x: torch.Tensor) -> torch.Tensor:

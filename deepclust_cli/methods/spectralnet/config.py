@@ -83,8 +83,8 @@ class SpectralNetConfig(ClusteringConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         require(self.embedding_dim is None or self.embedding_dim >= 1, f"embedding_dim must be >= 1, got {self.embedding_dim}")
-        if self.embedding_dim is None:
-            self.embedding_dim = self.n_clusters  # once n_clusters is known (from the labels, at the latest)
+        if self.embedding_dim is None and isinstance(self.n_clusters, int):
+            self.embedding_dim = self.n_clusters  # once n_clusters is known (from the labels or its estimate)
         require(self.n_neighbors >= 1, f"n_neighbors must be >= 1, got {self.n_neighbors}")
         require(self.scale_k >= 1, f"scale_k must be >= 1, got {self.scale_k}")
         require(self.scale in ("local", "global"), f"scale must be local or global, got {self.scale!r}")

@@ -134,6 +134,7 @@ class SpectralNet(ClusteringMethod):
         embedding = self._cluster_space(apply_in_batches(self.nets["spectral"], codes))
         context.require_finite(embedding, f"{self.name}: the trained embedding")
         self.centers = kmeans(embedding, self.config.n_clusters, n_init=self.config.n_init, seed=self.config.seed).centers.cpu()
+        self._labels = assign(embedding, self.centers.to(embedding.device))[0].cpu()
         path = context.plot_path("training_curves")
         if path is not None:
             plots.training_curves({name: stage.loop.history for name, stage in self.stages.items()}, path)
@@ -314,8 +315,8 @@ class SpectralNet(ClusteringMethod):
         return embedding
 
     def _predict_and_embed(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        embedding = apply_in_batches(self.nets["spectral"], self._codes(x))
-        return assign(self._cluster_space(embedding), self.centers)[0], embedding
+        space = self._cluster_space(apply_in_batches(self.nets["spectral"], self._codes(x)))
+        return assign(space, self.centers.to(space.device))[0], space
 
     def _predict(self, x: torch.Tensor) -> torch.Tensor:
         return self._predict_and_embed(x)[0]

@@ -62,7 +62,8 @@ def test_cli_run_writes_metrics_plots_and_a_full_checkpoint(deepclust, bar_mnist
     assert result.code == 0, result.err
     session = result.session()
     metrics = json.loads((session / "metrics.json").read_text())
-    assert set(metrics) == {"acc", "nmi", "ari", "knn_acc"}
+    assert {"acc", "nmi", "ari", "knn_acc", "silhouette", "davies_bouldin", "calinski_harabasz", "cluster_sizes"} <= set(metrics)
+    assert sum(metrics["cluster_sizes"]) == len(np.loadtxt(session / "predictions" / "test.csv", delimiter=",", skiprows=1))
     assert metrics["knn_acc"] > 0.5  # ten classes: chance is 0.1
     for plot in ("rounds", "confusion_matrix", "embedding"):
         assert (session / "plots" / f"{plot}.png").stat().st_size > 1000, plot

@@ -176,3 +176,31 @@ def test_object_datasets_refuse_bad_files(deepclust, tmp_path):
     assert "squares need 4 numbers per object (x, y, side, rotation), got shape (10, 3)" in result.err
     result = deepclust("method=geocluster", "dataset=mnist")
     assert result.code != 0 and "geocluster needs geometric objects" in result.err
+
+
+def test_the_session_keeps_each_query_s_object_and_predict_answers_a_file_of_points(deepclust, tmp_path):
+    import csv
+
+    trained = deepclust(*TINY_GEOCLUSTER)
+    assert trained.code == 0, trained.err
+    session = trained.session()
+    with (session / "predictions" / "queries.csv").open() as file:
+        queries = list(csv.DictReader(file))
+    assert len(queries) == 500 and list(queries[0])[:3] == ["index", "q0", "q1"]
+    exact = sum(float(r["distance"]) <= float(r["nearest_distance"]) + 1e-4 for r in queries) / len(queries)
+    assert exact == pytest.approx(json.loads((session / "metrics.json").read_text())["nn_acc"], abs=1e-3)
+    model = GeoCluster.load(session / "checkpoints" / "last.ckpt")
+    with (session / "predictions" / "objects.csv").open() as file:
+        assert [int(r["cluster"]) for r in csv.DictReader(file)] == model.labels_.tolist()
+    assert model.n_clusters_ == model.n_leaves_ > 1
+
+    points = np.random.default_rng(0).uniform(0, 20, size=(40, 2)).astype(np.float32)
+    np.save(tmp_path / "points.npy", points)
+    answered = deepclust("--resume", str(session / "checkpoints" / "last.ckpt"), "--predict", "dataset=features", f"dataset.path={tmp_path / 'points.npy'}")
+    assert answered.code == 0, answered.err
+    with (answered.session() / "predictions" / "queries.csv").open() as file:
+        rows = list(csv.DictReader(file))
+    distances, indices = model.kneighbors(points)
+    assert [int(r["object"]) for r in rows] == indices[:, 0].tolist()
+    assert [int(r["cluster"]) for r in rows] == model.predict(points).tolist()
+    np.testing.assert_allclose([float(r["distance"]) for r in rows], distances[:, 0], rtol=1e-5)
