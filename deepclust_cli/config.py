@@ -101,6 +101,19 @@ def lowest_first(sort_by: str, ascending: Optional[bool]) -> bool:
 
 
 @dataclass
+class PlotsConfig:
+    """What the figures show: ``plots/clusters.png`` (image data) has a row of the
+    ``images_per_cluster`` images nearest each center for the first ``cluster_rows`` clusters."""
+
+    cluster_rows: int = 20
+    images_per_cluster: int = 10
+
+    def __post_init__(self) -> None:
+        require(self.cluster_rows >= 1, f"plots.cluster_rows must be >= 1, got {self.cluster_rows}")
+        require(self.images_per_cluster >= 1, f"plots.images_per_cluster must be >= 1, got {self.images_per_cluster}")
+
+
+@dataclass
 class RunConfig:
     """The top level of ``conf/config.yaml``."""
 
@@ -117,6 +130,7 @@ class RunConfig:
     restart: bool = False  # with resume: continue in a new session folder instead of the checkpoint's
     name: Optional[str] = None  # a label appended to the session folder's name
     summary: SummaryConfig = field(default_factory=SummaryConfig)
+    plots: PlotsConfig = field(default_factory=PlotsConfig)
 
     def __post_init__(self) -> None:
         require(self.seed >= 0, f"seed must be >= 0, got {self.seed}")

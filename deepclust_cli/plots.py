@@ -7,7 +7,7 @@ back end: servers and clusters have no display.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import numpy as np
 
@@ -99,16 +99,30 @@ def project_2d(points: Any, groups: Any = None, max_points: int = MAX_SCATTER_PO
     return (centered @ directions[:2].T).numpy(), rows.numpy()
 
 
+def matched_colours(clusters: np.ndarray, classes: Optional[np.ndarray]) -> tuple[np.ndarray, Optional[np.ndarray]]:
+    """Colour numbers of each sample's cluster and class such that a cluster takes the colour of
+    the class it is matched to (the Hungarian matching behind ACC; a surplus cluster its majority
+    class's), so the two panels of :func:`embedding` compare at a glance."""
+    cluster_values, cluster_codes = np.unique(clusters, return_inverse=True)
+    if classes is None:
+        return cluster_codes, None
+    class_values, class_codes = np.unique(classes, return_inverse=True)
+    to_class = cluster_to_class(classes, clusters)
+    colour_of_cluster = np.searchsorted(class_values, [to_class[value] for value in cluster_values.tolist()])
+    return colour_of_cluster[cluster_codes], class_codes
+
+
 def embedding(points: Any, clusters: Any, classes: Any, path: Path, title: str = "") -> None:
     """Scatter of the embedding (in the clusters' plane when wider than 2-D, see ``project_2d``)
-    coloured by cluster, and beside it by class."""
+    coloured by cluster, and beside it by class, a cluster in the colour of its matched class."""
     coordinates, rows = project_2d(points, clusters)
-    panels = [("clusters", np.asarray(clusters)[rows])]
-    if classes is not None:
-        panels.append(("classes", np.asarray(classes)[rows]))
+    cluster_colours, class_colours = matched_colours(np.asarray(clusters)[rows], None if classes is None else np.asarray(classes)[rows])
+    panels = [("clusters (matched to classes)" if classes is not None else "clusters", cluster_colours)]
+    if class_colours is not None:
+        panels.append(("classes", class_colours))
     figure, axes = pyplot().subplots(1, len(panels), figsize=(5.5 * len(panels), 5), squeeze=False, layout="constrained")
     for axis, (label, colours) in zip(axes[0], panels):
-        _scatter(axis, coordinates, colours, f"coloured by {label}")
+        _scatter(axis, coordinates, colours, f"coloured by {label}", numbered=True)
     figure.suptitle(_wrapped(title + ("" if len(rows) == len(np.asarray(clusters)) else f" ({len(rows)} shown)"), len(panels)))
     save(figure, path)
 
@@ -132,10 +146,12 @@ def _wrapped(title: str, panels: int) -> str:
     return "\n".join(textwrap.wrap(title, width=60 * panels)) if title else ""
 
 
-def _scatter(axis: Any, coordinates: np.ndarray, colours: np.ndarray, title: str) -> None:
-    _, codes = np.unique(colours, return_inverse=True)
+def _scatter(axis: Any, coordinates: np.ndarray, colours: np.ndarray, title: str, numbered: bool = False) -> None:
+    """``colours``: any values (one colour per distinct value), or with ``numbered`` colour numbers
+    into the 20-colour palette, so that two panels can share colours."""
+    codes = np.asarray(colours) if numbered else np.unique(colours, return_inverse=True)[1]
     size = max(0.5, min(8.0, 4000 / len(coordinates)))
-    axis.scatter(coordinates[:, 0], coordinates[:, 1], c=codes, cmap="tab20", s=size, linewidths=0, rasterized=True)
+    axis.scatter(coordinates[:, 0], coordinates[:, 1], c=pyplot().get_cmap("tab20")(codes % 20), s=size, linewidths=0, rasterized=True)
     axis.set_title(title)
     axis.set_xticks([])
     axis.set_yticks([])
@@ -250,5 +266,26 @@ def eigengap(eigenvalues: np.ndarray, estimate: int, search_range: tuple[int, in
     gaps.set_xlabel("number of clusters K")
     gaps.set_ylabel("λ_{K+1} / λ_K")
     figure.suptitle("n_clusters=auto: the eigengap of the normalized Laplacian")
+    figure.tight_layout()
+    save(figure, path)
+
+
+def cluster_gallery(images: np.ndarray, clusters: list[int], sizes: list[int], path: Path, title: str = "") -> None:
+    """One row per cluster: its images nearest the cluster's center, left to right (``images``:
+    ``rows × per_row × H × W × C`` uint8, blank where a cluster has fewer), labelled with the
+    cluster's number and size."""
+    rows, per_row = images.shape[:2]
+    figure, axes = pyplot().subplots(rows, per_row, figsize=(per_row * 0.9 + 1.2, rows * 0.9 + 0.6), squeeze=False)
+    for row in range(rows):
+        for column in range(per_row):
+            axis = axes[row][column]
+            picture = images[row, column]
+            axis.imshow(picture.squeeze(-1) if picture.shape[-1] == 1 else picture, cmap="gray" if picture.shape[-1] == 1 else None)
+            axis.set_xticks([])
+            axis.set_yticks([])
+            for spine in axis.spines.values():
+                spine.set_visible(False)
+        axes[row][0].set_ylabel(f"{clusters[row]}\n({sizes[row]})", rotation=0, ha="right", va="center", fontsize=8)
+    figure.suptitle(title or "the images nearest each cluster's center")
     figure.tight_layout()
     save(figure, path)

@@ -16,7 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from deepclust_cli.config import RunConfig, to_settings
 from deepclust_cli.data.config import SplitMode
-from deepclust_cli.data.base import Dataset, Split, load_dataset
+from deepclust_cli.data.base import Dataset, Split, Standardization, load_dataset
 from deepclust_cli.engine import distributed
 from deepclust_cli.engine.checkpoint import load_checkpoint
 from deepclust_cli.engine.device import select_device
@@ -78,9 +78,10 @@ def run_rank(
         if ranks:
             context.log(ranks)
         data = load_dataset(settings.dataset, settings.data_dir, settings.seed)
+        context.save_info("dataset.json", data.describe())
         if settings.predict:
             return predict(settings, data, context, device)
-        fit_split, eval_split = data.partition(settings.dataset.split)
+        fit_split, eval_split = standardized(settings, *data.partition(settings.dataset.split), context)
         context.log(describe(data, fit_split, eval_split))
         method_config = with_cluster_count(settings.method, data)
         method = METHODS.get(settings.method.name).from_config(method_config, device=device)
@@ -111,7 +112,7 @@ def run_rank(
 def predict(settings: RunConfig, data: Dataset, context: Union[Session, Replica], device: Any) -> dict[str, Any]:
     """``--predict``: every sample of ``data`` (its splits joined) assigned by the trained model of
     ``settings.resume``, out of sample; scored when the data has labels. Trains nothing."""
-    samples = data.partition(SplitMode.all)[0]
+    samples = standardized(settings, *data.partition(SplitMode.all), context)[0]
     context.log(f"dataset {data.name}: {len(samples)} samples to assign, {'with' if samples.y is not None else 'without'} labels")
     method = METHODS.get(settings.method.name).from_config(settings.method, device=device)
     context.resume(Path(settings.resume), method)
@@ -120,6 +121,21 @@ def predict(settings: RunConfig, data: Dataset, context: Union[Session, Replica]
     metrics = method.evaluate(samples, context, split_name="all", class_names=data.class_names, out_of_sample=True)
     context.finish(metrics)
     return metrics
+
+
+def standardized(settings: RunConfig, fit_split: Split, eval_split: Split, context: Union[Session, Replica]) -> tuple[Split, Split]:
+    """The splits z-scored when ``dataset.standardize`` asks (or ``--predict`` uses a model trained
+    so): with the statistics of the checkpoint being resumed or predicted with, else the fitted
+    split's (which checkpoints then keep)."""
+    stored = load_checkpoint(settings.resume, mmap=True).get("data", {}).get("standardize") if settings.resume else None
+    if not getattr(settings.dataset, "standardize", False) and not (settings.predict and stored is not None):
+        return fit_split, eval_split  # (a model trained on standardized data predicts on standardized data, whatever the dataset)
+    if settings.resume and stored is None and (settings.predict or settings.test_only):
+        raise CheckpointError(f"{settings.resume}: trained without dataset.standardize, so it holds no statistics to apply; drop dataset.standardize")
+    transform = Standardization.from_state(stored) if stored is not None else Standardization.fit(fit_split)
+    context.data_state = {"standardize": transform.state_dict()}
+    standardized_fit = transform.apply(fit_split)
+    return standardized_fit, standardized_fit if eval_split is fit_split else transform.apply(eval_split)
 
 
 def with_cluster_count(config: MethodConfig, data: Dataset) -> MethodConfig:

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from deepclust_cli import plots
+from deepclust_cli.config import PlotsConfig
 
 
 def whitened_clusters(n_per_cluster: int = 300, seed: int = 0) -> tuple[torch.Tensor, np.ndarray]:
@@ -62,3 +63,34 @@ def test_side_by_side_writes_a_png_with_any_title(tmp_path, title):
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     lines = plots._wrapped(title, 2).splitlines()
     assert all(len(line) <= 120 for line in lines) and " ".join(lines).split() == title.split()
+
+
+def test_a_cluster_takes_the_colour_of_its_matched_class():
+    from deepclust_cli.plots import matched_colours
+
+    classes = np.array(["cat", "dog", "eel"] * 20)
+    clusters = np.array([2, 0, 1] * 20)  # a relabelled perfect clustering
+    cluster_colours, class_colours = matched_colours(clusters, classes)
+    assert (cluster_colours == class_colours).all()
+    alone, none = matched_colours(clusters, None)
+    assert none is None and sorted(set(alone.tolist())) == [0, 1, 2]
+
+
+def test_the_cluster_gallery_shows_the_images_nearest_each_center(tmp_path):
+    from deepclust_cli.data.base import Split
+    from deepclust_cli.engine.context import Context
+    from deepclust_cli.methods.base import Assignment, ClusteringMethod
+
+    class Plotting(Context):
+        def plot_path(self, name):
+            return tmp_path / f"{name}.png"
+
+    images = torch.zeros(30, 1, 8, 8, dtype=torch.uint8)
+    images[10:] = 200
+    method = ClusteringMethod.__new__(ClusteringMethod)
+    method.name, method.centers = "test", None
+    context = Plotting()
+    context.plot_settings = PlotsConfig(cluster_rows=2, images_per_cluster=4)
+    clusters = torch.tensor([0] * 10 + [1] * 20)
+    method._plot_cluster_gallery(Split(images), Assignment(clusters, images.flatten(1).float()), context)
+    assert (tmp_path / "clusters.png").stat().st_size > 1000

@@ -18,6 +18,7 @@ from deepclust_cli.data.config import (
     GeneratedConfig,
     GeneratedObjectsConfig,
     ImageFolderConfig,
+    ImagesConfig,
     ObjectsConfig,
     ReutersConfig,
     STL10Config,
@@ -34,6 +35,7 @@ for _name in ("mnist", "fashion_mnist", "cifar10", "cifar100", "cifar100_20", "s
     DATASETS.add(_name, f"deepclust_cli.data.vision:load_{_name}", VisionConfig)
 DATASETS.add("stl10", "deepclust_cli.data.vision:load_stl10", STL10Config)
 DATASETS.add("imagenet", "deepclust_cli.data.imagefolder:load_imagenet", ImageFolderConfig)
+DATASETS.add("images", "deepclust_cli.data.imagefolder:load_images", ImagesConfig)
 DATASETS.add("reuters", "deepclust_cli.data.text:load_reuters", ReutersConfig)
 DATASETS.add("features", "deepclust_cli.data.tabular:load_features", FeaturesConfig)
 for _name in OBJECT_TYPES:

@@ -118,7 +118,18 @@ class Dataset:
     kind: str = "vectors"  # "vectors" or "images"
     mean: Optional[tuple[float, ...]] = None  # per-channel image statistics in [0, 1] units
     std: Optional[tuple[float, ...]] = None
-    class_names: Optional[list[str]] = field(default=None, repr=False)
+    class_names: Optional[list[str]] = field(default=None, repr=False)  # label id → the name in the user's files
+    feature_names: Optional[list[str]] = field(default=None, repr=False)  # a CSV header's column names
+
+    def describe(self) -> dict:
+        """What the session's ``dataset.json`` keeps: sizes, feature names, label id → class name."""
+        return {
+            "name": self.name,
+            "train": len(self.train),
+            "test": None if self.test is None else len(self.test),
+            "features": self.feature_names,
+            "classes": self.class_names,
+        }
 
     def partition(self, mode: SplitMode) -> tuple[Split, Split]:
         """(fit split, evaluation split) for the run's ``dataset.split`` mode."""
@@ -166,3 +177,33 @@ def load_dataset(config: DatasetConfig, data_dir: Union[str, Path], seed: int = 
         data = data.subsample(config.max_samples, seed)
     data.check()
     return data
+
+
+@dataclass
+class Standardization:
+    """``dataset.standardize``: ``(x − mean) / std`` per feature, with the fitted split's
+    statistics (a constant feature keeps std 1); kept in the checkpoint so that ``--predict``
+    and resumed runs transform new data the same way."""
+
+    mean: torch.Tensor
+    std: torch.Tensor
+
+    @classmethod
+    def fit(cls, split: Split) -> "Standardization":
+        x = split.vectors().double()
+        std = x.std(dim=0, unbiased=False)
+        return cls(x.mean(dim=0).float(), torch.where(std > 0, std, torch.ones_like(std)).float())
+
+    def apply(self, split: Split) -> Split:
+        x = split.vectors()
+        if x.shape[1] != len(self.mean):
+            raise DataError(f"the data has {x.shape[1]} features, the stored standardization {len(self.mean)}")
+        return replace(split, x=(x - self.mean) / self.std)
+
+    def state_dict(self) -> dict:
+        return {"mean": self.mean, "std": self.std}
+
+    @classmethod
+    def from_state(cls, state: dict) -> "Standardization":
+        return cls(state["mean"].float(), state["std"].float())
+

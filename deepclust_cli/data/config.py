@@ -141,6 +141,22 @@ class ImageFolderConfig(FileDatasetConfig):
         check_channel_stats(self.mean, self.std)
 
 
+@dataclass
+class ImagesConfig(DatasetConfig):
+    """Your own images in the folder ``path``: directly inside it (unlabelled), or in class
+    subfolders ``path/<class>/<image>`` (labelled by them); resized to ``image_size`` squares."""
+
+    path: str = MISSING
+    image_size: int = 64
+    mean: List[float] = field(default_factory=list)
+    std: List[float] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        require(self.image_size >= 1, f"image_size must be >= 1, got {self.image_size}")
+        check_channel_stats(self.mean, self.std)
+
+
 # -- text and your own vectors --------------------------------------------------------------------
 @dataclass
 class ReutersConfig(FileDatasetConfig):
@@ -153,7 +169,7 @@ class ReutersConfig(FileDatasetConfig):
         require(self.subset in SUBSET_FILES, f"subset must be one of {', '.join(SUBSET_FILES)}, got '{self.subset}'")
 
 
-FEATURE_SUFFIXES = (".npy", ".csv")
+FEATURE_SUFFIXES = (".npy", ".npz", ".csv")
 LABEL_SUFFIXES = (".npy", ".csv", ".txt")
 
 
@@ -172,13 +188,15 @@ class FeaturesConfig(DatasetConfig):
     test_path: Optional[str] = None
     test_labels: Optional[str] = None
     delimiter: str = ","
+    key: Optional[str] = None  # the features' array in an .npz (None: its only array, or x / X / data / features)
+    standardize: bool = False  # z-score each feature with the fitted split's mean and std (kept in the checkpoint)
 
     def __post_init__(self) -> None:
         super().__post_init__()
         for key in ("path", "test_path"):
             value = getattr(self, key)
             require(
-                value is None or value.endswith(FEATURE_SUFFIXES), f"{key} must be a .npy or .csv file, got '{value}'"
+                value is None or value.endswith(FEATURE_SUFFIXES), f"{key} must be a .npy, .npz or .csv file, got '{value}'"
             )
         for key in ("labels", "test_labels"):
             value = getattr(self, key)
@@ -187,7 +205,7 @@ class FeaturesConfig(DatasetConfig):
                 f"{key} must be a .npy, .csv or .txt file, got '{value}'",
             )
         require(self.labels is None or self.label_column is None, "give labels or label_column, not both")
-        require(self.label_column is None or self.path.endswith(".csv"), "label_column needs a .csv path")
+        require(self.label_column is None or self.path.endswith((".csv", ".npz")), "label_column needs a .csv path (a column) or an .npz (an array)")
         require(self.test_labels is None or self.test_path is not None, "test_labels needs test_path")
         require(
             self.test_labels is None or self.labels is not None or self.label_column is not None,

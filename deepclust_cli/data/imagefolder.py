@@ -1,8 +1,9 @@
-"""Image folders too large to hold in memory, decoded on demand: ImageNet and its subsets.
+"""Image folders too large to hold in memory, decoded on demand: ImageNet and its subsets, and
+your own images (``dataset=images``: a flat folder, unlabelled, or one of class folders).
 
-The layout is torchvision's ImageFolder convention: ``<split>/<class>/<image>``, classes numbered
-in sorted folder-name order, images found at any depth below their class folder. Both splits use
-the train split's class numbering.
+The labelled layout is torchvision's ImageFolder convention: ``<split>/<class>/<image>``, classes
+numbered in sorted folder-name order, images found at any depth below their class folder. Both
+splits use the train split's class numbering.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import PIL.Image
 import torch
 
 from deepclust_cli.data.base import Dataset, Split
-from deepclust_cli.data.config import ImageFolderConfig
+from deepclust_cli.data.config import ImageFolderConfig, ImagesConfig
 from deepclust_cli.data.vision import check_class_count, files_folder, image_dataset
 from deepclust_cli.errors import DataError
 
@@ -122,3 +123,22 @@ def load_imagenet(config: ImageFolderConfig, data_dir: Path, seed: int) -> Datas
         test_dir = folder / config.test_dir
         test = labelled_files(test_dir, find_class_folders(test_dir), class_index, config.image_size)
     return image_dataset(config, train, test, n_classes, channels=3, class_names=list(train_classes))
+
+
+def load_images(config: ImagesConfig, data_dir: Path, seed: int) -> Dataset:
+    """Your own images in ``path``: a flat folder of images is unlabelled; a folder of class
+    subfolders (``path/<class>/<image>``) is labelled by them. Images are decoded on demand,
+    resized to ``image_size``; ``predictions/`` names each by its path."""
+    folder = Path(config.path).expanduser()
+    if not folder.is_dir():
+        raise DataError(f"dataset 'images': no folder {folder}; set dataset.path to a folder of images")
+    flat = sorted(str(p) for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+    subfolders = [entry for entry in folder.iterdir() if entry.is_dir()]
+    if flat or not subfolders:
+        if not flat:
+            raise DataError(f"{folder}: no images ({', '.join(IMAGE_EXTENSIONS)}) and no class folders")
+        return image_dataset(config, Split(ImageFiles(flat, config.image_size)), None, config.n_classes, channels=3)
+    classes = find_class_folders(folder)
+    n_classes = check_class_count(config, len(classes), f" ({len(classes)} class folders in {folder})")
+    train = labelled_files(folder, classes, {name: number for number, name in enumerate(classes)}, config.image_size)
+    return image_dataset(config, train, None, n_classes, channels=3, class_names=list(classes))

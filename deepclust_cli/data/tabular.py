@@ -1,4 +1,5 @@
-"""The user's own feature vectors: a ``.npy`` array or a ``.csv`` table, with optional labels.
+"""The user's own feature vectors: a ``.npy`` array (memory-mapped), an ``.npz`` archive or a
+``.csv`` table (header optional, its names kept), with optional labels.
 
 Labels may be any values (class names, integers); they are numbered 0..K-1 in sorted order
 (numerically when they are all numbers, so ``10`` comes after ``9``), and test labels use the
@@ -28,9 +29,11 @@ def existing_file(path_text: str, what: str) -> Path:
     return path
 
 
-def load_npy(path: Path) -> np.ndarray:
+def load_npy(path: Path, mmap: bool = False) -> np.ndarray:
+    """An ``.npy`` array; with ``mmap``, memory-mapped copy-on-write, so a large file is paged in
+    as it is read rather than loaded whole."""
     try:
-        array = np.load(path, allow_pickle=False)
+        array = np.load(path, allow_pickle=False, mmap_mode="c" if mmap else None)
     except (OSError, ValueError, EOFError) as error:
         raise DataError(
             f"{path}: not a readable .npy array without pickled objects ({' '.join(str(error).split())})"
@@ -63,7 +66,7 @@ def _label_column_index(path: Path, first_row: list[str], label_column: str) -> 
     return index, not all(_is_number(cell) for cell in features)
 
 
-def _read_csv(path: Path, delimiter: str, label_column: Optional[str]) -> tuple[np.ndarray, Optional[np.ndarray]]:
+def _read_csv(path: Path, delimiter: str, label_column: Optional[str]) -> tuple[np.ndarray, Optional[np.ndarray], Optional[list[str]]]:
     """Features (and the label column's values as text) from a CSV whose header is optional.
 
     The first row is a header when one of its feature cells is not a number.
@@ -91,19 +94,55 @@ def _read_csv(path: Path, delimiter: str, label_column: Optional[str]) -> tuple[
         raise DataError(f"{path}: {' '.join(str(error).split())}") from error
     if len(features) == 0:
         raise DataError(f"{path}: no data rows")
+    names = [first_row[column].strip() for column in feature_columns] if has_header else None
+    return features, labels, names
+
+
+NPZ_FEATURE_KEYS = ("x", "X", "data", "features")
+
+
+def _read_npz(path: Path, key: Optional[str], label_column: Optional[str]) -> tuple[np.ndarray, Optional[np.ndarray]]:
+    """The features array of an ``.npz`` (``key``, else its only array or one named as in
+    ``NPZ_FEATURE_KEYS``), and the array ``label_column`` names."""
+    try:
+        archive = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as error:
+        raise DataError(f"{path}: not a readable .npz archive ({' '.join(str(error).split())})") from error
+    with archive:
+        names = list(archive.files)
+        name = key
+        if name is None:
+            others = [n for n in names if n != label_column]
+            name = others[0] if len(others) == 1 else next((n for n in NPZ_FEATURE_KEYS if n in names), None)
+        if name not in names:
+            raise DataError(f"{path}: holds arrays {names}; name the features with dataset.key=<one of them>")
+        if label_column is not None and label_column not in names:
+            raise DataError(f"{path}: no array named '{label_column}' for the labels; it holds {names}")
+        features = archive[name]
+        labels = None if label_column is None else archive[label_column]
+    if labels is not None and labels.ndim != 1:
+        raise DataError(f"{path}: labels '{label_column}' must be a 1-D array, got shape {labels.shape}")
     return features, labels
 
 
-def read_features(path: Path, delimiter: str, label_column: Optional[str]) -> tuple[np.ndarray, Optional[np.ndarray]]:
-    """A float32 samples × features matrix, plus the label column's values when one is named."""
+def read_features(
+    path: Path, delimiter: str, label_column: Optional[str], key: Optional[str] = None
+) -> tuple[np.ndarray, Optional[np.ndarray], Optional[list[str]]]:
+    """A float32 samples × features matrix, the label column's values when one is named, and the
+    feature names of a CSV header (None without one). An ``.npy`` is memory-mapped."""
     if path.suffix == ".csv":
         return _read_csv(path, delimiter, label_column)
-    array = load_npy(path)
+    if path.suffix == ".npz":
+        array, labels = _read_npz(path, key, label_column)
+    else:
+        array, labels = load_npy(path, mmap=True), None
     if array.ndim != 2:
         raise DataError(f"{path}: features must be a 2-D array (samples × features), got shape {array.shape}")
     if array.dtype.kind not in "buif":
         raise DataError(f"{path}: features must be numbers, got dtype {array.dtype}")
-    return array.astype(np.float32), None
+    if labels is not None and len(labels) != len(array):
+        raise DataError(f"{path}: {len(labels)} labels for {len(array)} rows")
+    return (array if array.dtype == np.float32 else array.astype(np.float32)), labels, None
 
 
 def read_labels(path: Path, delimiter: str) -> np.ndarray:
@@ -174,12 +213,12 @@ def _labels_for(
 def load_features(config: FeaturesConfig, data_dir: Path, seed: int) -> Dataset:
     """Feature vectors from the user's files; ``n_classes`` from the labels when there are any."""
     train_path = existing_file(config.path, "features")
-    train_x, train_column = read_features(train_path, config.delimiter, config.label_column)
+    train_x, train_column, feature_names = read_features(train_path, config.delimiter, config.label_column, config.key)
     train_labels, train_labels_path = _labels_for(train_x, train_path, config.labels, train_column, config.delimiter)
     test_x = test_labels = test_labels_path = None
     if config.test_path is not None:
         test_path = existing_file(config.test_path, "test features")
-        test_x, test_column = read_features(test_path, config.delimiter, config.label_column)
+        test_x, test_column, _ = read_features(test_path, config.delimiter, config.label_column, config.key)
         if test_x.shape[1] != train_x.shape[1]:
             raise DataError(f"{test_path}: {test_x.shape[1]} features per row, but {train_path} has {train_x.shape[1]}")
         test_labels, test_labels_path = _labels_for(
@@ -194,4 +233,4 @@ def load_features(config: FeaturesConfig, data_dir: Path, seed: int) -> Dataset:
         class_names = [str(name) for name in classes.tolist()]
     train = Split(torch.from_numpy(train_x), train_y)
     test = None if test_x is None else Split(torch.from_numpy(test_x), test_y)
-    return Dataset(config.name, train, test, n_classes=n_classes, kind="vectors", class_names=class_names)
+    return Dataset(config.name, train, test, n_classes=n_classes, kind="vectors", class_names=class_names, feature_names=feature_names)

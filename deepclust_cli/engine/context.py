@@ -11,7 +11,7 @@ from typing import Any, Callable, ContextManager, Iterable, Iterator, Optional, 
 
 import torch
 
-from deepclust_cli.config import TrainerConfig
+from deepclust_cli.config import PlotsConfig, TrainerConfig
 from deepclust_cli.engine.checkpoint import Checkpointable
 from deepclust_cli.engine.device import autocast, set_deterministic
 from deepclust_cli.engine.distributed import SINGLE, World
@@ -49,6 +49,8 @@ class Context:
         self.show_progress = show_progress
         self.resumed_progress: Optional[dict[str, Any]] = None  # set when continuing from a checkpoint
         self.step = 0  # optimizer steps of the run so far, over all its loops: TensorBoard's x axis
+        self.plot_settings = PlotsConfig()  # a session takes the run's plots.*
+        self.data_state: Optional[dict[str, Any]] = None  # how the run transformed its data (dataset.standardize), kept in checkpoints
         self.logger = logger
 
     def log(self, message: str) -> None:
@@ -149,6 +151,9 @@ class Context:
     def plot_path(self, name: str) -> Optional[Path]:
         """Where to write the PNG called ``name``, or None when plots are not kept."""
         return None
+
+    def save_info(self, name: str, payload: dict[str, Any]) -> None:
+        """Keep ``payload`` as the JSON file ``name`` of the session (nothing without one)."""
 
     def predictions_dir(self) -> Optional[Path]:
         """The folder for per-sample outputs (cluster of each sample, embeddings), or None when

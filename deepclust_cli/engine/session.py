@@ -10,6 +10,7 @@ Layout (``<output_dir>/<method>/<dataset>/<YYYY-MM-DD_HH-MM-SS.ffffff>[_<name>]/
     checkpoints/         last.ckpt, and best.ckpt where the method reports a validation score
     plots/               PNG figures (confusion matrix, embeddings, curves)
     predictions/         per-sample clusters (<split>.csv), embeddings, centers (predictions.py)
+    dataset.json         the data's sizes, feature names and label id → class name
     metrics.json         the final metrics; metrics_test.json for --test-only evaluations
 """
 
@@ -70,6 +71,7 @@ class Session(Context):
         self.config = config
         self.overrides = overrides
         self.test_only = settings.test_only
+        self.plot_settings = settings.plots
         self.started = time.perf_counter()
         self.best_score: Optional[float] = None
         self.last_checkpoint: Optional[Path] = None  # the newest checkpoint this run can continue from
@@ -125,6 +127,9 @@ class Session(Context):
         suffix = "_test" if self.test_only else ""
         return self.directory / "plots" / f"{name}{suffix}.png"
 
+    def save_info(self, name: str, payload: dict[str, Any]) -> None:
+        atomic_write_text(self.directory / name, json.dumps(payload, indent=2) + "\n")
+
     def predictions_dir(self) -> Path:
         return self.directory / ("predictions_test" if self.test_only else "predictions")
 
@@ -140,6 +145,8 @@ class Session(Context):
             "progress": {**progress, "step": self.step},
             "rng": rng_state(),
         }
+        if self.data_state is not None:
+            payload["data"] = self.data_state
         self.last_checkpoint = self.directory / "checkpoints" / "last.ckpt"
         save_checkpoint(self.last_checkpoint, payload)
         if score is not None and math.isfinite(score) and (self.best_score is None or score > self.best_score):

@@ -214,6 +214,7 @@ class ClusteringMethod:
         path = context.plot_path("embedding")
         if path is not None:
             plots.embedding(embedding, predicted, split.y, path, title=f"{self.name} on {len(predicted)} samples")
+        self._plot_cluster_gallery(split, assignment, context)
         metrics: dict[str, Any] = {}
         if split.y is not None:
             path = context.plot_path("confusion_matrix")
@@ -238,6 +239,37 @@ class ClusteringMethod:
             )
             context.log(f"cluster of each sample: {written}")
         return metrics
+
+    def _plot_cluster_gallery(self, split: Split, assignment: Assignment, context: Context) -> None:
+        """``plots/clusters.png`` for image data: per cluster (the first ``plots.cluster_rows``),
+        its ``plots.images_per_cluster`` images nearest the cluster's center in the assignment's
+        space (the method's centers where it has them in that space, else the cluster's mean)."""
+        path = context.plot_path("clusters")
+        images = split.x
+        if path is None or not (split.is_lazy or (images.dtype == torch.uint8 and images.ndim == 4)):
+            return
+        settings = context.plot_settings
+        z, clusters = assignment.embedding.float().cpu(), assignment.clusters.cpu()
+        centers = getattr(self, "centers", None)
+        if centers is None or centers.shape[-1] != z.shape[1] or len(centers) <= int(clusters.max()):
+            sums = torch.zeros(int(clusters.max()) + 1, z.shape[1]).index_add_(0, clusters, z)
+            centers = sums / torch.bincount(clusters, minlength=len(sums)).clamp(min=1)[:, None].float()
+        centers = centers.detach().float().cpu()
+        used = torch.unique(clusters)[: settings.cluster_rows]
+        distance = (z - centers[clusters]).norm(dim=1)
+        picks, sizes = [], []
+        for cluster in used.tolist():  # one row per cluster shown: at most plots.cluster_rows of them
+            members = torch.nonzero(clusters == cluster)[:, 0]
+            picks.append(members[distance[members].argsort()[: settings.images_per_cluster]])
+            sizes.append(len(members))
+        chosen = torch.cat(picks)
+        pictures = (split.x.load(chosen) if split.is_lazy else images[chosen]).permute(0, 2, 3, 1).numpy()
+        grid = np.full((len(picks), settings.images_per_cluster, *pictures.shape[1:]), 255, dtype=np.uint8)
+        start = 0
+        for row, pick in enumerate(picks):
+            grid[row, : len(pick)] = pictures[start : start + len(pick)]
+            start += len(pick)
+        plots.cluster_gallery(grid, used.tolist(), sizes, path, title=f"{self.name}: the images nearest each cluster's center")
 
     def _check_input(self, x: ArrayLike) -> torch.Tensor:
         tensor = torch.as_tensor(x) if torch.is_tensor(x) else torch.as_tensor(np.asarray(x))

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from sklearn.datasets import make_blobs
 
+from deepclust_cli.engine.checkpoint import load_checkpoint
 from deepclust_cli.methods.base import ClusteringMethod
 
 TINY_LNSCC = [
@@ -129,3 +130,74 @@ def test_predict_needs_a_checkpoint_and_refuses_test_only(deepclust, blob_files)
     assert both.code == 2 and "cannot be combined" in both.err
     alone = deepclust("--predict", "dataset=features", f"dataset.path={new}")
     assert alone.code == 2 and "predict needs a trained checkpoint" in alone.err
+
+
+def test_a_header_s_names_and_the_label_names_are_kept_in_the_session(deepclust, blob_files):
+    train, _, _, _, _ = blob_files
+    result = deepclust("method=kmeans", "dataset=features", f"dataset.path={train}", "dataset.label_column=species")
+    assert result.code == 0, result.err
+    info = json.loads((result.session() / "dataset.json").read_text())
+    assert info["features"] == [f"f{j}" for j in range(8)] and info["classes"] == ["ash", "birch", "cedar"]
+    assert info["train"] == 240 and info["test"] is None
+
+
+def test_an_npz_with_a_labels_array(deepclust, tmp_path):
+    x, y = make_blobs(120, n_features=4, centers=3, random_state=1)
+    np.savez(tmp_path / "data.npz", embeddings=x.astype(np.float32), y=y)
+    result = deepclust("method=kmeans", "dataset=features", f"dataset.path={tmp_path / 'data.npz'}", "dataset.label_column=y")
+    assert result.code == 0, result.err
+    assert json.loads((result.session() / "metrics.json").read_text())["acc"] == 1.0
+    np.savez(tmp_path / "two.npz", a=x, b=x)
+    ambiguous = deepclust("method=kmeans", "method.n_clusters=3", "dataset=features", f"dataset.path={tmp_path / 'two.npz'}")
+    assert ambiguous.code != 0 and "name the features with dataset.key" in ambiguous.err
+
+
+def test_standardize_uses_the_fitted_statistics_and_predict_applies_the_checkpoint_s(deepclust, tmp_path):
+    x, _ = make_blobs(200, n_features=3, centers=2, random_state=3)
+    x = x * np.array([1.0, 100.0, 0.01]) + 50.0  # features on very different scales
+    np.save(tmp_path / "x.npy", x)
+    trained = deepclust("method=kmeans", "method.n_clusters=2", "dataset=features", f"dataset.path={tmp_path / 'x.npy'}", "dataset.standardize=true")
+    assert trained.code == 0, trained.err
+    session = trained.session()
+    embedding = np.load(session / "predictions" / "all_embedding.npy")
+    np.testing.assert_allclose(embedding.mean(axis=0), 0, atol=1e-4)
+    np.testing.assert_allclose(embedding.std(axis=0), 1, atol=1e-4)
+    state = load_checkpoint(session / "checkpoints" / "last.ckpt")["data"]["standardize"]
+    np.testing.assert_allclose(state["mean"].numpy(), x.mean(axis=0), rtol=1e-5)
+    np.save(tmp_path / "new.npy", x[:50] + 1.0)
+    predicted = deepclust("--resume", str(session / "checkpoints" / "last.ckpt"), "--predict", f"dataset.path={tmp_path / 'new.npy'}")
+    assert predicted.code == 0, predicted.err
+    new_embedding = np.load(predicted.session() / "predictions" / "all_embedding.npy")
+    np.testing.assert_allclose(new_embedding, ((x[:50] + 1.0) - x.mean(axis=0)) / x.std(axis=0), rtol=1e-4, atol=1e-4)
+
+
+def test_a_flat_folder_of_images_is_an_unlabelled_dataset_named_by_path(deepclust, tmp_path):
+    import PIL.Image
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for i in range(12):
+        pixels = np.zeros((10, 10, 3), np.uint8)
+        pixels[..., i % 2] = 220
+        PIL.Image.fromarray(pixels).save(folder / f"p{i:02d}.png")
+    (folder / "notes.txt").write_text("not an image")
+    result = deepclust("method=kmeans", "method.n_clusters=2", "dataset=images", f"dataset.path={folder}", "dataset.image_size=8")
+    assert result.code == 0, result.err
+    rows = rows_of(result.session() / "predictions" / "all.csv")
+    assert [r["path"] for r in rows] == [str(folder / f"p{i:02d}.png") for i in range(12)]
+    clusters = [int(r["cluster"]) for r in rows]
+    assert clusters[0::2] == [clusters[0]] * 6 and clusters[1::2] == [1 - clusters[0]] * 6  # red apart from green
+    assert (result.session() / "plots" / "clusters.png").stat().st_size > 1000
+    unlabelled = deepclust("method=kmeans", "dataset=images", f"dataset.path={folder}")
+    assert unlabelled.code == 2 and "set method.n_clusters" in unlabelled.err
+
+
+def test_a_collapsed_clustering_says_so_in_the_log(deepclust, tmp_path):
+    x = np.random.default_rng(0).normal(size=(300, 2))
+    x[0] = 1000.0  # one far outlier: two k-means clusters are it and everything else
+    np.save(tmp_path / "x.npy", x)
+    result = deepclust("method=kmeans", "method.n_clusters=2", "dataset=features", f"dataset.path={tmp_path / 'x.npy'}")
+    assert result.code == 0, result.err
+    log = (result.session() / "log.txt").read_text()
+    assert "the clusters collapsed: one holds 99.7% of the 300 samples (2 of 2 clusters used)" in log
+    assert json.loads((result.session() / "metrics.json").read_text())["cluster_sizes"] in ([1, 299], [299, 1])

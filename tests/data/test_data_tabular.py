@@ -134,7 +134,7 @@ def test_nan_features_are_refused(tmp_path: Path) -> None:
 
 
 def test_config_validation() -> None:
-    with pytest.raises(ConfigError, match="path must be a .npy or .csv file"):
+    with pytest.raises(ConfigError, match="path must be a .npy, .npz or .csv file"):
         FeaturesConfig(name="features", path="x.parquet")
     with pytest.raises(ConfigError, match="give labels or label_column, not both"):
         FeaturesConfig(name="features", path="x.csv", labels="y.txt", label_column="0")
