@@ -78,7 +78,8 @@ def run_rank(
         if ranks:
             context.log(ranks)
         data = load_dataset(settings.dataset, settings.data_dir, settings.seed)
-        context.save_info("dataset.json", data.describe())
+        if not settings.test_only:  # --test-only reads the session it scores and writes only *_test files
+            context.save_info("dataset.json", data.describe())
         if settings.predict:
             return predict(settings, data, context, device)
         fit_split, eval_split = standardized(settings, *data.partition(settings.dataset.split), context)
