@@ -12,7 +12,7 @@ from typing import Any, Optional
 import numpy as np
 
 from deepclust_cli.engine.atomic import atomic_write
-from deepclust_cli.ops.cluster_count import ZERO_EIGENVALUE
+from deepclust_cli.ops.cluster_count import gap_ratios
 from deepclust_cli.ops.metrics import cluster_to_class, contingency
 
 ANNOTATE_UP_TO = 20  # cells get their counts printed while the table is at most this wide
@@ -259,8 +259,7 @@ def eigengap(eigenvalues: np.ndarray, estimate: int, search_range: tuple[int, in
     spectrum.set_ylabel("eigenvalue λ_k of L_sym")
     spectrum.legend(loc="upper left")
     low, high = search_range
-    floored = np.maximum(values, values[-1] * ZERO_EIGENVALUE)
-    ratios = floored[low : high + 1] / floored[low - 1 : high]
+    ratios = gap_ratios(values, low, high)
     gaps.bar(np.arange(low, high + 1), ratios, color=["tab:red" if k == estimate else "tab:blue" for k in range(low, high + 1)])
     gaps.set_yscale("log")
     gaps.set_xlabel("number of clusters K")

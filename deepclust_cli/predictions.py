@@ -30,9 +30,7 @@ def write_table(path: Path, columns: dict[str, np.ndarray], float_format: str = 
     length = len(next(iter(columns.values())))
 
     def cells(values: np.ndarray) -> list:
-        if values.dtype.kind == "f":
-            return [float_format % v for v in values.tolist()]
-        return values.tolist()
+        return (np.char.mod(float_format, values) if values.dtype.kind == "f" else values).tolist()
 
     def write(file) -> None:
         text = io.TextIOWrapper(file, encoding="utf-8", newline="")

@@ -128,9 +128,12 @@ def standardized(settings: RunConfig, fit_split: Split, eval_split: Split, conte
     """The splits z-scored when ``dataset.standardize`` asks (or ``--predict`` uses a model trained
     so): with the statistics of the checkpoint being resumed or predicted with, else the fitted
     split's (which checkpoints then keep)."""
-    stored = load_checkpoint(settings.resume, mmap=True).get("data", {}).get("standardize") if settings.resume else None
-    if not getattr(settings.dataset, "standardize", False) and not (settings.predict and stored is not None):
-        return fit_split, eval_split  # (a model trained on standardized data predicts on standardized data, whatever the dataset)
+    wanted = getattr(settings.dataset, "standardize", False)
+    stored = None
+    if settings.resume and (wanted or settings.predict):  # a model trained on standardized data predicts on standardized data
+        stored = load_checkpoint(settings.resume, mmap=True).get("data", {}).get("standardize")
+    if not wanted and stored is None:
+        return fit_split, eval_split
     if settings.resume and stored is None and (settings.predict or settings.test_only):
         raise CheckpointError(f"{settings.resume}: trained without dataset.standardize, so it holds no statistics to apply; drop dataset.standardize")
     transform = Standardization.from_state(stored) if stored is not None else Standardization.fit(fit_split)

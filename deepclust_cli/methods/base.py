@@ -173,7 +173,7 @@ class ClusteringMethod:
         """The space ``predict`` assigns clusters in, for any samples: the method's embedding, or
         the input itself for methods that do not embed."""
         self._require_fitted()
-        return self._predict_and_embed(self._check_input(x))[1].cpu().numpy()
+        return self._assign(self._check_input(x)).embedding.cpu().numpy()
 
     def fit_predict(self, x: ArrayLike, y: Optional[ArrayLike] = None, *, context: Optional[Context] = None) -> np.ndarray:
         return self.fit(x, y, context=context).predict(x)
@@ -198,8 +198,17 @@ class ClusteringMethod:
         (AND's kNN classifier); ``out_of_sample`` asks for the stored model's assignments where a
         method would otherwise refit its readout on ``split`` (AND's k-means)."""
         self._require_fitted()
-        assignment = self._assign(self._check_input(self.prepare(split, context.trainer.num_workers)))
-        return self._report(split, assignment, context, split_name, class_names)
+        assignment, own_metrics = self._evaluate(split, context, reference, out_of_sample)
+        if assignment is None:
+            return own_metrics
+        return {**self._report(split, assignment, context, split_name, class_names), **own_metrics}
+
+    def _evaluate(
+        self, split: Split, context: Context, reference: Optional[Split], out_of_sample: bool
+    ) -> tuple[Optional[Assignment], dict[str, Any]]:
+        """The assignment :meth:`evaluate` reports on (None: nothing to report, e.g. a rank that
+        only helped) and the method's own metrics beside the shared ones."""
+        return self._assign(self._check_input(self.prepare(split, context.trainer.num_workers))), {}
 
     def _require_fitted(self) -> None:
         if not self.fitted:

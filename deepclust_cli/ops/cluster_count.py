@@ -52,6 +52,11 @@ def estimate_n_clusters(x: torch.Tensor, low: int = 2, high: int = 20, seed: int
     scale = affinity.sum(dim=1).clamp(min=1e-12).rsqrt()
     laplacian = torch.eye(n, dtype=torch.float64, device=x.device) - scale[:, None] * affinity * scale[None, :]
     eigenvalues = torch.linalg.eigvalsh(laplacian)[: high + 1].clamp(min=0).cpu().numpy()
-    floored = np.maximum(eigenvalues, ZERO_EIGENVALUE * eigenvalues[-1])
-    gaps = np.log(floored[low : high + 1]) - np.log(floored[low - 1 : high])  # log(λ_{K+1} / λ_K), K = low..high
-    return ClusterCountEstimate(int(low + np.argmax(gaps)), eigenvalues, low, high)
+    return ClusterCountEstimate(int(low + np.argmax(gap_ratios(eigenvalues, low, high))), eigenvalues, low, high)
+
+
+def gap_ratios(eigenvalues: np.ndarray, low: int, high: int) -> np.ndarray:
+    """``λ_{K+1} / λ_K`` for K = low..high, the eigenvalues (ascending, from λ_1) floored at
+    ``ZERO_EIGENVALUE`` × the largest one given."""
+    floored = np.maximum(np.asarray(eigenvalues, dtype=float), ZERO_EIGENVALUE * eigenvalues[-1])
+    return floored[low : high + 1] / floored[low - 1 : high]

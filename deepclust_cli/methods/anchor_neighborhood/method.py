@@ -17,7 +17,7 @@ training features → ``knn_acc``, and k-means on the evaluated features → ``a
 from __future__ import annotations
 
 import time
-from typing import Any, Iterator, List, Optional, Sequence, Union
+from typing import Any, Iterator, List, Optional, Union
 
 import numpy as np
 import torch
@@ -267,21 +267,11 @@ class AND(ClusteringMethod):
         """k-means with ``n_clusters`` centers fitted on ``features`` themselves (the paper's readout)."""
         return kmeans(features, self.config.n_clusters, n_init=self.config.n_init, seed=self.config.seed).labels
 
-    def evaluate(
-        self,
-        split: Split,
-        context: Context,
-        reference: Optional[Split] = None,
-        *,
-        split_name: str = "all",
-        class_names: Optional[Sequence[str]] = None,
-        out_of_sample: bool = False,
-    ) -> dict[str, Any]:
-        """ACC/NMI/ARI of k-means with ``n_clusters`` centers fitted on ``split``'s features (the
-        paper's readout; with ``out_of_sample``, the centers fitted at the end of training instead),
-        and knn_acc of ``split`` against ``reference`` (the training split, its features recomputed
-        with the test transform)."""
-        self._require_fitted()
+    def _evaluate(self, split: Split, context: Context, reference: Optional[Split], out_of_sample: bool) -> tuple[Optional[Assignment], dict[str, Any]]:
+        """k-means with ``n_clusters`` centers fitted on ``split``'s features (the paper's readout;
+        with ``out_of_sample``, the centers fitted at the end of training instead), and knn_acc of
+        ``split`` against ``reference`` (the training split, its features recomputed with the test
+        transform)."""
         images = self._check_input(self.prepare(split))
         features = self._features(_Source(images, self.device, context.trainer.num_workers), context.world)
         reference_features = None
@@ -289,15 +279,12 @@ class AND(ClusteringMethod):
             reference_images = self._check_input(self.prepare(reference))
             reference_features = self._features(_Source(reference_images, self.device, context.trainer.num_workers), context.world)
         if not context.world.is_main:
-            return {}  # the other ranks only helped compute the features
-        if out_of_sample:
-            clusters = assign(features, self.centers.to(features.device))[0]
-        else:
-            clusters = self._clusters(features)
-        metrics = self._report(split, Assignment(clusters, features), context, split_name, class_names)
+            return None, {}  # the other ranks only helped compute the features
+        clusters = assign(features, self.centers.to(features.device))[0] if out_of_sample else self._clusters(features)
+        own = {}
         if reference_features is not None:
-            metrics["knn_acc"] = self._knn_acc(reference_features, reference.y.to(self.device), features, split.y.to(self.device))
-        return metrics
+            own["knn_acc"] = self._knn_acc(reference_features, reference.y.to(self.device), features, split.y.to(self.device))
+        return Assignment(clusters, features), own
 
     def _predict_and_embed(self, x: Images) -> tuple[torch.Tensor, torch.Tensor]:
         features = self._features(_Source(x, self.device, 0))

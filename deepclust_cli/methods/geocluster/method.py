@@ -264,24 +264,14 @@ class GeoCluster(ClusteringMethod):
         return found.distances.cpu().numpy(), found.indices.cpu().numpy()
 
     # -- evaluation ----------------------------------------------------------------------------
-    def evaluate(
-        self,
-        split: Split,
-        context: Context,
-        reference: Optional[Split] = None,
-        *,
-        split_name: str = "all",
-        class_names: Any = None,
-        out_of_sample: bool = False,
-    ) -> dict[str, float]:
+    def _evaluate(self, split: Split, context: Context, reference: Optional[Split], out_of_sample: bool) -> tuple[None, dict[str, float]]:
         """Fresh uniform queries in the objects' box: exact-1NN accuracy of the tree (end to end and
         after each level: the beam still holds a node with a nearest object), top-k recall, and
         queries per second of the tree and of exhaustive search on the same device. With
         ``out_of_sample``, ``split`` holds query points instead: the tree answers them and writes
-        what it found."""
-        self._require_fitted()
+        what it found. Clusters of objects have no labels to score, so nothing else is reported."""
         if out_of_sample:
-            return self._answer(self._check_input(self.prepare(split)), context)
+            return None, self._answer(self._check_input(self.prepare(split)), context)
         config, tree, kind = self.config, self.tree, self.family
         objects = tree.objects
         low, high = objects_box(objects, kind, config.query_margin)
@@ -324,7 +314,7 @@ class GeoCluster(ClusteringMethod):
             f"({metrics['speedup']:.1f}x), exact-1NN accuracy {metrics['nn_acc']:.4f}"
         )
         self._plot_partition(low, high, context)
-        return metrics
+        return None, metrics
 
     def _answer(self, points: torch.Tensor, context: Context) -> dict[str, float]:
         """The nearest object the tree finds for each of the user's query points."""

@@ -284,10 +284,6 @@ class LNSCC(ClusteringMethod):
         confidence, clusters = student_t_assignment(z, self.centers.detach()).max(dim=1)
         return Assignment(clusters, z, confidence)
 
-    def _predict_and_embed(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        assignment = self._assign(x)
-        return assignment.clusters, assignment.embedding
-
     def _predict(self, x: torch.Tensor) -> torch.Tensor:
         return self._assign(x).clusters
 
