@@ -31,6 +31,11 @@ def batches(n: int, batch_size: int, generator: torch.Generator, device: torch.d
     return list(torch.randperm(n, generator=generator).to(device).split(batch_size))
 
 
+def passes_for(min_batches: int, batches_per_pass: int) -> int:
+    """How many passes over the data an epoch makes so that it runs at least ``min_batches`` batches."""
+    return max(1, -(-min_batches // max(1, batches_per_pass)))
+
+
 def rng_state() -> dict[str, Any]:
     """Every global generator's state, as tensors and plain values (safe for ``weights_only``)."""
     version, mt_state, gauss = random.getstate()

@@ -5,12 +5,11 @@ CLI validates a config before any implementation loads."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, List, Optional
+from typing import Any, List
 
 from omegaconf import MISSING
 
 from deepclust_cli.errors import require, require_finite_fields
-
 
 AUTO = "auto"
 
@@ -59,10 +58,13 @@ class StageConfig:
     × ``lr_decay`` after ``patience`` epochs without a better validation loss; stop after
     ``epochs`` epochs, when the rate reaches ``min_lr``, or — with ``tolerance`` > 0 — when
     ``tolerance_epochs`` epochs in a row fail to improve the best validation loss by more than
-    ``tolerance``·|best| (converged)."""
+    ``tolerance``·|best| (converged). An epoch is one shuffled pass over the training rows, or as
+    many reshuffled passes as it takes to run ``min_batches`` batches: on small data a pass is a
+    batch or two, and ``patience`` and ``epochs`` would otherwise count almost no steps."""
 
     epochs: int = 30
     batch_size: int = 256
+    min_batches: int = 1
     lr: float = 1e-3
     weight_decay: float = 0.0
     lr_decay: float = 0.1
@@ -75,6 +77,7 @@ class StageConfig:
         require_finite_fields(self)
         require(self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}")
         require(self.batch_size >= 2, f"batch_size must be >= 2, got {self.batch_size}")
+        require(self.min_batches >= 1, f"min_batches must be >= 1, got {self.min_batches}")
         require(self.lr > 0, f"lr must be > 0, got {self.lr}")
         require(self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}")
         require(0 < self.lr_decay < 1, f"lr_decay must be in (0, 1), got {self.lr_decay}")

@@ -16,7 +16,7 @@ import torch
 from deepclust_cli.engine.context import Context
 from deepclust_cli.engine.loop import Loop, Pass
 from deepclust_cli.engine.optim import Optimizer, PlateauSchedule
-from deepclust_cli.engine.seeds import batches, epoch_generator
+from deepclust_cli.engine.seeds import batches, epoch_generator, passes_for
 from deepclust_cli.methods.config import StageConfig
 
 
@@ -110,18 +110,21 @@ def run_minibatch_stage(
     seed: int,
     rows_per_batch: Optional[int] = None,
 ) -> None:
-    """The plain epoch (autoencoders, Siamese nets): shuffled minibatches of the ``train`` rows,
-    ``loss_of(rows)`` (a mean over ``rows``) per batch, the mean loss over the ``valid`` rows as
+    """The plain epoch (autoencoders, Siamese nets): shuffled minibatches of the ``train`` rows
+    (reshuffled passes until ``min_batches`` batches ran), ``loss_of(rows)`` (a mean over ``rows``) per batch, the mean loss over the ``valid`` rows as
     validation loss. Across data-parallel ranks each takes its shard of every batch, its loss
     weighted by the shard's share of the batch; validation runs whole on every rank."""
     size = rows_per_batch or stage.config.batch_size
     context = stage.context
     device, world = train.device, context.world
 
+    passes = passes_for(stage.config.min_batches, -(-len(train) // size))
+
     def train_epoch(epoch: int) -> float:
         net.train()
         total, count = torch.zeros((), device=device), 0
-        for rows in context.limit_batches(batches(len(train), size, epoch_generator(seed, stage.name, epoch), device)):
+        epoch_batches = [rows for p in range(passes) for rows in batches(len(train), size, epoch_generator(seed, stage.name, epoch, p), device)]
+        for rows in context.limit_batches(epoch_batches):
             shard = world.shard(rows)
             loss = loss_of(train[shard]) * (len(shard) / len(rows)) if len(shard) else None
             stage.optimizer.step(loss)

@@ -7,7 +7,7 @@ import torch
 from deepclust_cli.engine.context import Context
 from deepclust_cli.errors import ConfigError
 from deepclust_cli.methods.config import StageConfig
-from deepclust_cli.methods.stage import Stage, validation_split
+from deepclust_cli.methods.stage import Stage, run_minibatch_stage, validation_split
 
 
 class Recorder(Context):
@@ -90,3 +90,27 @@ def test_stage_settings_are_validated():
         StageConfig(tolerance_epochs=0)
     with pytest.raises(ConfigError, match="weight_decay must be >= 0"):
         StageConfig(weight_decay=-1)
+    with pytest.raises(ConfigError, match="min_batches must be >= 1"):
+        StageConfig(min_batches=0)
+
+
+@pytest.mark.parametrize("min_batches, passes", [(1, 1), (2, 1), (5, 3), (6, 3)])
+def test_an_epoch_repeats_reshuffled_passes_until_min_batches_ran(min_batches, passes):
+    """20 rows in batches of 10 are 2 batches a pass: an epoch makes ceil(min_batches / 2) passes,
+    each row once per pass, in a fresh order each pass."""
+    rows = torch.arange(20, dtype=torch.float32).unsqueeze(1)
+    net = torch.nn.Linear(1, 1)
+    seen = []
+
+    def loss_of(batch):
+        seen.append(batch[:, 0].long().tolist())
+        return net(batch).square().mean()
+
+    config = StageConfig(epochs=1, batch_size=10, min_batches=min_batches, patience=100)
+    stage = Stage("demo", net.parameters(), config, Context(show_progress=False))
+    run_minibatch_stage(stage, net, torch.arange(20), torch.arange(2), lambda index: loss_of(rows[index]), lambda: None, seed=0)
+    training = seen[: 2 * passes]  # then the validation batch
+    assert len(seen) == 2 * passes + 1
+    orders = [sum(training[2 * p : 2 * p + 2], []) for p in range(passes)]
+    assert all(sorted(order) == list(range(20)) for order in orders)
+    assert len({tuple(order) for order in orders}) == passes

@@ -43,7 +43,6 @@ from deepclust_cli.methods.lnscc.network import ResidualMLP
 from deepclust_cli.methods.lnscc.projection import PrincipalProjection
 from deepclust_cli.methods.stage import Stage, validation_split
 from deepclust_cli.nets.autoencoder import Autoencoder
-from deepclust_cli.nets.backbones import pretrained_features
 from deepclust_cli.nets.mlp import apply_in_batches
 from deepclust_cli.ops.kmeans import kmeans
 from deepclust_cli.ops.neighbors import knn
@@ -154,6 +153,8 @@ class LNSCC(ClusteringMethod):
         images = split.images(num_workers)
         if images.ndim != 4:
             raise DataError("lnscc: features.source=backbone needs an image dataset (N×C×H×W)")
+        from deepclust_cli.nets.backbones import pretrained_features  # torchvision: 3-4 s to import, only for this source
+
         features = self.config.features
         return pretrained_features(images, features.backbone, Path(features.weights), features.image_size, features.mean, features.std, self.device)
 

@@ -48,6 +48,7 @@ class SpectralStage(StageConfig):
     hidden: List[int] = field(default_factory=lambda: [128, 128])
     epochs: int = 40
     batch_size: int = 1024
+    min_batches: int = 8  # 2,000 points are two batches a pass: too few steps for patience and epochs
     min_lr: float = 1e-8
     orthonorm: str = "qr"  # qr, or cholesky (the older variant)
     orthonorm_gradient: bool = True  # differentiate through W from the orthogonalization batch

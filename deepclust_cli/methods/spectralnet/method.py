@@ -25,7 +25,7 @@ from torch import nn
 from deepclust_cli import plots
 from deepclust_cli.engine.context import Context
 from deepclust_cli.engine.distributed import SINGLE, World
-from deepclust_cli.engine.seeds import epoch_generator
+from deepclust_cli.engine.seeds import epoch_generator, passes_for
 from deepclust_cli.errors import DataError
 from deepclust_cli.methods.autoencoder import pretrain_autoencoder
 from deepclust_cli.methods.base import ClusteringMethod, EvalSet
@@ -207,13 +207,18 @@ class SpectralNet(ClusteringMethod):
                 return chunks
             return [torch.cat([seeds, neighbor_table[seeds].reshape(-1)]) for seeds in chunks]
 
+        def shuffled(epoch: int, stream: int) -> torch.Tensor:
+            return torch.randperm(len(train), generator=epoch_generator(self.config.seed, "spectral", epoch, stream)).to(self.device)
+
+        passes = passes_for(config.min_batches, len(batch_rows(torch.arange(len(train)))))
+
         def train_epoch(epoch: int) -> dict[str, float]:
             nonlocal deficient
-            grad_order = torch.randperm(len(train), generator=epoch_generator(self.config.seed, "spectral", epoch, 0)).to(self.device)
-            orth_order = torch.randperm(len(train), generator=epoch_generator(self.config.seed, "spectral", epoch, 1)).to(self.device)
+            # Pass p shuffles with streams 2p (gradient batches) and 2p + 1 (orthonormalization batches).
+            pairs = [pair for p in range(passes) for pair in zip(batch_rows(shuffled(epoch, 2 * p)), batch_rows(shuffled(epoch, 2 * p + 1)))]
             totals: dict[str, torch.Tensor] = {}
             count = 0
-            for grad_rows, orth_rows in context.limit_batches(list(zip(batch_rows(grad_order), batch_rows(orth_order)))):
+            for grad_rows, orth_rows in context.limit_batches(pairs):
                 net.eval()
                 with torch.set_grad_enabled(config.orthonorm_gradient), context.autocast():
                     # Each rank runs its shard; the orthonormalization sees the whole batch.

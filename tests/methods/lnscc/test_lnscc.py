@@ -114,7 +114,7 @@ def test_library_fit_predicts_seen_and_unseen_points():
     assert acc(y, labels) > 0.95
     unseen, unseen_labels = blobs(100, 1)
     assert acc(unseen_labels, model.predict(unseen)) > 0.95
-    assert model.transform(unseen).shape == (100, 2)
+    assert model.transform(unseen).shape == (100, 10)  # the default embedding_dim
 
 
 def test_pca_features_travel_with_a_saved_model(tmp_path):

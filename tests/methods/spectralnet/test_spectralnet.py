@@ -213,3 +213,24 @@ def test_config_errors():
         SpectralNet(n_clusters=2, scale="median")
     with pytest.raises(ConfigError, match="spectralnet.spectral.epochs"):
         SpectralNet(n_clusters=2, spectral={"epochs": "many"})
+
+
+class StepCounter(Context):
+    def __init__(self):
+        super().__init__(show_progress=False)
+        self.steps_by_loop = {}
+
+    def count_step(self, name, loss, batch_loss=None):
+        self.steps_by_loop[name] = self.steps_by_loop.get(name, 0) + 1
+        super().count_step(name, loss, batch_loss)
+
+
+@pytest.mark.parametrize("min_batches, steps_per_epoch", [(1, 2), (8, 8), (9, 10)])
+def test_spectral_epochs_run_at_least_min_batches(moons, min_batches, steps_per_epoch):
+    """4,000 points less a tenth held out are two batches of 2,048 a pass (the second 1,552):
+    min_batches repeats reshuffled passes, so small data gets the steps patience and epochs count on."""
+    train, _ = moons
+    counter = StepCounter()
+    spectral = {**TINY, "batch_size": 2048, "epochs": 2, "min_batches": min_batches, "patience": 100}
+    SpectralNet(n_clusters=2, seed=0, spectral=spectral, **GRAPH).fit(train.x, context=counter)
+    assert counter.steps_by_loop == {"spectral": 2 * steps_per_epoch}
