@@ -37,7 +37,7 @@ import deepclust_cli.data  # noqa: F401  (registers the datasets' schemas)
 import deepclust_cli.methods  # noqa: F401  (registers the methods' schemas)
 from deepclust_cli.config import to_settings
 from deepclust_cli.engine.memory import reuse_freed_memory
-from deepclust_cli.errors import CheckpointError, ConfigError, DeepclustError, Interrupted
+from deepclust_cli.errors import CheckpointError, ConfigError, DeepclustError, Interrupted, SessionBusy
 from deepclust_cli.registry import unknown_name_message
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -56,11 +56,15 @@ FOLDER_NAME_LIMIT = 120  # longer names are cut and end with a digest of the who
 
 
 def folder_name(text: str) -> str:
-    """``text`` as one folder name: separators and unusual characters become ``_``; a name over
-    FOLDER_NAME_LIMIT characters is cut and given a digest of ``text``, so distinct texts stay distinct."""
+    """``text`` as one folder name: separators and unusual characters become ``_``, a name over
+    FOLDER_NAME_LIMIT characters is cut, and either change adds a digest of ``text``, so distinct
+    texts never share a folder."""
+    if not text:
+        return "default"
     name = re.sub(r"[^A-Za-z0-9=,.+_@-]+", "_", text).strip("._") or "default"
-    if len(name) <= FOLDER_NAME_LIMIT:
+    if name == text and len(name) <= FOLDER_NAME_LIMIT:
         return name
+    # Cleaned or cut, two texts could meet in one name (a/s.csv and a_s.csv): the digest keeps them apart.
     digest = hashlib.sha256(text.encode()).hexdigest()[:10]
     return f"{name[: FOLDER_NAME_LIMIT - 11]}-{digest}"
 
@@ -176,6 +180,8 @@ def run_cli(argv: list[str]) -> int:
             args = [*args, f"hydra.sweep.dir={quote('${output_dir}/multirun/' + sweep_folder(overrides))}"]
         if is_sweep(args):
             args = [*args, f"hydra.callbacks.sweep_summary.report={quote(str(outcome.report))}"]
+            for note in repeated_sweep_values(overrides):
+                print(f"deepclust: {note}", file=sys.stderr)
 
         def task(cfg: DictConfig) -> Optional[dict[str, float]]:
             return run_job(cfg, outcome)
@@ -210,6 +216,11 @@ def run_job(cfg: DictConfig, outcome: Outcome) -> Optional[dict[str, float]]:
         return None
     try:
         if sweep:
+            foreign = foreign_job(directory, task_overrides)
+            if foreign is not None:
+                outcome.errors.append(foreign)
+                print(f"deepclust: {foreign}", file=sys.stderr)
+                return None
             finished = finished_metrics(directory)
             if finished is not None:
                 print(f"deepclust: job {directory.name} finished in an earlier run of this sweep; kept", file=sys.stderr)
@@ -238,6 +249,11 @@ def run_job(cfg: DictConfig, outcome: Outcome) -> Optional[dict[str, float]]:
             )
         outcome.stop = stop
         return None
+    except SessionBusy as busy:
+        outcome.errors.append(busy)
+        if sweep:  # the other process owns the folder: nothing is recorded in it
+            print(f"deepclust: job {directory.name} is being run by {busy.holder}; not retrained here", file=sys.stderr)
+        return None
     except DeepclustError as error:
         outcome.errors.append(error)
         if sweep:
@@ -262,6 +278,44 @@ def remove_empty_folders(directory: Path, stop_at: Path) -> None:
 def job_gpus(gpus: list[int], job_number: int) -> list[int]:
     """The GPU of job ``job_number`` when jobs run side by side: ``gpus`` taken round-robin."""
     return [gpus[job_number % len(gpus)]] if gpus else []
+
+
+def foreign_job(directory: Path, task_overrides: list[str]) -> Optional[DeepclustError]:
+    """An error when the job folder ``directory`` records other overrides than this job's (a
+    folder is a job's only if its overrides.yaml says so), else None. Keys that do not name the
+    experiment (output_dir, resume, …: Hydra's override_dirname.exclude_keys) are left out."""
+    try:
+        recorded = yaml.safe_load((directory / "overrides.yaml").read_text())
+    except (OSError, yaml.YAMLError):
+        return None
+    excluded = set(HydraConfig.get().job.config.override_dirname.exclude_keys) | {"test_only", "predict", "restart"}
+
+    def experiment(overrides: Any) -> set[str]:
+        return {o for o in (overrides or []) if isinstance(o, str) and o.split("=", 1)[0].lstrip("+~") not in excluded}
+
+    if experiment(recorded) == experiment(task_overrides):
+        return None
+    return DeepclustError(
+        f"job folder {directory} holds another job ({' '.join(sorted(experiment(recorded)))}); "
+        "move it away, or give this sweep its own folder with name=<sweep name>"
+    )
+
+
+def repeated_sweep_values(overrides: list[Override]) -> list[str]:
+    """A note for every sweep override that lists a value twice (``seed=0,0``): Hydra runs such a
+    job once, in one folder."""
+    notes = []
+    for override in overrides:
+        if not override.is_sweep_override():
+            continue
+        try:
+            values = list(override.sweep_string_iterator())
+        except (HydraException, TypeError, ValueError):
+            continue
+        repeated = sorted({v for v in values if values.count(v) > 1})
+        for value in repeated:
+            notes.append(f"{override.input_line} lists {value} {values.count(value)} times; that job runs once".replace(" 2 times;", " twice;"))
+    return notes
 
 
 def finished_metrics(directory: Path) -> Optional[dict[str, float]]:
@@ -385,6 +439,7 @@ def resume_args(args: list[str], overrides: list[Override], checkpoint: Path, sc
     continues in the checkpoint's session folder unless ``restart=true``.
     """
     from deepclust_cli.engine.checkpoint import load_checkpoint, session_dir_of  # torch: a resumed run needs it anyway
+    from deepclust_cli.engine.lock import holder_of
 
     payload = load_checkpoint(checkpoint, mmap=True)
     stored = payload.get("config")
@@ -409,9 +464,14 @@ def resume_args(args: list[str], overrides: list[Override], checkpoint: Path, sc
     }
     (scratch / "resumed.yaml").write_text(yaml.safe_dump(primary, sort_keys=False))
     extra = ["--config-dir", str(scratch), "--config-name", "resumed"]
-    if not predicting and last_value(overrides, "restart") is not True:
-        extra.append(f"hydra.run.dir={quote(str(session_dir_of(checkpoint)))}")
-    return [*args, *extra]
+    session = session_dir_of(checkpoint)
+    if session is None or predicting or last_value(overrides, "restart") is True:
+        return [*args, *extra]  # a new session folder under output_dir
+    holder = holder_of(session)
+    if holder is not None and last_value(overrides, "test_only") is True:
+        print(f"deepclust: session {session} is in use by {holder}; evaluating into a new session folder", file=sys.stderr)
+        return [*args, *extra]
+    return [*args, *extra, f"hydra.run.dir={quote(str(session))}"]
 
 
 def hydra_error_line(error: Exception) -> str:

@@ -55,3 +55,14 @@ class Interrupted(DeepclustError):
 
     def __reduce__(self) -> tuple:
         return (type(self), (str(self), self.signal_number, self.checkpoint))
+
+
+class SessionBusy(DeepclustError):
+    """Another live process writes in the session folder (it holds the folder's lock)."""
+
+    def __init__(self, message: str, holder: str) -> None:
+        super().__init__(message)
+        self.holder = holder
+
+    def __reduce__(self) -> tuple:
+        return (type(self), (str(self), self.holder))

@@ -23,7 +23,7 @@ import pickle
 import subprocess
 import zipfile
 from pathlib import Path
-from typing import Any, Protocol, Union
+from typing import Any, Optional, Protocol, Union
 
 import torch
 
@@ -124,6 +124,10 @@ def _verify_checksums(path: Path) -> None:
         raise CheckpointError(f"{path}: corrupt checkpoint: record {damaged} fails its CRC-32 check")
 
 
-def session_dir_of(checkpoint_path: Union[str, Path]) -> Path:
-    """The session folder a checkpoint lives in: ``<session>/checkpoints/<file>.ckpt``."""
-    return Path(checkpoint_path).resolve().parent.parent
+def session_dir_of(checkpoint_path: Union[str, Path]) -> Optional[Path]:
+    """The session folder a checkpoint lives in — ``<session>/checkpoints/<file>.ckpt`` with the
+    session's ``run.json`` beside ``checkpoints/`` — or None for a checkpoint anywhere else (a copy
+    in ~/Downloads must not make ~ a session folder)."""
+    path = Path(checkpoint_path).resolve()
+    session = path.parent.parent
+    return session if path.parent.name == "checkpoints" and (session / "run.json").is_file() else None

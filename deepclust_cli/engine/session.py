@@ -40,6 +40,7 @@ from deepclust_cli.engine.context import Context
 from deepclust_cli.engine.device import set_deterministic
 from deepclust_cli.engine.distributed import SINGLE, World
 from deepclust_cli.engine.interrupt import StopRequests
+from deepclust_cli.engine.lock import SessionLock
 from deepclust_cli.engine.seeds import restore_rng_state, rng_state, seed_everything
 from deepclust_cli.errors import CheckpointError, DeepclustError, Interrupted
 
@@ -77,12 +78,20 @@ class Session(Context):
         self.last_checkpoint: Optional[Path] = None  # the newest checkpoint this run can continue from
         self._writer: Optional["SummaryWriter"] = None
         self._purge_step: Optional[int] = None
-        for sub in ("checkpoints", "plots", "tb"):
-            (self.directory / sub).mkdir(parents=True, exist_ok=True)
-        self._handlers = self._attach_log_handlers()
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.lock = SessionLock(self.directory)
+        self.lock.acquire()  # before anything is written: a second writer changes nothing
+        self._handlers: list[logging.Handler] = []
+        try:
+            for sub in ("checkpoints", "plots", "tb"):
+                (self.directory / sub).mkdir(exist_ok=True)
+            self._handlers = self._attach_log_handlers()
+        except BaseException:
+            self.lock.release()
+            raise
         try:
             for partial in sorted((self.directory / "checkpoints").glob(".*.tmp")):
-                partial.unlink()  # a write cut short by a kill; the file it was replacing is intact
+                partial.unlink()  # the lock's holder: a write cut short by a kill; the file it was replacing is intact
                 self.log(f"removed {partial.name}, a checkpoint write interrupted by an earlier kill")
             if not self.test_only:
                 atomic_write_text(self.directory / "config.yaml", yaml.safe_dump(config, sort_keys=False))
@@ -212,8 +221,10 @@ class Session(Context):
         for handler in self._handlers:
             self.logger.removeHandler(handler)
             handler.close()
-        self.logger.setLevel(self._logger_settings[0])
-        self.logger.propagate = self._logger_settings[1]
+        if self._handlers:
+            self.logger.setLevel(self._logger_settings[0])
+            self.logger.propagate = self._logger_settings[1]
+        self.lock.release()  # last: nothing of this run writes in the folder after it
 
     def _write_run_info(self, status: str, error: Optional[str] = None) -> None:
         info = {

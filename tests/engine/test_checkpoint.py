@@ -1,6 +1,5 @@
 import os
 import pickle
-from pathlib import Path
 
 import pytest
 import torch
@@ -85,8 +84,13 @@ def test_missing_checkpoint(tmp_path):
         load_checkpoint(tmp_path / "nope.ckpt")
 
 
-def test_session_dir_of():
-    assert session_dir_of("/x/run/checkpoints/last.ckpt") == Path("/x/run")
+def test_session_dir_of_is_the_session_only_for_a_checkpoint_inside_one(tmp_path):
+    session = tmp_path / "run"
+    (session / "checkpoints").mkdir(parents=True)
+    assert session_dir_of(session / "checkpoints" / "last.ckpt") is None  # no run.json: not a session
+    (session / "run.json").write_text("{}")
+    assert session_dir_of(session / "checkpoints" / "last.ckpt") == session
+    assert session_dir_of(session / "model.ckpt") is None  # not in checkpoints/: its grandparent is no session
 
 
 def test_atomic_write_text_replaces(tmp_path):

@@ -1,0 +1,78 @@
+"""One writer per session folder: an exclusive ``fcntl.flock`` on ``<session>/.lock``.
+
+A writing run holds the lock from before it touches the folder until it closes; a second writer
+(a resume of the same checkpoint, a sweep started twice) fails at once with the holder's process
+id and host, which the lock file records. The operating system releases the lock when its holder
+exits, however it exits (kill -9 included), so a stale lock never blocks a rerun.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import socket
+import time
+from pathlib import Path
+from typing import IO, Optional
+
+from deepclust_cli.errors import SessionBusy
+
+LOCK_NAME = ".lock"
+ATTEMPTS, RETRY_SECONDS = 5, 0.05
+
+
+class SessionLock:
+    """The lock of the session folder ``directory`` (which must exist)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.path = Path(directory) / LOCK_NAME
+        self._handle: Optional[IO[str]] = None
+
+    def acquire(self) -> None:
+        """Take the lock, or raise :class:`SessionBusy` naming its holder; a refused attempt
+        changes no file (the lock file exists already whenever another process holds it)."""
+        handle = open(self.path, "a+", encoding="utf-8")
+        for attempt in range(ATTEMPTS):
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if attempt < ATTEMPTS - 1:
+                    time.sleep(RETRY_SECONDS)  # a holder_of probe holds a shared lock for microseconds
+        else:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            handle.close()
+            raise SessionBusy(
+                f"session {self.path.parent} is in use by {holder}; wait for it to finish, "
+                "or run in a new session folder (restart=true)",
+                holder,
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"process {os.getpid()} on {socket.gethostname()}\n")
+        handle.flush()
+        self._handle = handle
+
+    def release(self) -> None:
+        if self._handle is not None:
+            fcntl.flock(self._handle, fcntl.LOCK_UN)
+            self._handle.close()
+            self._handle = None
+
+
+def holder_of(directory: Path) -> Optional[str]:
+    """Who holds ``directory``'s lock now (``"process <pid> on <host>"``), or None when nobody
+    does — without creating anything: a folder without a lock file is free."""
+    path = Path(directory) / LOCK_NAME
+    try:
+        handle = open(path, encoding="utf-8")
+    except OSError:
+        return None
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return handle.read().strip() or "another process"
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        return None
