@@ -15,6 +15,7 @@ import hashlib
 import json
 import os
 import re
+import signal
 import sys
 import tempfile
 from dataclasses import dataclass, field
@@ -36,6 +37,7 @@ from omegaconf.errors import OmegaConfBaseException
 import deepclust_cli.data  # noqa: F401  (registers the datasets' schemas)
 import deepclust_cli.methods  # noqa: F401  (registers the methods' schemas)
 from deepclust_cli.config import to_settings
+from deepclust_cli.engine.interrupt import StopRequests
 from deepclust_cli.engine.memory import reuse_freed_memory
 from deepclust_cli.errors import CheckpointError, ConfigError, DeepclustError, Interrupted, SessionBusy
 from deepclust_cli.registry import unknown_name_message
@@ -186,6 +188,12 @@ def run_cli(argv: list[str]) -> int:
         def task(cfg: DictConfig) -> Optional[dict[str, float]]:
             return run_job(cfg, outcome)
 
+        # A sweep keeps its own handlers between (and, with the joblib launcher, around) its jobs: a
+        # signal stops the running jobs at their next checkpoint and the jobs not started wait.
+        sweep_stop = SweepStop(outcome.report.with_name("stop")) if is_sweep(args) else None
+        if sweep_stop is not None:
+            sweep_stop.requests.install()
+
         # Hydra would print its own multi-line report and exit; we want the exception, to print one line.
         os.environ["HYDRA_FULL_ERROR"] = "1"
         saved_argv = sys.argv
@@ -195,7 +203,17 @@ def run_cli(argv: list[str]) -> int:
         finally:
             sys.argv = saved_argv
             GlobalHydra.instance().clear()
+            if sweep_stop is not None:
+                sweep_stop.requests.restore()
         not_completed = outcome.not_completed()
+        if sweep_stop is not None and outcome.stop is None and sweep_stop.requests.signal_number is not None:
+            number = sweep_stop.requests.signal_number
+            outcome.stop = Interrupted(
+                f"sweep stopped by {signal.Signals(number).name}; the jobs that finished are in the summary, the others "
+                "continue from their checkpoints when you run the same deepclust -m command again",
+                number,
+                "",
+            )
     if outcome.stop is not None:
         raise outcome.stop
     if len(outcome.errors) == 1 and not not_completed:
@@ -210,7 +228,8 @@ def run_job(cfg: DictConfig, outcome: Outcome) -> Optional[dict[str, float]]:
     directory = Path(hydra_cfg.runtime.output_dir)
     task_overrides = list(hydra_cfg.overrides.task)
     sweep = hydra_cfg.mode == RunMode.MULTIRUN
-    if outcome.stop is not None:  # a signal stopped an earlier job: the rest of the sweep waits for its rerun
+    marker = Path(str(OmegaConf.select(hydra_cfg, "callbacks.sweep_summary.report") or "")).with_name("stop") if sweep else None
+    if outcome.stop is not None or (marker is not None and marker.is_file()):  # a signal stopped the sweep: the rest waits for its rerun
         if directory.is_dir() and not any(directory.iterdir()):
             directory.rmdir()
         return None
@@ -316,6 +335,41 @@ def repeated_sweep_values(overrides: list[Override]) -> list[str]:
         for value in repeated:
             notes.append(f"{override.input_line} lists {value} {values.count(value)} times; that job runs once".replace(" 2 times;", " twice;"))
     return notes
+
+
+class SweepStop:
+    """A sweep's SIGINT/SIGTERM handling in the process that launched it: the signal is recorded,
+    a marker file tells jobs not yet started (in this process or a joblib worker) to wait, and the
+    joblib launcher's worker processes get the signal too, so that their running jobs checkpoint
+    and stop instead of training on as orphans."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+        self.requests = StopRequests(announce="the running jobs checkpoint and stop; the rest of the sweep waits for a rerun", on_signal=self._stop)
+
+    def _stop(self, number: int) -> None:
+        self.marker.write_text(f"{number}\n")
+        if number != signal.SIGTERM:
+            return  # Ctrl-C reaches the workers itself (the terminal signals the whole process group)
+        for pid in joblib_workers():
+            try:
+                os.kill(pid, number)
+            except ProcessLookupError:
+                pass
+
+
+def joblib_workers() -> list[int]:
+    """The process ids of this process's loky workers (Linux: from /proc; elsewhere none are found)."""
+    workers = []
+    for children in Path("/proc/self/task").glob("*/children"):
+        for pid in children.read_text().split():
+            try:
+                command = Path(f"/proc/{pid}/cmdline").read_bytes()
+            except OSError:
+                continue
+            if b"popen_loky" in command:
+                workers.append(int(pid))
+    return workers
 
 
 def finished_metrics(directory: Path) -> Optional[dict[str, float]]:

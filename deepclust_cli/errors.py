@@ -47,14 +47,15 @@ class TrainingDiverged(DeepclustError):
 class Interrupted(DeepclustError):
     """SIGINT or SIGTERM stopped the run after it saved a checkpoint; the message says how to resume."""
 
-    def __init__(self, message: str, signal_number: int, checkpoint: str) -> None:
+    def __init__(self, message: str, signal_number: int, checkpoint: str, completed: bool = False) -> None:
         super().__init__(message)
         self.signal_number = signal_number
         self.checkpoint = checkpoint
+        self.completed = completed  # the signal came after the run's last step: nothing to resume
         self.exit_code = 128 + signal_number  # the shell's convention for a run ended by a signal
 
     def __reduce__(self) -> tuple:
-        return (type(self), (str(self), self.signal_number, self.checkpoint))
+        return (type(self), (str(self), self.signal_number, self.checkpoint, self.completed))
 
 
 class SessionBusy(DeepclustError):

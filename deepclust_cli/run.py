@@ -7,6 +7,7 @@ fit (or resume, or nothing for --test-only) → evaluate → metrics.json, plots
 from __future__ import annotations
 
 import dataclasses
+import signal
 from pathlib import Path
 from typing import Any, Union
 
@@ -15,13 +16,13 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
 from deepclust_cli.config import RunConfig, to_settings
-from deepclust_cli.data.config import SplitMode
 from deepclust_cli.data.base import Dataset, Split, Standardization, load_dataset
+from deepclust_cli.data.config import SplitMode
 from deepclust_cli.engine import distributed
 from deepclust_cli.engine.checkpoint import load_checkpoint
 from deepclust_cli.engine.device import select_device
 from deepclust_cli.engine.session import Replica, Session
-from deepclust_cli.errors import CheckpointError, ConfigError, DataError
+from deepclust_cli.errors import CheckpointError, ConfigError, DataError, Interrupted
 from deepclust_cli.methods import METHODS
 from deepclust_cli.methods.config import ClusteringConfig, MethodConfig
 
@@ -89,6 +90,9 @@ def run_rank(
         progress: dict[str, Any] = {}
         if settings.resume:
             progress = context.resume(Path(settings.resume), method)
+            if progress.get("done") and not settings.test_only:
+                refuse_other_data(settings, config, context)
+        context.open()  # a resume writes in its session only now that the checkpoint loaded and fits
         if settings.test_only:
             if not method.fitted:
                 raise CheckpointError(
@@ -107,6 +111,14 @@ def run_rank(
         split_name = "all" if eval_split is fit_split else "test"
         metrics = method.evaluate(eval_split, context, reference=fit_split, split_name=split_name, class_names=data.class_names)
         context.finish(metrics)
+    late = context.stop_requests.signal_number if context.stop_requests is not None else None
+    if late is not None:  # it came after the last checkpoint: the run finished, but the signal is not swallowed
+        raise Interrupted(
+            f"{signal.Signals(late).name} arrived during the final evaluation; the run completed first (metrics in {directory})",
+            late,
+            str(directory / "checkpoints" / "last.ckpt"),
+            completed=True,
+        )
     return metrics
 
 
@@ -117,11 +129,23 @@ def predict(settings: RunConfig, data: Dataset, context: Union[Session, Replica]
     context.log(f"dataset {data.name}: {len(samples)} samples to assign, {'with' if samples.y is not None else 'without'} labels")
     method = METHODS.get(settings.method.name).from_config(settings.method, device=device)
     context.resume(Path(settings.resume), method)
+    context.open()
     if not method.fitted:
         raise CheckpointError(f"{settings.resume}: training had not finished when it was saved; continue it first with --resume {settings.resume}")
     metrics = method.evaluate(samples, context, split_name="all", class_names=data.class_names, out_of_sample=True)
     context.finish(metrics)
     return metrics
+
+
+def refuse_other_data(settings: RunConfig, config: dict[str, Any], context: Union[Session, Replica]) -> None:
+    """A finished run resumed with other data would score it over the original metrics.json."""
+    trained_on = context.resumed_config.get("dataset")
+    if trained_on is not None and trained_on != config.get("dataset"):
+        changed = sorted(key for key in set(trained_on) | set(config["dataset"]) if trained_on.get(key) != config["dataset"].get(key))
+        raise CheckpointError(
+            f"{settings.resume}: training had finished on other data (dataset.{', dataset.'.join(changed)} differ); "
+            "to score the model on this data use --test-only (metrics_test.json) or --predict (a new session)"
+        )
 
 
 def standardized(settings: RunConfig, fit_split: Split, eval_split: Split, context: Union[Session, Replica]) -> tuple[Split, Split]:

@@ -48,6 +48,7 @@ class Context:
         self.stop_requests: Optional[StopRequests] = None  # a session's SIGINT/SIGTERM handlers
         self.show_progress = show_progress
         self.resumed_progress: Optional[dict[str, Any]] = None  # set when continuing from a checkpoint
+        self.resumed_config: dict[str, Any] = {}  # the resolved config the checkpoint was trained with
         self.step = 0  # optimizer steps of the run so far, over all its loops: TensorBoard's x axis
         self.plot_settings = PlotsConfig()  # a session takes the run's plots.*
         self.data_state: Optional[dict[str, Any]] = None  # how the run transformed its data (dataset.standardize), kept in checkpoints

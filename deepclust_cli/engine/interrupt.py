@@ -13,7 +13,7 @@ import signal
 import sys
 import threading
 from types import FrameType
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 HANDLED = (signal.SIGINT, signal.SIGTERM)
 
@@ -22,9 +22,11 @@ class StopRequests:
     """Handlers for SIGINT and SIGTERM, installed from ``install()`` to ``restore()``; the first
     signal received is kept in ``signal_number``."""
 
-    def __init__(self, quiet: bool = False) -> None:
+    def __init__(self, quiet: bool = False, announce: Optional[str] = None, on_signal: Optional[Callable[[int], None]] = None) -> None:
         self.signal_number: Optional[int] = None
         self.quiet = quiet  # data-parallel ranks other than 0 leave the announcement to rank 0
+        self.announce = announce or "saving a checkpoint at the next epoch end, then stopping"
+        self.on_signal = on_signal  # e.g. a sweep's: pass the signal on to its worker processes
         self._previous: dict[int, Any] = {}
 
     def install(self) -> None:
@@ -42,10 +44,12 @@ class StopRequests:
         if self.signal_number is not None and number == signal.SIGINT:
             raise KeyboardInterrupt
         self.signal_number = number
+        if self.on_signal is not None:
+            self.on_signal(number)
         if self.quiet:
             return
         print(
-            f"deepclust: {signal.Signals(number).name} received: saving a checkpoint at the next epoch end, then stopping"
+            f"deepclust: {signal.Signals(number).name} received: {self.announce}"
             + (" (Ctrl-C again stops at once)" if number == signal.SIGINT else ""),
             file=sys.stderr,
             flush=True,

@@ -19,6 +19,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import logging
+import logging.handlers
 import math
 import os
 import shlex
@@ -40,7 +41,7 @@ from deepclust_cli.engine.context import Context
 from deepclust_cli.engine.device import set_deterministic
 from deepclust_cli.engine.distributed import SINGLE, World
 from deepclust_cli.engine.interrupt import StopRequests
-from deepclust_cli.engine.lock import SessionLock
+from deepclust_cli.engine.lock import LOCK_NAME, SessionLock
 from deepclust_cli.engine.seeds import restore_rng_state, rng_state, seed_everything
 from deepclust_cli.errors import CheckpointError, DeepclustError, Interrupted
 
@@ -78,25 +79,17 @@ class Session(Context):
         self.last_checkpoint: Optional[Path] = None  # the newest checkpoint this run can continue from
         self._writer: Optional["SummaryWriter"] = None
         self._purge_step: Optional[int] = None
+        self._created = not self.directory.is_dir()
         self.directory.mkdir(parents=True, exist_ok=True)
         self.lock = SessionLock(self.directory)
         self.lock.acquire()  # before anything is written: a second writer changes nothing
+        self.opened = False
+        self._pending_info: dict[str, dict[str, Any]] = {}
         self._handlers: list[logging.Handler] = []
         try:
-            for sub in ("checkpoints", "plots", "tb"):
-                (self.directory / sub).mkdir(exist_ok=True)
             self._handlers = self._attach_log_handlers()
-        except BaseException:
-            self.lock.release()
-            raise
-        try:
-            for partial in sorted((self.directory / "checkpoints").glob(".*.tmp")):
-                partial.unlink()  # the lock's holder: a write cut short by a kill; the file it was replacing is intact
-                self.log(f"removed {partial.name}, a checkpoint write interrupted by an earlier kill")
-            if not self.test_only:
-                atomic_write_text(self.directory / "config.yaml", yaml.safe_dump(config, sort_keys=False))
-                atomic_write_text(self.directory / "overrides.yaml", yaml.safe_dump(overrides))
-            self._write_run_info("running")
+            if not settings.resume:
+                self.open()  # a resume opens once its checkpoint has loaded and fits (run_rank)
         except BaseException:
             self._close()  # a session that never opened leaves no handler behind on the logger
             raise
@@ -107,18 +100,47 @@ class Session(Context):
         self.log(f"session {self.directory}")
         self.log(f"device {device}, seed {settings.seed}, deepclust {deepclust_cli.__version__} ({git_sha() or 'no git'})")
 
-    # -- logging -----------------------------------------------------------------------------
-    def _attach_log_handlers(self) -> list[logging.Handler]:
+    def open(self) -> None:
+        """Start writing the folder: its subfolders, log.txt (with what was logged so far),
+        config.yaml, overrides.yaml, run.json "running" and any info file saved before. Until
+        then a session has written nothing but its lock, so a resume refused on loading its
+        checkpoint leaves the folder as it was."""
+        if self.opened:
+            return
+        for sub in ("checkpoints", "plots", "tb"):
+            (self.directory / sub).mkdir(exist_ok=True)
         file_handler = logging.FileHandler(self.directory / "log.txt", mode="a", encoding="utf-8")
         file_handler.setFormatter(logging.Formatter(LOG_FORMAT))
+        self._buffer.setTarget(file_handler)
+        self._buffer.flush()
+        self.logger.removeHandler(self._buffer)
+        self.logger.addHandler(file_handler)
+        self._handlers = [file_handler, *[h for h in self._handlers if h is not self._buffer]]
+        self.opened = True
+        for partial in sorted((self.directory / "checkpoints").glob(".*.tmp")):
+            partial.unlink()  # the lock's holder: a write cut short by a kill; the file it was replacing is intact
+            self.log(f"removed {partial.name}, a checkpoint write interrupted by an earlier kill")
+        if not self.test_only:
+            atomic_write_text(self.directory / "config.yaml", yaml.safe_dump(self.config, sort_keys=False))
+            atomic_write_text(self.directory / "overrides.yaml", yaml.safe_dump(self.overrides))
+        self._write_run_info("running")
+        for name, payload in self._pending_info.items():
+            self.save_info(name, payload)
+        self._pending_info = {}
+
+    # -- logging -----------------------------------------------------------------------------
+    def _attach_log_handlers(self) -> list[logging.Handler]:
+        """The console now; log.txt's lines wait in a buffer until :meth:`open`."""
+        self._buffer = logging.handlers.MemoryHandler(capacity=1_000_000, flushLevel=logging.CRITICAL + 1, flushOnClose=False)
+        self._buffer.setFormatter(logging.Formatter(LOG_FORMAT))
         console = logging.StreamHandler(sys.stdout)
         console.setFormatter(logging.Formatter("%(message)s"))
-        for handler in (file_handler, console):
+        for handler in (self._buffer, console):
             self.logger.addHandler(handler)
         self._logger_settings = (self.logger.level, self.logger.propagate)
         self.logger.setLevel(logging.INFO)
         self.logger.propagate = False  # the console handler already prints; the root logger must not again
-        return [file_handler, console]
+        return [self._buffer, console]
 
     @property
     def writer(self) -> "SummaryWriter":
@@ -137,6 +159,9 @@ class Session(Context):
         return self.directory / "plots" / f"{name}{suffix}.png"
 
     def save_info(self, name: str, payload: dict[str, Any]) -> None:
+        if not self.opened:
+            self._pending_info[name] = payload
+            return
         atomic_write_text(self.directory / name, json.dumps(payload, indent=2) + "\n")
 
     def predictions_dir(self) -> Path:
@@ -173,6 +198,7 @@ class Session(Context):
     def resume(self, path: Path, method: Checkpointable) -> dict[str, Any]:
         """Load ``path`` into ``method`` and restore the generators; returns the training progress."""
         payload = restore(path, method)
+        self.resumed_config = payload.get("config") or {}
         progress = dict(payload.get("progress", {}))
         self.resumed_progress = progress
         self.step = int(progress.get("step", 0))
@@ -210,7 +236,8 @@ class Session(Context):
         message = None
         if error is not None:
             message = str(error) if isinstance(error, DeepclustError) else f"{type(error).__name__}: {error}"
-        self._write_run_info(status, message)
+        if self.opened:  # a session refused before it opened records nothing
+            self._write_run_info(status, message)
         self._close()
 
     def _close(self) -> None:
@@ -224,6 +251,10 @@ class Session(Context):
         if self._handlers:
             self.logger.setLevel(self._logger_settings[0])
             self.logger.propagate = self._logger_settings[1]
+        if not self.opened and self._created:
+            (self.directory / LOCK_NAME).unlink(missing_ok=True)  # a folder this refused run made goes again
+            if not any(self.directory.iterdir()):
+                self.directory.rmdir()
         self.lock.release()  # last: nothing of this run writes in the folder after it
 
     def _write_run_info(self, status: str, error: Optional[str] = None) -> None:
@@ -263,6 +294,9 @@ class Replica(Context):
             path = self.world.broadcast_object(None)
             raise stopped(self.stop_requests.signal_number or signal.SIGTERM, progress, path)
 
+    def open(self) -> None:
+        pass
+
     def log(self, message: str) -> None:
         pass
 
@@ -273,7 +307,9 @@ class Replica(Context):
         return "rank 0 keeps the session's checkpoints"
 
     def resume(self, path: Path, method: Checkpointable) -> dict[str, Any]:
-        progress = dict(restore(path, method).get("progress", {}))
+        payload = restore(path, method)
+        self.resumed_config = payload.get("config") or {}
+        progress = dict(payload.get("progress", {}))
         self.resumed_progress = progress
         self.step = int(progress.get("step", 0))
         return progress
@@ -304,10 +340,31 @@ def restore(path: Path, method: Checkpointable) -> dict[str, Any]:
     stored = payload.get("method", {})
     if stored.get("name") != method.name:
         raise CheckpointError(f"{path}: holds method '{stored.get('name')}', not '{method.name}'")
-    method.load_state_dict(stored["state"])
+    try:
+        method.load_state_dict(stored["state"])
+    except (RuntimeError, KeyError, ValueError, TypeError, IndexError) as error:  # tensors of other shapes, missing parts
+        changed = [f"{key}={now!r} (trained with {then!r})" for key, now, then in _differences(method.params, stored.get("params", {}))]
+        cause = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise CheckpointError(
+            f"{path}: the checkpoint does not fit this config"
+            + (f": method.{', method.'.join(changed)}" if changed else f" ({cause})")
+            + "; resume with the checkpoint's settings, or train afresh without --resume"
+        ) from None
     if "rng" in payload:
         restore_rng_state(payload["rng"])
     return payload
+
+
+def _differences(now: dict[str, Any], then: dict[str, Any], prefix: str = "") -> list[tuple[str, Any, Any]]:
+    """``(dotted key, value now, value then)`` for every leaf where two nested dicts differ."""
+    found = []
+    for key in [*now, *[k for k in then if k not in now]]:
+        a, b = now.get(key), then.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            found += _differences(a, b, f"{prefix}{key}.")
+        elif a != b:
+            found.append((f"{prefix}{key}", a, b))
+    return found
 
 
 def _shown(value: float) -> str:

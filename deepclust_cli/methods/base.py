@@ -167,13 +167,13 @@ class ClusteringMethod:
         """Cluster labels in ``0..n_clusters-1`` for any samples, seen in ``fit`` or not (for
         GeoCluster, whose clusters are its tree's leaves, ``0..n_leaves_-1``)."""
         self._require_fitted()
-        return np.asarray(self._predict(self._check_input(x)).cpu().numpy(), dtype=np.int64)
+        return np.asarray(self._predict(self._check_fitted_input(x)).cpu().numpy(), dtype=np.int64)
 
     def transform(self, x: ArrayLike) -> np.ndarray:
         """The space ``predict`` assigns clusters in, for any samples: the method's embedding, or
         the input itself for methods that do not embed."""
         self._require_fitted()
-        return self._assign(self._check_input(x)).embedding.cpu().numpy()
+        return self._assign(self._check_fitted_input(x)).embedding.cpu().numpy()
 
     def fit_predict(self, x: ArrayLike, y: Optional[ArrayLike] = None, *, context: Optional[Context] = None) -> np.ndarray:
         return self.fit(x, y, context=context).predict(x)
@@ -208,7 +208,7 @@ class ClusteringMethod:
     ) -> tuple[Optional[Assignment], dict[str, Any]]:
         """The assignment :meth:`evaluate` reports on (None: nothing to report, e.g. a rank that
         only helped) and the method's own metrics beside the shared ones."""
-        return self._assign(self._check_input(self.prepare(split, context.trainer.num_workers))), {}
+        return self._assign(self._check_fitted_input(self.prepare(split, context.trainer.num_workers))), {}
 
     def _require_fitted(self) -> None:
         if not self.fitted:
@@ -292,6 +292,17 @@ class ClusteringMethod:
         bad = int((~torch.isfinite(tensor)).sum())
         if bad:
             raise DataError(f"{self.name}: the input holds {bad} NaN or inf values")
+        return tensor
+
+    def _check_fitted_input(self, x: ArrayLike) -> torch.Tensor:
+        """:meth:`_check_input`, and samples shaped as the ones the model was trained on."""
+        tensor = self._check_input(x)
+        if self.fit_shape is not None and tuple(tensor.shape[1:]) != tuple(self.fit_shape[1:]):
+            trained = " × ".join(str(size) for size in self.fit_shape[1:])
+            raise DataError(
+                f"{self.name}: the model was trained on samples of {trained} features; this data has "
+                f"{' × '.join(str(size) for size in tensor.shape[1:])}"
+            )
         return tensor
 
     # -- what subclasses implement -----------------------------------------------------------

@@ -1,6 +1,6 @@
 """A session folder belongs to one process (issue 19): a checkpoint outside a session resumes in a
 new one, a second writer is refused by the folder's lock before it changes anything, --test-only of
-a live session leaves it alone, and sweep jobs never share a folder."""
+a live session leaves it alone, sweep jobs never share a folder, and a refused resume changes nothing."""
 
 import socket
 import subprocess
@@ -156,3 +156,42 @@ def test_a_sweep_value_listed_twice_is_said_to_run_once(deepclust):
     result = deepclust("-m", *KMEANS, "seed=0,0")
     assert result.code == 0, result.err
     assert "seed=0,0 lists 0 twice; that job runs once" in result.err
+
+
+def test_a_sweep_job_another_process_runs_is_reported_not_retrained(deepclust):
+    first = deepclust("-m", *KMEANS, "seed=0")
+    assert first.code == 0, first.err
+    job = first.session()
+    run = yaml.safe_load((job / "run.json").read_text())
+    (job / "run.json").write_text(yaml.safe_dump({**run, "status": "running"}))  # as while it trains
+    before = snapshot(job)
+    with LockHolder(job) as holder:
+        again = deepclust("-m", *KMEANS, "seed=0")
+    assert again.code == 1
+    assert f"is being run by process {holder.process.pid}" in again.err and "not retrained" in again.err
+    assert snapshot(job) == before
+
+
+TINY_SPECTRALNET = ["method=spectralnet", "dataset=blobs", "dataset.n_samples=300", "dataset.n_classes=3",
+                    "method.spectral.hidden=[16]", "method.spectral.epochs=2", "method.spectral.batch_size=100"]
+
+
+@pytest.mark.parametrize("change, expected", [
+    ("method.spectral.hidden=[32]", "does not fit this config: method.spectral.hidden=[32] (trained with [16])"),
+    ("dataset.n_samples=500", "training had finished on other data (dataset.n_samples differ)"),
+])
+def test_a_refused_resume_changes_nothing_and_says_why_in_one_line(deepclust, change, expected):
+    trained = deepclust(*TINY_SPECTRALNET)
+    assert trained.code == 0, trained.err
+    session = trained.session()
+    before = snapshot(session)
+    result = deepclust("--resume", str(session / "checkpoints" / "last.ckpt"), change)
+    lines = result.err.strip().splitlines()
+    assert result.code == 1 and len(lines) == 1 and expected in lines[0], result.err
+    assert snapshot(session) == before  # config.yaml, overrides.yaml, run.json ("completed"), log.txt, metrics.json
+
+
+def test_test_only_on_data_of_another_width_is_one_line(deepclust, trained):
+    result = deepclust("--resume", str(trained / "checkpoints" / "last.ckpt"), "--test-only", "dataset.n_features=5")
+    lines = result.err.strip().splitlines()
+    assert result.code == 1 and lines == ["deepclust: error: kmeans: the model was trained on samples of 2 features; this data has 5"]

@@ -35,7 +35,7 @@ from deepclust_cli.engine.loop import Loop, Pass
 from deepclust_cli.engine.optim import Optimizer
 from deepclust_cli.engine.seeds import epoch_generator
 from deepclust_cli.errors import DataError
-from deepclust_cli.methods.base import ClusteringMethod, EvalSet
+from deepclust_cli.methods.base import ArrayLike, ClusteringMethod, EvalSet
 from deepclust_cli.methods.geocluster.config import GeoClusterConfig
 from deepclust_cli.methods.geocluster.students import StackedMLP
 from deepclust_cli.methods.geocluster.teachers import assign, energy_centers, kmeans_centers
@@ -231,6 +231,10 @@ class GeoCluster(ClusteringMethod):
     def _check_points(self, points: torch.Tensor) -> None:
         if points.shape[1] != self.family.dim:
             raise DataError(f"geocluster: query points must be {self.family.dim}-d for {self.family.name}, got {points.shape[1]}-d")
+
+    def _check_fitted_input(self, x: ArrayLike) -> torch.Tensor:
+        """Queries are points, not objects: they are narrower than the training rows by design."""
+        return self._check_input(x)
 
     def _predict(self, x: torch.Tensor) -> torch.Tensor:
         """The cluster of a query point: the leaf holding the nearest object the descent finds,
