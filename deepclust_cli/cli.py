@@ -128,6 +128,10 @@ def main(argv: Optional[list[str]] = None) -> None:
         if os.environ.get("DEEPCLUST_DEBUG"):
             raise
         _fail(hydra_error_line(error), 2)
+    except MemoryError:
+        if os.environ.get("DEEPCLUST_DEBUG"):
+            raise
+        _fail("out of memory; use fewer samples (dataset.n_samples, dataset.max_samples) or smaller batches", 1)
     except OSError as error:  # a full disk, a read-only or mistyped output_dir: the environment, not a bug
         if os.environ.get("DEEPCLUST_DEBUG") or error.filename is None:
             raise
@@ -228,7 +232,8 @@ def run_job(cfg: DictConfig, outcome: Outcome) -> Optional[dict[str, float]]:
     directory = Path(hydra_cfg.runtime.output_dir)
     task_overrides = list(hydra_cfg.overrides.task)
     sweep = hydra_cfg.mode == RunMode.MULTIRUN
-    marker = Path(str(OmegaConf.select(hydra_cfg, "callbacks.sweep_summary.report") or "")).with_name("stop") if sweep else None
+    report = OmegaConf.select(hydra_cfg, "callbacks.sweep_summary.report") if sweep else None
+    marker = Path(str(report)).with_name("stop") if report else None  # SweepStop's
     if outcome.stop is not None or (marker is not None and marker.is_file()):  # a signal stopped the sweep: the rest waits for its rerun
         if directory.is_dir() and not any(directory.iterdir()):
             directory.rmdir()
@@ -362,7 +367,11 @@ def joblib_workers() -> list[int]:
     """The process ids of this process's loky workers (Linux: from /proc; elsewhere none are found)."""
     workers = []
     for children in Path("/proc/self/task").glob("*/children"):
-        for pid in children.read_text().split():
+        try:
+            pids = children.read_text().split()
+        except OSError:
+            continue
+        for pid in pids:
             try:
                 command = Path(f"/proc/{pid}/cmdline").read_bytes()
             except OSError:

@@ -133,7 +133,7 @@ class RunConfig:
     plots: PlotsConfig = field(default_factory=PlotsConfig)
 
     def __post_init__(self) -> None:
-        require(self.seed >= 0, f"seed must be >= 0, got {self.seed}")
+        require(0 <= self.seed < 2**32, f"seed must be in [0, 2**32) (NumPy's and scikit-learn's range), got {self.seed}")
         require(not self.test_only or self.resume, "test_only needs a checkpoint: add --resume PATH")
         require(not self.predict or self.resume, "predict needs a trained checkpoint: deepclust --resume PATH --predict dataset.path=...")
         require(not (self.predict and self.test_only), "--predict and --test-only cannot be combined: --predict writes a new session, --test-only scores in the checkpoint's")

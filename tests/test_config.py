@@ -45,7 +45,7 @@ def test_restart_without_resume_is_refused():
 def test_bad_name_and_seed():
     with pytest.raises(ConfigError, match="name must be"):
         to_settings(run_config(name="a/b"))
-    with pytest.raises(ConfigError, match="seed must be >= 0"):
+    with pytest.raises(ConfigError, match=r"seed must be in \[0, 2\*\*32\)"):
         to_settings(run_config(seed=-1))
 
 

@@ -5,6 +5,7 @@ imagefolder, text, tabular, objects); ``data/__init__.py`` names the loader of e
 from __future__ import annotations
 
 import enum
+import os
 from dataclasses import dataclass, field
 from typing import List, Optional, Sequence
 
@@ -73,6 +74,25 @@ class GeneratedConfig(DatasetConfig):
         require(self.n_samples >= 2, f"n_samples must be >= 2, got {self.n_samples}")
         require(self.n_test >= 0, f"n_test must be >= 0, got {self.n_test}")
         require(self.noise >= 0, f"noise must be >= 0, got {self.noise}")
+        require(0 <= self.seed < 2**32, f"seed must be in [0, 2**32), got {self.seed}")
+        points, memory = self.n_samples + self.n_test, _physical_memory()
+        need = points * getattr(self, "n_features", 2) * GENERATION_BYTES_PER_VALUE
+        require(
+            need <= memory,
+            f"{points} points need about {need / 2**30:.1f} GiB to generate, more than this machine's "
+            f"{memory / 2**30:.1f} GiB; use fewer (n_samples, n_test)",
+        )
+
+
+GENERATION_BYTES_PER_VALUE = 24  # the float64 draw, its shuffled copy and the float32 tensor
+
+
+def _physical_memory() -> float:
+    """This machine's memory in bytes (infinite where the OS does not say)."""
+    try:
+        return float(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):
+        return float("inf")
 
 
 @dataclass

@@ -85,6 +85,10 @@ def load_checkpoint(path: Union[str, Path], *, mmap: bool = False) -> dict[str, 
     the file and the problem.
     """
     path = Path(path)
+    if path.is_dir():
+        inside = path / "checkpoints" / "last.ckpt"
+        hint = f"resume from {inside}" if inside.is_file() else "give a .ckpt file (a session keeps them in checkpoints/)"
+        raise CheckpointError(f"{path} is a folder, not a checkpoint; {hint}")
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
     if not mmap:

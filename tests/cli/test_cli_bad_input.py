@@ -123,3 +123,24 @@ def test_non_finite_numbers_in_the_config_are_refused(deepclust, override, messa
     # inf passes "> 0" checks; found by the fuzzer as a NaN embedding reaching k-means
     result = deepclust("method=spectralnet_ae", "dataset=blobs", "dataset.n_samples=100", override)
     assert message in one_error_line(result, 2)
+
+
+@pytest.mark.parametrize("override, says", [
+    ("seed=1099511627776", "seed must be in [0, 2**32)"),  # 2**40: scikit-learn's traceback before
+    ("seed=18446744073709551616", "seed must be in [0, 2**32)"),  # 2**64: torch's traceback before
+    ("dataset.n_samples=1000000000", "points need about 44.7 GiB to generate"),  # the OOM killer before
+    ("dataset.n_samples=18446744073709551616", "points need about"),  # a segmentation fault before
+])
+def test_numbers_too_large_to_run_are_one_line_before_anything_runs(deepclust, tmp_path, override, says, monkeypatch):
+    from deepclust_cli.data import config as data_config
+
+    monkeypatch.setattr(data_config, "_physical_memory", lambda: 24 * 2**30)  # the figure in the message, on any machine
+    line = one_error_line(deepclust("method=kmeans", "dataset=blobs", override), code=2)
+    assert says in line
+    assert not (tmp_path / "outputs").exists()
+
+
+def test_resume_from_a_session_folder_points_at_its_checkpoint(deepclust, kmeans_checkpoint):
+    session = kmeans_checkpoint.parent.parent
+    line = one_error_line(deepclust("--resume", str(session), "--test-only"))
+    assert line == f"deepclust: error: {session} is a folder, not a checkpoint; resume from {kmeans_checkpoint}"
