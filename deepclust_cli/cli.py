@@ -36,7 +36,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 import deepclust_cli.data  # noqa: F401  (registers the datasets' schemas)
 import deepclust_cli.methods  # noqa: F401  (registers the methods' schemas)
-from deepclust_cli.config import to_settings
+from deepclust_cli.config import INVOCATION_KEYS, to_settings
 from deepclust_cli.engine.interrupt import StopRequests
 from deepclust_cli.engine.memory import reuse_freed_memory
 from deepclust_cli.errors import CheckpointError, ConfigError, DeepclustError, Interrupted, SessionBusy
@@ -194,7 +194,7 @@ def run_cli(argv: list[str]) -> int:
 
         # A sweep keeps its own handlers between (and, with the joblib launcher, around) its jobs: a
         # signal stops the running jobs at their next checkpoint and the jobs not started wait.
-        sweep_stop = SweepStop(outcome.report.with_name("stop")) if is_sweep(args) else None
+        sweep_stop = SweepStop(stop_marker(outcome.report)) if is_sweep(args) else None
         if sweep_stop is not None:
             sweep_stop.requests.install()
 
@@ -233,7 +233,7 @@ def run_job(cfg: DictConfig, outcome: Outcome) -> Optional[dict[str, float]]:
     task_overrides = list(hydra_cfg.overrides.task)
     sweep = hydra_cfg.mode == RunMode.MULTIRUN
     report = OmegaConf.select(hydra_cfg, "callbacks.sweep_summary.report") if sweep else None
-    marker = Path(str(report)).with_name("stop") if report else None  # SweepStop's
+    marker = stop_marker(Path(str(report))) if report else None
     if outcome.stop is not None or (marker is not None and marker.is_file()):  # a signal stopped the sweep: the rest waits for its rerun
         if directory.is_dir() and not any(directory.iterdir()):
             directory.rmdir()
@@ -312,7 +312,7 @@ def foreign_job(directory: Path, task_overrides: list[str]) -> Optional[Deepclus
         recorded = yaml.safe_load((directory / "overrides.yaml").read_text())
     except (OSError, yaml.YAMLError):
         return None
-    excluded = set(HydraConfig.get().job.config.override_dirname.exclude_keys) | {"test_only", "predict", "restart"}
+    excluded = set(HydraConfig.get().job.config.override_dirname.exclude_keys) | set(INVOCATION_KEYS)
 
     def experiment(overrides: Any) -> set[str]:
         return {o for o in (overrides or []) if isinstance(o, str) and o.split("=", 1)[0].lstrip("+~") not in excluded}
@@ -336,10 +336,15 @@ def repeated_sweep_values(overrides: list[Override]) -> list[str]:
             values = list(override.sweep_string_iterator())
         except (HydraException, TypeError, ValueError):
             continue
-        repeated = sorted({v for v in values if values.count(v) > 1})
-        for value in repeated:
-            notes.append(f"{override.input_line} lists {value} {values.count(value)} times; that job runs once".replace(" 2 times;", " twice;"))
+        for value in sorted({v for v in values if values.count(v) > 1}):
+            count = values.count(value)
+            notes.append(f"{override.input_line} lists {value} {'twice' if count == 2 else f'{count} times'}; that job runs once")
     return notes
+
+
+def stop_marker(report: Path) -> Path:
+    """The file :class:`SweepStop` writes beside the sweep's report when a signal stops the sweep."""
+    return report.with_name("stop")
 
 
 class SweepStop:

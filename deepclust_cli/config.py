@@ -17,7 +17,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from deepclust_cli.errors import ConfigError, DeepclustError, require, require_finite_fields
+from deepclust_cli.errors import ConfigError, DeepclustError, require, require_finite_fields, require_seed
 
 T = TypeVar("T")
 
@@ -26,6 +26,8 @@ METRIC_NAMES = (
     "acc", "nmi", "ari", "knn_acc", "nn_acc", "nn_topk_acc", "qps",
     "silhouette", "davies_bouldin", "calinski_harabasz", "size_entropy", "largest_cluster",
 )
+# Overrides that say how to invoke a run, not what the experiment is; they are not replayed on resume.
+INVOCATION_KEYS = ("resume", "test_only", "predict", "restart")
 LOWER_IS_BETTER = ("davies_bouldin", "largest_cluster", "seconds")
 LABEL_FREE_METRICS = ("silhouette", "davies_bouldin", "calinski_harabasz", "size_entropy", "largest_cluster", "clusters_used")
 
@@ -133,7 +135,7 @@ class RunConfig:
     plots: PlotsConfig = field(default_factory=PlotsConfig)
 
     def __post_init__(self) -> None:
-        require(0 <= self.seed < 2**32, f"seed must be in [0, 2**32) (NumPy's and scikit-learn's range), got {self.seed}")
+        require_seed(self.seed)
         require(not self.test_only or self.resume, "test_only needs a checkpoint: add --resume PATH")
         require(not self.predict or self.resume, "predict needs a trained checkpoint: deepclust --resume PATH --predict dataset.path=...")
         require(not (self.predict and self.test_only), "--predict and --test-only cannot be combined: --predict writes a new session, --test-only scores in the checkpoint's")
@@ -145,6 +147,18 @@ class RunConfig:
 
 
 ConfigStore.instance().store(name="deepclust_schema", node=RunConfig)
+
+
+def config_differences(now: Mapping[str, Any], then: Mapping[str, Any], prefix: str = "") -> list[tuple[str, Any, Any]]:
+    """``(dotted key, value now, value then)`` for every leaf where two nested configs differ."""
+    found = []
+    for key in [*now, *[k for k in then if k not in now]]:
+        a, b = now.get(key), then.get(key)
+        if isinstance(a, Mapping) and isinstance(b, Mapping):
+            found += config_differences(a, b, f"{prefix}{key}.")
+        elif a != b:
+            found.append((f"{prefix}{key}", a, b))
+    return found
 
 
 def to_settings(cfg: DictConfig) -> RunConfig:

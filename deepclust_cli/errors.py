@@ -30,6 +30,11 @@ def require(condition: bool, message: str) -> None:
         raise ConfigError(message)
 
 
+def require_seed(seed: int) -> None:
+    """A seed NumPy, scikit-learn and torch all take: an integer in [0, 2**32)."""
+    require(0 <= seed < 2**32, f"seed must be in [0, 2**32) (NumPy's and scikit-learn's range), got {seed}")
+
+
 def require_finite_fields(config: object) -> None:
     """Every float field of the dataclass ``config`` (and every float in a list field) is a finite
     number: an ``inf`` learning rate or ``nan`` weight passes ``> 0`` checks and then poisons training."""
@@ -47,15 +52,14 @@ class TrainingDiverged(DeepclustError):
 class Interrupted(DeepclustError):
     """SIGINT or SIGTERM stopped the run after it saved a checkpoint; the message says how to resume."""
 
-    def __init__(self, message: str, signal_number: int, checkpoint: str, completed: bool = False) -> None:
+    def __init__(self, message: str, signal_number: int, checkpoint: str) -> None:
         super().__init__(message)
         self.signal_number = signal_number
         self.checkpoint = checkpoint
-        self.completed = completed  # the signal came after the run's last step: nothing to resume
         self.exit_code = 128 + signal_number  # the shell's convention for a run ended by a signal
 
     def __reduce__(self) -> tuple:
-        return (type(self), (str(self), self.signal_number, self.checkpoint, self.completed))
+        return (type(self), (str(self), self.signal_number, self.checkpoint))
 
 
 class SessionBusy(DeepclustError):

@@ -15,7 +15,7 @@ import yaml
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
-from deepclust_cli.config import RunConfig, to_settings
+from deepclust_cli.config import INVOCATION_KEYS, RunConfig, config_differences, to_settings
 from deepclust_cli.data.base import Dataset, Split, Standardization, load_dataset
 from deepclust_cli.data.config import SplitMode
 from deepclust_cli.engine import distributed
@@ -25,9 +25,6 @@ from deepclust_cli.engine.session import Replica, Session
 from deepclust_cli.errors import CheckpointError, ConfigError, DataError, Interrupted
 from deepclust_cli.methods import METHODS
 from deepclust_cli.methods.config import ClusteringConfig, MethodConfig
-
-# Overrides that say how to invoke a run, not what the experiment is; they are not replayed on resume.
-INVOCATION_KEYS = ("resume", "test_only", "predict", "restart")
 
 
 def run(settings: RunConfig, cfg: DictConfig, directory: Path, task_overrides: list[str]) -> dict[str, float]:
@@ -117,7 +114,6 @@ def run_rank(
             f"{signal.Signals(late).name} arrived during the final evaluation; the run completed first (metrics in {directory})",
             late,
             str(directory / "checkpoints" / "last.ckpt"),
-            completed=True,
         )
     return metrics
 
@@ -140,8 +136,8 @@ def predict(settings: RunConfig, data: Dataset, context: Union[Session, Replica]
 def refuse_other_data(settings: RunConfig, config: dict[str, Any], context: Union[Session, Replica]) -> None:
     """A finished run resumed with other data would score it over the original metrics.json."""
     trained_on = context.resumed_config.get("dataset")
-    if trained_on is not None and trained_on != config.get("dataset"):
-        changed = sorted(key for key in set(trained_on) | set(config["dataset"]) if trained_on.get(key) != config["dataset"].get(key))
+    changed = [key for key, _, _ in config_differences(config.get("dataset", {}), trained_on)] if trained_on is not None else []
+    if changed:
         raise CheckpointError(
             f"{settings.resume}: training had finished on other data (dataset.{', dataset.'.join(changed)} differ); "
             "to score the model on this data use --test-only (metrics_test.json) or --predict (a new session)"

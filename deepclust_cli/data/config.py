@@ -11,7 +11,7 @@ from typing import List, Optional, Sequence
 
 from omegaconf import MISSING
 
-from deepclust_cli.errors import require
+from deepclust_cli.errors import require, require_seed
 
 # The geometric object families (ops/geometry.py holds their metrics; a test keeps the two lists equal).
 OBJECT_TYPES = ("squares", "cuboids", "segments2d", "segments3d", "ellipses")
@@ -74,7 +74,7 @@ class GeneratedConfig(DatasetConfig):
         require(self.n_samples >= 2, f"n_samples must be >= 2, got {self.n_samples}")
         require(self.n_test >= 0, f"n_test must be >= 0, got {self.n_test}")
         require(self.noise >= 0, f"noise must be >= 0, got {self.noise}")
-        require(0 <= self.seed < 2**32, f"seed must be in [0, 2**32), got {self.seed}")
+        require_seed(self.seed)
         points, memory = self.n_samples + self.n_test, _physical_memory()
         need = points * getattr(self, "n_features", 2) * GENERATION_BYTES_PER_VALUE
         require(

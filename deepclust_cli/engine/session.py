@@ -34,7 +34,7 @@ import torch
 import yaml
 
 import deepclust_cli
-from deepclust_cli.config import RunConfig
+from deepclust_cli.config import RunConfig, config_differences
 from deepclust_cli.engine.atomic import atomic_write_text
 from deepclust_cli.engine.checkpoint import Checkpointable, git_sha, load_checkpoint, save_checkpoint
 from deepclust_cli.engine.context import Context
@@ -198,10 +198,7 @@ class Session(Context):
     def resume(self, path: Path, method: Checkpointable) -> dict[str, Any]:
         """Load ``path`` into ``method`` and restore the generators; returns the training progress."""
         payload = restore(path, method)
-        self.resumed_config = payload.get("config") or {}
-        progress = dict(payload.get("progress", {}))
-        self.resumed_progress = progress
-        self.step = int(progress.get("step", 0))
+        progress = _adopt_progress(self, payload)
         self.last_checkpoint = Path(path)
         self.best_score = payload.get("best_score", self.best_score)
         self._purge_step = self.step or None  # TensorBoard drops what a killed run logged after this checkpoint
@@ -307,12 +304,7 @@ class Replica(Context):
         return "rank 0 keeps the session's checkpoints"
 
     def resume(self, path: Path, method: Checkpointable) -> dict[str, Any]:
-        payload = restore(path, method)
-        self.resumed_config = payload.get("config") or {}
-        progress = dict(payload.get("progress", {}))
-        self.resumed_progress = progress
-        self.step = int(progress.get("step", 0))
-        return progress
+        return _adopt_progress(self, restore(path, method))
 
     def finish(self, metrics: dict[str, float]) -> None:
         pass
@@ -343,7 +335,7 @@ def restore(path: Path, method: Checkpointable) -> dict[str, Any]:
     try:
         method.load_state_dict(stored["state"])
     except (RuntimeError, KeyError, ValueError, TypeError, IndexError) as error:  # tensors of other shapes, missing parts
-        changed = [f"{key}={now!r} (trained with {then!r})" for key, now, then in _differences(method.params, stored.get("params", {}))]
+        changed = [f"{key}={now!r} (trained with {then!r})" for key, now, then in config_differences(method.params, stored.get("params", {}))]
         cause = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise CheckpointError(
             f"{path}: the checkpoint does not fit this config"
@@ -355,16 +347,13 @@ def restore(path: Path, method: Checkpointable) -> dict[str, Any]:
     return payload
 
 
-def _differences(now: dict[str, Any], then: dict[str, Any], prefix: str = "") -> list[tuple[str, Any, Any]]:
-    """``(dotted key, value now, value then)`` for every leaf where two nested dicts differ."""
-    found = []
-    for key in [*now, *[k for k in then if k not in now]]:
-        a, b = now.get(key), then.get(key)
-        if isinstance(a, dict) and isinstance(b, dict):
-            found += _differences(a, b, f"{prefix}{key}.")
-        elif a != b:
-            found.append((f"{prefix}{key}", a, b))
-    return found
+def _adopt_progress(context: Context, payload: dict[str, Any]) -> dict[str, Any]:
+    """What every rank keeps of a loaded checkpoint: its config, progress and optimizer step."""
+    context.resumed_config = payload.get("config") or {}
+    progress = dict(payload.get("progress", {}))
+    context.resumed_progress = progress
+    context.step = int(progress.get("step", 0))
+    return progress
 
 
 def _shown(value: float) -> str:

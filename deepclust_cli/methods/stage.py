@@ -111,8 +111,8 @@ def run_minibatch_stage(
     rows_per_batch: Optional[int] = None,
 ) -> None:
     """The plain epoch (autoencoders, Siamese nets): shuffled minibatches of the ``train`` rows
-    (reshuffled passes until ``min_batches`` batches ran), ``loss_of(rows)`` (a mean over ``rows``) per batch, the mean loss over the ``valid`` rows as
-    validation loss. Across data-parallel ranks each takes its shard of every batch, its loss
+    (reshuffled passes until ``min_batches`` batches ran), ``loss_of(rows)`` (a mean over
+    ``rows``) per batch, the mean loss over the ``valid`` rows as validation loss. Across data-parallel ranks each takes its shard of every batch, its loss
     weighted by the shard's share of the batch; validation runs whole on every rank."""
     size = rows_per_batch or stage.config.batch_size
     context = stage.context

@@ -4,7 +4,6 @@ import json
 
 import numpy as np
 import pytest
-import torch
 
 from deepclust_cli.data import load_dataset
 from deepclust_cli.data.config import BlobsConfig, CirclesConfig, GeneratedConfig
