@@ -37,6 +37,7 @@ from omegaconf.errors import OmegaConfBaseException
 import deepclust_cli.data  # noqa: F401  (registers the datasets' schemas)
 import deepclust_cli.methods  # noqa: F401  (registers the methods' schemas)
 from deepclust_cli.config import INVOCATION_KEYS, to_settings
+from deepclust_cli.engine.disk import is_disk_full
 from deepclust_cli.engine.interrupt import StopRequests
 from deepclust_cli.engine.memory import reuse_freed_memory
 from deepclust_cli.errors import CheckpointError, ConfigError, DeepclustError, Interrupted, SessionBusy
@@ -133,7 +134,11 @@ def main(argv: Optional[list[str]] = None) -> None:
             raise
         _fail("out of memory; use fewer samples (dataset.n_samples, dataset.max_samples) or smaller batches", 1)
     except OSError as error:  # a full disk, a read-only or mistyped output_dir: the environment, not a bug
-        if os.environ.get("DEEPCLUST_DEBUG") or error.filename is None:
+        if os.environ.get("DEEPCLUST_DEBUG"):
+            raise
+        if is_disk_full(error):  # outside a session (a sweep's own files): nothing of a run to name
+            _fail(f"disk full{f' writing {error.filename}' if error.filename else ''}; free space, or set output_dir to a disk with room", 1)
+        if error.filename is None:
             raise
         _fail(f"{error.filename}: {error.strerror}", 1)
     sys.exit(code)
@@ -283,7 +288,10 @@ def run_job(cfg: DictConfig, outcome: Outcome) -> Optional[dict[str, float]]:
         if sweep:
             from deepclust_cli.summary import record_failed_job
 
-            record_failed_job(directory, str(error), task_overrides)
+            try:
+                record_failed_job(directory, str(error), task_overrides)
+            except OSError:
+                pass  # a full disk: the line below and the job's own run.json, where it got one, say it
             print(f"deepclust: job {directory.name} failed: {error}", file=sys.stderr)
         else:
             remove_empty_folders(directory, Path(str(cfg.output_dir)))  # Hydra made them; a refused run leaves no trace
@@ -291,11 +299,15 @@ def run_job(cfg: DictConfig, outcome: Outcome) -> Optional[dict[str, float]]:
 
 
 def remove_empty_folders(directory: Path, stop_at: Path) -> None:
-    """Remove ``directory`` and its parents below ``stop_at`` while they are empty."""
+    """Remove ``directory`` and its parents below ``stop_at`` while they are empty (a session
+    folder the refused run already removed leaves its empty parents to remove)."""
     stop_at = stop_at.resolve()
     directory = directory.resolve()
-    while directory != stop_at and stop_at in directory.parents and directory.is_dir() and not any(directory.iterdir()):
-        directory.rmdir()
+    while directory != stop_at and stop_at in directory.parents:
+        if directory.is_dir():
+            if any(directory.iterdir()):
+                return
+            directory.rmdir()
         directory = directory.parent
 
 

@@ -49,6 +49,11 @@ class TrainingDiverged(DeepclustError):
     """The training loss stopped being a finite number; nothing after the last good checkpoint was kept."""
 
 
+class DiskFull(DeepclustError):
+    """The disk (or quota) holding the session refused a write; the message names the file and
+    the last good checkpoint, which the atomic writes kept whole."""
+
+
 class Interrupted(DeepclustError):
     """SIGINT or SIGTERM stopped the run after it saved a checkpoint; the message says how to resume."""
 

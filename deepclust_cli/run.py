@@ -19,8 +19,9 @@ from deepclust_cli.config import INVOCATION_KEYS, RunConfig, config_differences,
 from deepclust_cli.data.base import Dataset, Split, Standardization, load_dataset
 from deepclust_cli.data.config import SplitMode
 from deepclust_cli.engine import distributed
-from deepclust_cli.engine.checkpoint import load_checkpoint
+from deepclust_cli.engine.checkpoint import load_checkpoint, session_dir_of
 from deepclust_cli.engine.device import select_device
+from deepclust_cli.engine.lock import holder_of, this_process
 from deepclust_cli.engine.session import Replica, Session
 from deepclust_cli.errors import CheckpointError, ConfigError, DataError, Interrupted
 from deepclust_cli.methods import METHODS
@@ -89,16 +90,12 @@ def run_rank(
             progress = context.resume(Path(settings.resume), method)
             if progress.get("done") and not settings.test_only:
                 refuse_other_data(settings, config, context)
+        if settings.test_only and not method.fitted:
+            raise unfinished(settings.resume)
         context.open()  # a resume writes in its session only now that the checkpoint loaded and fits
-        if settings.test_only:
-            if not method.fitted:
-                raise CheckpointError(
-                    f"{settings.resume}: training had not finished when it was saved; "
-                    f"continue it first with --resume {settings.resume}"
-                )
-        elif progress.get("done"):
+        if progress.get("done") and not settings.test_only:
             context.log("training had already finished; evaluating")
-        else:
+        elif not settings.test_only:
             held_out = None
             workers = settings.trainer.num_workers
             if method.scores_held_out and eval_split is not fit_split:
@@ -125,12 +122,22 @@ def predict(settings: RunConfig, data: Dataset, context: Union[Session, Replica]
     context.log(f"dataset {data.name}: {len(samples)} samples to assign, {'with' if samples.y is not None else 'without'} labels")
     method = METHODS.get(settings.method.name).from_config(settings.method, device=device)
     context.resume(Path(settings.resume), method)
-    context.open()
     if not method.fitted:
-        raise CheckpointError(f"{settings.resume}: training had not finished when it was saved; continue it first with --resume {settings.resume}")
+        raise unfinished(settings.resume)
+    context.open()
     metrics = method.evaluate(samples, context, split_name="all", class_names=data.class_names, out_of_sample=True)
     context.finish(metrics)
     return metrics
+
+
+def unfinished(checkpoint: str) -> CheckpointError:
+    """--test-only or --predict of a checkpoint saved mid-training: continue it first, or, when its
+    session's run is still training, wait for that run."""
+    session = session_dir_of(checkpoint)
+    holder = holder_of(session) if session is not None else None
+    if holder is not None and holder != this_process():  # not the --test-only itself, scoring in that session
+        return CheckpointError(f"{checkpoint}: training had not finished when it was saved, and {holder} is still training it; evaluate once that run ends")
+    return CheckpointError(f"{checkpoint}: training had not finished when it was saved; continue it first with --resume {checkpoint}")
 
 
 def refuse_other_data(settings: RunConfig, config: dict[str, Any], context: Union[Session, Replica]) -> None:

@@ -4,7 +4,10 @@ Each of the five methods is killed with SIGKILL at random moments of a tiny run 
 ``last.ckpt`` (the final metrics must equal an uninterrupted run's exactly, timings aside);
 SIGINT and SIGTERM must save, stop and print a resume command that works; a checkpoint writer is
 killed mid-write; crafted, truncated and corrupted checkpoints, NaN input and a diverging loss
-must each be refused in one line.
+must each be refused in one line. Then one writer per session (two resumes at once, --test-only of
+a live run), a checkpoint outside its session, sweep names that collide, SIGTERM to a parallel
+sweep, refused resumes that must change nothing, and a disk that fills at the start, during
+training and while the results are written (on a small tmpfs in a private mount namespace).
 
     .venv/bin/python scripts/reliability_report.py --tries 3
 """
@@ -69,7 +72,19 @@ def main() -> None:
             ("checkpoint with 64 bytes zeroed", args.tries, lambda folder: faults.damaged_checkpoint(folder, rng, truncate=False)),
             ("NaN and inf in the input", 1, faults.nan_in_input),
             ("loss becomes NaN", 1, faults.nan_loss),
+            ("two --resume of one checkpoint at once", 1, faults.two_resumes_at_once),
+            ("--test-only of a live run, 3 times", 1, faults.test_only_of_a_live_run),
+            ("checkpoint copied out of its session, resumed", 1, faults.checkpoint_outside_its_session),
+            ("sweep over two paths that clean to one name", 1, faults.sweep_names_that_clean_alike),
+            ("SIGTERM to a parallel sweep, rerun", 1, faults.sigterm_to_a_parallel_sweep),
+            ("resume with other widths, other data", 1, faults.refused_resume),
         ]
+        if faults.private_tmpfs_available():
+            moments = {"start": "at the start", "training": "during training", "end": "writing the results"}
+            scenarios += [(f"disk full {words}, rerun as printed", 1, lambda folder, moment=moment: faults.full_disk(folder, moment))
+                          for moment, words in moments.items()]
+        else:
+            print("(disk-full scenarios skipped: this machine does not let unshare -rm mount a tmpfs)")
         for index, (name, tries, scenario) in enumerate(scenarios):
             started, outcomes = time.perf_counter(), []
             for attempt in range(tries):

@@ -239,3 +239,299 @@ def nan_loss(folder: Path) -> Outcome:
     kept = load_checkpoint(only_session(folder) / "checkpoints" / "last.ckpt")
     finite = all(bool(t.isfinite().all()) for net in kept["method"]["state"]["nets"].values() for t in net.values())
     return outcome if finite else Outcome(False, "the last good checkpoint (it holds non-finite weights)")
+
+
+# -- a full disk ---------------------------------------------------------------------------------
+# Each scenario runs in a private mount namespace (``unshare -rm``: no root needed, nothing to clean
+# up) on a tmpfs that is full from the start, fills up once the run has written its first checkpoint,
+# or is sized from an uninterrupted run to fill while the final results are written; then the disk
+# grows and the command the error printed runs.
+PAGE = 4096
+RESERVE = 64 * 1024  # deepclust_cli.engine.disk.RESERVE_BYTES
+DISK_FULL_RUNS = {"start": "kmeans", "training": "spectralnet", "end": "kmeans"}
+KMEANS_RUN = ["method=kmeans", "dataset=blobs", "dataset.n_samples=1000"]
+
+
+def private_tmpfs_available() -> bool:
+    """Whether this machine lets an unprivileged process mount a tmpfs in its own namespace."""
+    try:
+        done = subprocess.run(["unshare", "-rm", "sh", "-c", "mount -t tmpfs -o size=64k tmpfs /mnt"], capture_output=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return done.returncode == 0
+
+
+def pages(paths: list[Path]) -> int:
+    """What the files ``paths`` occupy on a tmpfs: whole pages."""
+    return sum(-(-path.stat().st_size // PAGE) * PAGE for path in paths)
+
+
+def size_for_the_end(session: Path) -> int:
+    """A tmpfs size on which the run of the uninterrupted ``session`` trains and checkpoints, and
+    then runs out of room a third of the way through writing its results."""
+    files = [path for path in session.rglob("*") if path.is_file()]
+    results = [p for p in files if p.relative_to(session).parts[0] in ("plots", "predictions") or p.name == "metrics.json"]
+    return pages([p for p in files if p not in results]) + RESERVE + pages(results) // 3 // PAGE * PAGE
+
+
+SMALL_DISK_DRIVER = r"""
+import json, shlex, subprocess, sys, time
+from pathlib import Path
+spec = json.loads(Path(sys.argv[1]).read_text())
+disk, report = Path(spec["disk"]), {}
+subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={spec['size']}", "tmpfs", str(disk)], check=True)
+if spec["prefill"]:
+    subprocess.run(["dd", "if=/dev/zero", f"of={disk / 'fill'}", "bs=4k"], capture_output=True)
+process = subprocess.Popen(spec["command"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+if spec["fill_after"]:  # the disk fills up while the run trains, once it has a checkpoint
+    while not any(disk.glob(spec["fill_after"])) and process.poll() is None:
+        time.sleep(0.005)
+    subprocess.run(["dd", "if=/dev/zero", f"of={disk / 'fill'}", "bs=64k"], capture_output=True)
+first = subprocess.CompletedProcess(process.args, 0, "", process.communicate(timeout=spec["timeout"])[1])
+first.returncode = process.returncode
+report["first"] = {"code": first.returncode, "err": first.stderr}
+outputs = disk / "out"
+report["files"] = sorted(str(p.relative_to(outputs)) for p in outputs.rglob("*") if p.is_file()) if outputs.is_dir() else []
+runs = sorted(outputs.rglob("run.json")) if outputs.is_dir() else []
+report["run_json"] = [json.loads(p.read_text()) for p in runs]
+checkpoint = [p for p in outputs.rglob("last.ckpt")] if outputs.is_dir() else []
+if checkpoint:
+    from deepclust_cli.engine.checkpoint import load_checkpoint
+    try:
+        load_checkpoint(checkpoint[0])
+        report["checkpoint"] = "loads"
+    except Exception as error:
+        report["checkpoint"] = f"{type(error).__name__}: {error}"
+(disk / "fill").unlink(missing_ok=True)
+subprocess.run(["mount", "-o", "remount,size=512m", str(disk)], check=True)  # the user freed space
+lines = first.stderr.strip().splitlines()
+again = spec["command"]
+if lines and "then run: deepclust " in lines[-1]:
+    again = [*spec["command"][:3], *shlex.split(lines[-1].split("then run: deepclust ", 1)[1])]
+second = subprocess.run(again, capture_output=True, text=True, timeout=spec["timeout"])
+report["second"] = {"code": second.returncode, "err": second.stderr, "command": again[3:]}
+report["metrics"] = [json.loads(p.read_text()) for p in sorted(outputs.rglob("metrics.json"))]
+report["after"] = [json.loads(p.read_text())["status"] for p in sorted(outputs.rglob("run.json"))]
+Path(spec["report"]).write_text(json.dumps(report))
+"""
+
+
+def full_disk(folder: Path, moment: str) -> Outcome:
+    """Run out of disk at ``moment`` ("start", "training", "end"): one ``deepclust: error: disk
+    full`` line naming what survives, run.json saying so, the last checkpoint whole; once the disk
+    has room, the printed command (or the same one) finishes with the metrics of an uninterrupted run."""
+    args = KMEANS_RUN if DISK_FULL_RUNS[moment] == "kmeans" else run_args("spectralnet", folder)
+    expected = reference_metrics(args, folder / "reference")
+    sizes = {"start": PAGE, "training": 8 * 2**20, "end": size_for_the_end(only_session(folder / "reference"))}
+    disk = folder / "disk"
+    disk.mkdir()
+    spec = {
+        "disk": str(disk), "size": sizes[moment], "prefill": moment == "start", "fill_after": "out/**/checkpoints/last.ckpt" if moment == "training" else None,
+        "timeout": RUN_TIMEOUT, "report": str(folder / "report.json"),
+        "command": [*deepclust(*args), f"output_dir={disk / 'out'}"],
+    }
+    (folder / "spec.json").write_text(json.dumps(spec))
+    done = subprocess.run(
+        ["unshare", "-rm", sys.executable, "-c", SMALL_DISK_DRIVER, str(folder / "spec.json")],
+        capture_output=True, text=True, env=environment(), timeout=3 * RUN_TIMEOUT,
+    )
+    if done.returncode != 0:
+        return Outcome(False, "the scenario (its driver failed)", done.stderr[-2000:])
+    report = json.loads((folder / "report.json").read_text())
+    return judge_full_disk(moment, report, expected)
+
+
+def judge_full_disk(moment: str, report: dict, expected: dict) -> Outcome:
+    first = report["first"]
+    lines = first["err"].strip().splitlines()
+    if first["code"] != 1 or not lines or not lines[-1].startswith("deepclust: error: disk full"):
+        return Outcome(False, "a clear 'disk full' line", f"exit {first['code']}: {first['err'][-1500:]}")
+    if "Traceback" in first["err"] or "Logging error" in first["err"]:
+        return Outcome(False, "a clear 'disk full' line (a traceback was printed)", first["err"][-1500:])
+    leftovers = [name for name in report["files"] if name.endswith(".tmp") or name.endswith(".reserve")]
+    if leftovers:
+        return Outcome(False, f"disk space to leftovers {leftovers}")
+    if moment == "start":
+        if report["files"]:
+            return Outcome(False, "a clean refusal (files were left)", str(report["files"]))
+    else:
+        statuses = [(info["status"], info.get("error") or "") for info in report["run_json"]]
+        if len(statuses) != 1 or statuses[0][0] != "failed" or "disk full" not in statuses[0][1]:
+            return Outcome(False, "a true run.json", str(statuses))
+        if report.get("checkpoint") != "loads":
+            return Outcome(False, "the last good checkpoint", str(report.get("checkpoint")))
+        if "its last good checkpoint" not in lines[-1] or "then run: deepclust --resume " not in lines[-1]:
+            return Outcome(False, "the resume instructions", lines[-1])
+    second = report["second"]
+    if second["code"] != 0 or report["after"] != ["completed"] or len(report["metrics"]) != 1:
+        return Outcome(False, "the run (rerun after freeing space failed)", f"exit {second['code']}, {report['after']}: {second['err'][-1500:]}")
+    outcome = compare(expected, report["metrics"][0])
+    outcome.detail = lines[-1]
+    return outcome
+
+
+# -- one writer per session, sweeps that skip nothing, refusals that change nothing -------------------
+SMALL_SPECTRALNET = ["method=spectralnet", "dataset=blobs", "dataset.n_samples=300", "dataset.n_classes=3", "method.spectral.hidden=[16]",
+                     "method.spectral.batch_size=100"]
+# about 5 s of training per job, with a checkpoint at every epoch end
+SLOW_SPECTRALNET = [*SMALL_SPECTRALNET, "method.spectral.epochs=150", "method.spectral.patience=1000", "trainer.checkpoint_min_seconds=0"]
+
+
+def files_of(folder: Path) -> dict[str, bytes]:
+    """Every file under ``folder`` (lock files aside) with its bytes."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file() and p.name != ".lock"}
+
+
+def killed_after_first_checkpoint(args: list[str], outputs: Path) -> Path:
+    """Start the run, SIGKILL it once it has a checkpoint; returns that ``last.ckpt``."""
+    process = subprocess.Popen(deepclust(*args, f"output_dir={outputs}"), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=environment())
+    if not wait_for("**/checkpoints/last.ckpt", outputs, process):
+        raise AssertionError(f"the run ended before its first checkpoint: {process.communicate()[1][-2000:]}")
+    process.kill()
+    process.wait()
+    return only_session(outputs) / "checkpoints" / "last.ckpt"
+
+
+def two_resumes_at_once(folder: Path) -> Outcome:
+    """Two ``--resume`` of one checkpoint started together: one trains, the other is refused in one
+    line naming the first, and the run ends with the uninterrupted run's exact metrics."""
+    args = run_args("spectralnet", folder)
+    expected = reference_metrics(args, folder / "reference")
+    checkpoint = killed_after_first_checkpoint(args, folder / "killed")
+    resumes = [subprocess.Popen(deepclust("--resume", str(checkpoint)), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=environment())
+               for _ in range(2)]
+    ended = [(process.wait(timeout=RUN_TIMEOUT), process.stderr.read()) for process in resumes]
+    codes = sorted(code for code, _ in ended)
+    refusal = next((err for code, err in ended if code == 1), "")
+    if codes != [0, 1] or "is in use by process" not in refusal or len(refusal.strip().splitlines()) != 1:
+        return Outcome(False, "one writer (both trained, or the refusal was unclear)", f"exits {codes}: {refusal[-1000:]}")
+    return compare(expected, metrics_of(checkpoint.parent.parent))
+
+
+def test_only_of_a_live_run(folder: Path) -> Outcome:
+    """``--test-only`` of a session while it trains, three times: each answers without touching the
+    session (a new session, or one line), and the live run ends with the uninterrupted run's metrics."""
+    args = [*run_args("spectralnet", folder), "method.spectral.epochs=200"]  # long enough for the probes to start while it trains
+    expected = reference_metrics(args, folder / "reference")
+    outputs = folder / "live"
+    live = subprocess.Popen(deepclust(*args, f"output_dir={outputs}"), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=environment())
+    if not wait_for("**/checkpoints/last.ckpt", outputs, live):
+        return Outcome(False, "the run", "it ended before its first checkpoint")
+    session = only_session(outputs)
+    for _ in range(3):
+        if live.poll() is not None:
+            break  # the run finished: a --test-only now scores it in its own session, as documented
+        probe = subprocess.run(deepclust("--resume", str(session / "checkpoints" / "last.ckpt"), "--test-only", f"output_dir={folder / 'probes'}"),
+                               capture_output=True, text=True, env=environment(), timeout=RUN_TIMEOUT)
+        last = probe.stderr.strip().splitlines()[-1:] or [""]
+        if "Traceback" in probe.stderr or (probe.returncode != 0 and not last[0].startswith("deepclust: error: ")):
+            return Outcome(False, "a clear answer to --test-only", probe.stderr[-1000:])
+    _, err = live.communicate(timeout=RUN_TIMEOUT)
+    if live.returncode != 0:
+        return Outcome(False, "the live run", err[-1500:])
+    scored = session / "run_test.json"
+    if scored.exists() and scored.stat().st_mtime < (session / "metrics.json").stat().st_mtime:
+        return Outcome(False, "the live session (--test-only wrote into it while it trained)")
+    probes = folder / "probes"
+    leftovers = [p for p in probes.rglob("*") if p.is_dir() and not any(p.iterdir())] + [p.parent for p in probes.rglob(".lock") if not (p.parent / "run_test.json").exists()]
+    if leftovers:
+        return Outcome(False, "a clean refusal (it left folders)", str(leftovers))
+    return compare(expected, metrics_of(session))
+
+
+def checkpoint_outside_its_session(folder: Path) -> Outcome:
+    """A ``last.ckpt`` copied to ~/Downloads, resumed and tested: new sessions under output_dir, and
+    the folder the copy lies in keeps exactly what it held."""
+    outputs = folder / "outputs"
+    trained = subprocess.run(deepclust(*KMEANS_RUN, f"output_dir={outputs}"), capture_output=True, text=True, env=environment(), timeout=RUN_TIMEOUT)
+    assert trained.returncode == 0, trained.stderr
+    downloads = folder / "downloads"
+    downloads.mkdir()
+    (downloads / "notes.txt").write_text("mine\n")
+    copy = downloads / "model.ckpt"
+    copy.write_bytes((only_session(outputs) / "checkpoints" / "last.ckpt").read_bytes())
+    before = files_of(downloads)
+    for flags in (["--test-only"], []):
+        done = subprocess.run(deepclust("--resume", str(copy), *flags, f"output_dir={outputs}"), capture_output=True, text=True, env=environment(), timeout=RUN_TIMEOUT)
+        if done.returncode != 0:
+            return Outcome(False, f"the {' '.join(flags) or 'resume'} of the copy", done.stderr[-1000:])
+    if files_of(downloads) != before:
+        return Outcome(False, "the folder of the copy (files were written there)", str(sorted(files_of(downloads))))
+    sessions = sorted(path.parent for path in outputs.rglob("run*.json"))
+    return Outcome(True) if len(sessions) == 3 else Outcome(False, "new sessions for the copy", str(sessions))
+
+
+def sweep_names_that_clean_alike(folder: Path) -> Outcome:
+    """``-m dataset.path=/x/a/s.csv,/x/a_s.csv``: both files are clustered, in folders of their own."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    (folder / "a").mkdir()
+    paths = [folder / "a" / "s.csv", folder / "a_s.csv"]
+    for path, shift in zip(paths, (0.0, 50.0)):
+        np.savetxt(path, rng.normal(size=(60, 2)) + shift, delimiter=",")
+    args = ["-m", "method=kmeans", "method.n_clusters=2", "dataset=features", f"dataset.path={paths[0]},{paths[1]}", f"output_dir={folder / 'outputs'}"]
+    done = subprocess.run(deepclust(*args), capture_output=True, text=True, env=environment(), timeout=RUN_TIMEOUT)
+    completed = [p for p in (folder / "outputs").rglob("run.json") if json.loads(p.read_text())["status"] == "completed"]
+    if done.returncode != 0 or len(completed) != 2:
+        return Outcome(False, f"a sweep job ({len(completed)} of 2 ran)", done.stderr[-1000:])
+    return Outcome(True)
+
+
+def sigterm_to_a_parallel_sweep(folder: Path) -> Outcome:
+    """SIGTERM to ``hydra/launcher=parallel`` once both workers have a checkpoint: exit 143, every
+    job completed or interrupted, no worker left training, a summary; rerun, all four complete."""
+    command = deepclust("-m", *SLOW_SPECTRALNET, "seed=0,1,2,3", "hydra/launcher=parallel", "hydra.launcher.n_jobs=2", f"output_dir={folder}")
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=environment())
+    sweep_root = folder / "multirun"
+    deadline = time.monotonic() + RUN_TIMEOUT
+    while len(list(sweep_root.glob("*/*/checkpoints/last.ckpt"))) < 2:  # both workers train
+        if process.poll() is not None or time.monotonic() > deadline:
+            return Outcome(False, "the sweep (its workers never checkpointed)", process.communicate()[1][-1500:])
+        time.sleep(0.2)
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=RUN_TIMEOUT)
+    if process.returncode != 143 or "sweep stopped by SIGTERM" not in err:
+        return Outcome(False, "the stop (exit code or message)", f"exit {process.returncode}: {err[-1500:]}")
+    sweep = next(sweep_root.iterdir())
+    runs = [json.loads(p.read_text()) for p in sweep.glob("*/run.json")]
+    if not runs or any(run["status"] not in ("interrupted", "completed") for run in runs) or not any(run["status"] == "interrupted" for run in runs):
+        return Outcome(False, "a true run.json per job", str([run["status"] for run in runs]))
+    if any(alive(run["pid"]) for run in runs):
+        return Outcome(False, "control of the workers (one trains on, orphaned)")
+    if not (sweep / "summary.md").is_file():
+        return Outcome(False, "the summary")
+    again = subprocess.run(command, capture_output=True, text=True, env=environment(), timeout=2 * RUN_TIMEOUT)
+    finished = [json.loads(p.read_text())["status"] for p in sweep.glob("*/run.json")]
+    if again.returncode != 0 or finished != ["completed"] * 4:
+        return Outcome(False, "the rerun", f"exit {again.returncode}, {finished}: {again.stderr[-1000:]}")
+    return Outcome(True)
+
+
+def refused_resume(folder: Path) -> Outcome:
+    """Resuming a finished run with other network widths, or other data: one line naming the keys,
+    and the session keeps every byte (run.json still "completed")."""
+    outputs = folder / "outputs"
+    trained = subprocess.run(deepclust(*SMALL_SPECTRALNET, "method.spectral.epochs=2", f"output_dir={outputs}"), capture_output=True, text=True, env=environment(), timeout=RUN_TIMEOUT)
+    assert trained.returncode == 0, trained.stderr
+    session = only_session(outputs)
+    before = files_of(session)
+    for change, expected in (("method.spectral.hidden=[32]", "method.spectral.hidden=[32] (trained with [16])"),
+                             ("dataset.n_samples=500", "dataset.n_samples differ")):
+        outcome = refused_in_one_line(["--resume", str(session / "checkpoints" / "last.ckpt"), change], expected)
+        if not outcome.survived:
+            return outcome
+    return Outcome(True) if files_of(session) == before else Outcome(False, "the session (the refusal changed files)")
+
+
+def alive(pid: int) -> bool:
+    """Whether process ``pid`` still runs (a zombie does not)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except OSError:
+        return True
+

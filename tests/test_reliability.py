@@ -1,6 +1,6 @@
 """A run that dies loses nothing: killed (SIGKILL) or stopped (SIGINT, SIGTERM) at a random moment
 and resumed, each method ends with exactly the metrics of an uninterrupted run; a checkpoint
-writer killed mid-write leaves a whole checkpoint."""
+writer killed mid-write leaves a whole checkpoint; a full disk is one line and the rerun finishes."""
 
 import random
 import signal
@@ -8,7 +8,7 @@ import signal
 import pytest
 
 from conftest import write_bar_mnist
-from faults import interrupt_and_resume, kill_during_write, reference_metrics, run_args
+from faults import full_disk, interrupt_and_resume, kill_during_write, private_tmpfs_available, reference_metrics, run_args
 
 
 @pytest.fixture(scope="module")
@@ -50,3 +50,15 @@ def test_sigterm_to_a_data_parallel_run_stops_every_rank_at_one_checkpoint(bar_d
     outcome = interrupt_and_resume(args, tmp_path / "stopped", expected, random.Random(1), signal_number=signal.SIGTERM, max_delay=0.3)
     assert outcome.survived, f"{outcome.lost}: {outcome.detail}"
     assert outcome.detail == ""
+
+
+@pytest.mark.skipif(not private_tmpfs_available(), reason="needs unshare -rm to mount a small tmpfs (tests/engine/test_disk.py injects the error instead)")
+@pytest.mark.parametrize("moment", ["start", "training", "end"])
+def test_a_full_disk_is_one_line_the_record_stays_true_and_the_printed_command_finishes(moment, tmp_path):
+    """On a real tmpfs that is full at the start, fills once the run has a checkpoint, or fills while
+    the results are written: one 'disk full' line, run.json "failed" with it, the last checkpoint
+    whole, no temp files; with room again, the command the line gives ends with the uninterrupted
+    run's exact metrics."""
+    outcome = full_disk(tmp_path, moment)
+    assert outcome.survived, f"{outcome.lost}: {outcome.detail}"
+

@@ -24,8 +24,10 @@ def atomic_write(path: Union[str, Path], write: Callable[[BinaryIO], None]) -> N
             tmp.flush()
             os.fsync(tmp.fileno())
         os.replace(tmp_name, path)
-    except BaseException:
+    except BaseException as error:
         Path(tmp_name).unlink(missing_ok=True)
+        if isinstance(error, OSError) and error.filename is None:
+            error.filename = str(path)  # a write on an open file names no file; the error line should
         raise
     dir_fd = os.open(path.parent, os.O_RDONLY)
     try:

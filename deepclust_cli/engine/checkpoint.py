@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import functools
+import io
 import pickle
 import subprocess
 import zipfile
@@ -73,8 +74,14 @@ def stamp() -> dict[str, Any]:
 
 
 def save_checkpoint(path: Union[str, Path], payload: dict[str, Any]) -> None:
-    """Stamp ``payload`` with provenance and write it atomically to ``path``."""
-    atomic_write(path, lambda f: torch.save({**stamp(), **payload}, f))
+    """Stamp ``payload`` with provenance and write it atomically to ``path``.
+
+    The checkpoint is serialized in memory first: torch's zip writer reports a write the disk
+    refused as "unexpected pos", while a plain write raises the ``OSError`` that says the disk is full.
+    """
+    serialized = io.BytesIO()
+    torch.save({**stamp(), **payload}, serialized)
+    atomic_write(path, lambda f: f.write(serialized.getbuffer()))
 
 
 def load_checkpoint(path: Union[str, Path], *, mmap: bool = False) -> dict[str, Any]:

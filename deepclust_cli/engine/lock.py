@@ -48,10 +48,14 @@ class SessionLock:
                 "or run in a new session folder (restart=true)",
                 holder,
             ) from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"process {os.getpid()} on {socket.gethostname()}\n")
-        handle.flush()
+        try:
+            handle.seek(0)
+            handle.truncate()
+            handle.write(this_process() + "\n")
+            handle.flush()
+        except BaseException:
+            handle.close()  # a disk without room for one line: the lock goes with the handle
+            raise
         self._handle = handle
 
     def release(self) -> None:
@@ -59,6 +63,11 @@ class SessionLock:
             fcntl.flock(self._handle, fcntl.LOCK_UN)
             self._handle.close()
             self._handle = None
+
+
+def this_process() -> str:
+    """How a lock file names its holder: ``"process <pid> on <host>"``."""
+    return f"process {os.getpid()} on {socket.gethostname()}"
 
 
 def holder_of(directory: Path) -> Optional[str]:

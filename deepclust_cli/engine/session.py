@@ -39,11 +39,12 @@ from deepclust_cli.engine.atomic import atomic_write_text
 from deepclust_cli.engine.checkpoint import Checkpointable, git_sha, load_checkpoint, save_checkpoint
 from deepclust_cli.engine.context import Context
 from deepclust_cli.engine.device import set_deterministic
+from deepclust_cli.engine.disk import QuietDiskFullThreads, SpaceReserve, disk_full_cause, is_disk_full
 from deepclust_cli.engine.distributed import SINGLE, World
 from deepclust_cli.engine.interrupt import StopRequests
 from deepclust_cli.engine.lock import LOCK_NAME, SessionLock
 from deepclust_cli.engine.seeds import restore_rng_state, rng_state, seed_everything
-from deepclust_cli.errors import CheckpointError, DeepclustError, Interrupted
+from deepclust_cli.errors import CheckpointError, DeepclustError, DiskFull, Interrupted
 
 if TYPE_CHECKING:
     from torch.utils.tensorboard import SummaryWriter
@@ -79,19 +80,21 @@ class Session(Context):
         self.last_checkpoint: Optional[Path] = None  # the newest checkpoint this run can continue from
         self._writer: Optional["SummaryWriter"] = None
         self._purge_step: Optional[int] = None
-        self._created = not self.directory.is_dir()
+        self._fresh = not self.directory.is_dir() or not any(self.directory.iterdir())  # a refused run removes it again
         self.directory.mkdir(parents=True, exist_ok=True)
         self.lock = SessionLock(self.directory)
-        self.lock.acquire()  # before anything is written: a second writer changes nothing
+        self.reserve = SpaceReserve(self.directory)
+        self.quiet_threads = QuietDiskFullThreads()
         self.opened = False
         self._pending_info: dict[str, dict[str, Any]] = {}
         self._handlers: list[logging.Handler] = []
         try:
+            self.lock.acquire()  # before anything is written: a second writer changes nothing
             self._handlers = self._attach_log_handlers()
             if not settings.resume:
                 self.open()  # a resume opens once its checkpoint has loaded and fits (run_rank)
-        except BaseException:
-            self._close()  # a session that never opened leaves no handler behind on the logger
+        except BaseException as error:
+            self.__exit__(type(error), error, None)  # records what it can, leaves no handler on the logger
             raise
         self.stop_requests = StopRequests()
         self.stop_requests.install()
@@ -107,16 +110,16 @@ class Session(Context):
         checkpoint leaves the folder as it was."""
         if self.opened:
             return
-        for sub in ("checkpoints", "plots", "tb"):
-            (self.directory / sub).mkdir(exist_ok=True)
-        file_handler = logging.FileHandler(self.directory / "log.txt", mode="a", encoding="utf-8")
+        self.reserve.allocate()  # first: a disk without room for it fails here, having written nothing
+        self.opened = True
+        self.quiet_threads.install()
+        file_handler = LogFile(self.directory / "log.txt", mode="a", encoding="utf-8")
         file_handler.setFormatter(logging.Formatter(LOG_FORMAT))
         self._buffer.setTarget(file_handler)
         self._buffer.flush()
         self.logger.removeHandler(self._buffer)
         self.logger.addHandler(file_handler)
         self._handlers = [file_handler, *[h for h in self._handlers if h is not self._buffer]]
-        self.opened = True
         for partial in sorted((self.directory / "checkpoints").glob(".*.tmp")):
             partial.unlink()  # the lock's holder: a write cut short by a kill; the file it was replacing is intact
             self.log(f"removed {partial.name}, a checkpoint write interrupted by an earlier kill")
@@ -181,8 +184,8 @@ class Session(Context):
         }
         if self.data_state is not None:
             payload["data"] = self.data_state
-        self.last_checkpoint = self.directory / "checkpoints" / "last.ckpt"
-        save_checkpoint(self.last_checkpoint, payload)
+        save_checkpoint(self.directory / "checkpoints" / "last.ckpt", payload)
+        self.last_checkpoint = self.directory / "checkpoints" / "last.ckpt"  # only once it is whole on disk
         if score is not None and math.isfinite(score) and (self.best_score is None or score > self.best_score):
             self.best_score = score
             save_checkpoint(self.directory / "checkpoints" / "best.ckpt", {**payload, "best_score": score})
@@ -224,6 +227,15 @@ class Session(Context):
         return self
 
     def __exit__(self, kind: Any, error: Optional[BaseException], traceback: Any) -> None:
+        if error is None and self._writer is not None:
+            try:  # TensorBoard writes in a thread: a refused write surfaces here, before "completed"
+                self._writer.close()
+            except OSError as close_error:
+                error = close_error
+            self._writer = None
+        full = disk_full_cause(error) if error is not None else None
+        if full is not None:
+            error = DiskFull(self._disk_full_message(full))
         if error is None:
             status = "completed"
         elif isinstance(error, (KeyboardInterrupt, Interrupted)):
@@ -233,26 +245,52 @@ class Session(Context):
         message = None
         if error is not None:
             message = str(error) if isinstance(error, DeepclustError) else f"{type(error).__name__}: {error}"
-        if self.opened:  # a session refused before it opened records nothing
-            self._write_run_info(status, message)
-        self._close()
+        try:
+            if self.opened:  # a session refused before it opened records nothing
+                self._write_run_info(status, message)
+        finally:
+            self._close()
+        if full is not None:
+            raise error from None
 
     def _close(self) -> None:
         if self.stop_requests is not None:
             self.stop_requests.restore()
         if self._writer is not None:
-            self._writer.close()
+            try:
+                self._writer.close()
+            except OSError:
+                pass  # the error that ended the run is the one reported; TensorBoard's events were the casualty
         for handler in self._handlers:
             self.logger.removeHandler(handler)
             handler.close()
         if self._handlers:
             self.logger.setLevel(self._logger_settings[0])
             self.logger.propagate = self._logger_settings[1]
-        if not self.opened and self._created:
-            (self.directory / LOCK_NAME).unlink(missing_ok=True)  # a folder this refused run made goes again
+        self.quiet_threads.restore()
+        self.reserve.free()
+        if not self.opened and self._fresh:
+            (self.directory / LOCK_NAME).unlink(missing_ok=True)  # a folder this refused run found empty is removed
             if not any(self.directory.iterdir()):
                 self.directory.rmdir()
         self.lock.release()  # last: nothing of this run writes in the folder after it
+
+    def _disk_full_message(self, error: OSError) -> str:
+        """The one line of a run the disk stopped: which write, what survives, what to run."""
+        written = f" writing {self._within(error.filename)}" if error.filename else ""
+        if not self.opened:
+            return f"disk full{written}: no room to open the session {self.directory}, so nothing was written; free space, or set output_dir to a disk with room"
+        if self.last_checkpoint is None:
+            return f"disk full{written} in {self.directory}, before its first checkpoint; free space and run the command again"
+        again = f"deepclust --resume {shlex.quote(str(self.last_checkpoint))}" + (" --test-only" if self.test_only else "")
+        return f"disk full{written} in {self.directory}; its last good checkpoint {self._within(self.last_checkpoint)} is intact; free space, then run: {again}"
+
+    def _within(self, path: Any) -> str:
+        """``path`` relative to the session folder when it lies inside it (the line names the folder once)."""
+        try:
+            return str(Path(path).resolve().relative_to(self.directory.resolve()))
+        except ValueError:
+            return str(path)
 
     def _write_run_info(self, status: str, error: Optional[str] = None) -> None:
         info = {
@@ -270,7 +308,22 @@ class Session(Context):
             "command": " ".join(sys.argv),
         }
         name = "run_test.json" if self.test_only else "run.json"
-        atomic_write_text(self.directory / name, json.dumps(info, indent=2) + "\n")
+        try:
+            atomic_write_text(self.directory / name, json.dumps(info, indent=2) + "\n")
+        except OSError as error:
+            if not is_disk_full(error) or not self.reserve.held:
+                raise
+            self.reserve.free()  # what the reserve is for: the record of the run is the last thing to lose
+            atomic_write_text(self.directory / name, json.dumps(info, indent=2) + "\n")
+
+
+class LogFile(logging.FileHandler):
+    """log.txt. A line the disk refuses is dropped (the console has shown it) instead of logging's
+    default of a traceback on stderr for every line."""
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        if not is_disk_full(sys.exc_info()[1]):
+            super().handleError(record)
 
 
 class Replica(Context):
