@@ -93,9 +93,11 @@ def run_rank(
         if settings.test_only and not method.fitted:
             raise unfinished(settings.resume)
         context.open()  # a resume writes in its session only now that the checkpoint loaded and fits
-        if progress.get("done") and not settings.test_only:
+        if settings.test_only:
+            pass  # --test-only scores the checkpoint as it is
+        elif progress.get("done"):
             context.log("training had already finished; evaluating")
-        elif not settings.test_only:
+        else:
             held_out = None
             workers = settings.trainer.num_workers
             if method.scores_held_out and eval_split is not fit_split:

@@ -287,9 +287,8 @@ if spec["fill_after"]:  # the disk fills up while the run trains, once it has a 
     while not any(disk.glob(spec["fill_after"])) and process.poll() is None:
         time.sleep(0.005)
     subprocess.run(["dd", "if=/dev/zero", f"of={disk / 'fill'}", "bs=64k"], capture_output=True)
-first = subprocess.CompletedProcess(process.args, 0, "", process.communicate(timeout=spec["timeout"])[1])
-first.returncode = process.returncode
-report["first"] = {"code": first.returncode, "err": first.stderr}
+first_err = process.communicate(timeout=spec["timeout"])[1]
+report["first"] = {"code": process.returncode, "err": first_err}
 outputs = disk / "out"
 report["files"] = sorted(str(p.relative_to(outputs)) for p in outputs.rglob("*") if p.is_file()) if outputs.is_dir() else []
 runs = sorted(outputs.rglob("run.json")) if outputs.is_dir() else []
@@ -304,7 +303,7 @@ if checkpoint:
         report["checkpoint"] = f"{type(error).__name__}: {error}"
 (disk / "fill").unlink(missing_ok=True)
 subprocess.run(["mount", "-o", "remount,size=512m", str(disk)], check=True)  # the user freed space
-lines = first.stderr.strip().splitlines()
+lines = first_err.strip().splitlines()
 again = spec["command"]
 if lines and "then run: deepclust " in lines[-1]:
     again = [*spec["command"][:3], *shlex.split(lines[-1].split("then run: deepclust ", 1)[1])]

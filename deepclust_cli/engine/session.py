@@ -227,11 +227,11 @@ class Session(Context):
         return self
 
     def __exit__(self, kind: Any, error: Optional[BaseException], traceback: Any) -> None:
-        if error is None and self._writer is not None:
+        if self._writer is not None:
             try:  # TensorBoard writes in a thread: a refused write surfaces here, before "completed"
                 self._writer.close()
             except OSError as close_error:
-                error = close_error
+                error = error or close_error  # else the error that ended the run is the one reported
             self._writer = None
         full = disk_full_cause(error) if error is not None else None
         if full is not None:
@@ -256,11 +256,6 @@ class Session(Context):
     def _close(self) -> None:
         if self.stop_requests is not None:
             self.stop_requests.restore()
-        if self._writer is not None:
-            try:
-                self._writer.close()
-            except OSError:
-                pass  # the error that ended the run is the one reported; TensorBoard's events were the casualty
         for handler in self._handlers:
             self.logger.removeHandler(handler)
             handler.close()
@@ -307,14 +302,14 @@ class Session(Context):
             "torch": torch.__version__,
             "command": " ".join(sys.argv),
         }
-        name = "run_test.json" if self.test_only else "run.json"
+        path, text = self.directory / ("run_test.json" if self.test_only else "run.json"), json.dumps(info, indent=2) + "\n"
         try:
-            atomic_write_text(self.directory / name, json.dumps(info, indent=2) + "\n")
+            atomic_write_text(path, text)
         except OSError as error:
             if not is_disk_full(error) or not self.reserve.held:
                 raise
             self.reserve.free()  # what the reserve is for: the record of the run is the last thing to lose
-            atomic_write_text(self.directory / name, json.dumps(info, indent=2) + "\n")
+            atomic_write_text(path, text)
 
 
 class LogFile(logging.FileHandler):

@@ -14,13 +14,9 @@ import yaml
 from deepclust_cli.cli import folder_name
 from deepclust_cli.engine.lock import SessionLock, holder_of
 from deepclust_cli.errors import SessionBusy
+from faults import files_of
 
 KMEANS = ["method=kmeans", "dataset=blobs", "dataset.n_samples=200"]
-
-
-def snapshot(folder: Path) -> dict[str, bytes]:
-    """Every file under ``folder`` (the lock file aside) with its bytes."""
-    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file() and p.name != ".lock"}
 
 
 @pytest.fixture
@@ -61,14 +57,14 @@ def test_a_checkpoint_outside_a_session_resumes_and_tests_in_a_new_session(deepc
     (downloads / "notes.txt").write_text("mine\n")
     copied = downloads / "model.ckpt"
     copied.write_bytes((trained / "checkpoints" / "last.ckpt").read_bytes())
-    before_downloads, before_home = snapshot(downloads), sorted(p.name for p in tmp_path.iterdir())
+    before_downloads, before_home = files_of(downloads), sorted(p.name for p in tmp_path.iterdir())
     for flags in (["--test-only"], []):
         result = deepclust("--resume", str(copied), *flags)
         assert result.code == 0, result.err
         session = result.session()
         assert (tmp_path / "outputs") in session.parents and session != trained
         assert (session / ("metrics_test.json" if flags else "metrics.json")).is_file()
-    assert snapshot(downloads) == before_downloads
+    assert files_of(downloads) == before_downloads
     assert sorted(p.name for p in downloads.iterdir()) == ["model.ckpt", "notes.txt"]
     assert sorted(p.name for p in tmp_path.iterdir()) == before_home
 
@@ -77,26 +73,26 @@ def test_a_second_writer_is_refused_by_the_lock_and_changes_nothing(deepclust, t
     checkpoint = trained / "checkpoints" / "last.ckpt"
     partial = trained / "checkpoints" / ".last.ckpt.inflight.tmp"
     partial.write_bytes(b"a write in progress")
-    before = snapshot(trained)
+    before = files_of(trained)
     with LockHolder(trained) as holder:
         assert holder_of(trained) == f"process {holder.process.pid} on {socket.gethostname()}"
         result = deepclust("--resume", str(checkpoint))
         assert result.code == 1
         lines = result.err.strip().splitlines()
         assert len(lines) == 1 and f"is in use by process {holder.process.pid}" in lines[0], result.err
-        assert snapshot(trained) == before  # the in-flight write included
+        assert files_of(trained) == before  # the in-flight write included
     assert holder_of(trained) is None  # released when its holder exits
 
 
 def test_test_only_of_a_live_session_writes_its_results_elsewhere(deepclust, trained, tmp_path):
     partial = trained / "checkpoints" / ".last.ckpt.inflight.tmp"
     partial.write_bytes(b"a write in progress")
-    before = snapshot(trained)
+    before = files_of(trained)
     with LockHolder(trained):
         result = deepclust("--resume", str(trained / "checkpoints" / "last.ckpt"), "--test-only")
     assert result.code == 0, result.err
     assert "in use by process" in result.out + result.err
-    assert snapshot(trained) == before
+    assert files_of(trained) == before
     elsewhere = result.session()
     assert elsewhere != trained and (elsewhere / "metrics_test.json").is_file()
 
@@ -164,12 +160,12 @@ def test_a_sweep_job_another_process_runs_is_reported_not_retrained(deepclust):
     job = first.session()
     run = yaml.safe_load((job / "run.json").read_text())
     (job / "run.json").write_text(yaml.safe_dump({**run, "status": "running"}))  # as while it trains
-    before = snapshot(job)
+    before = files_of(job)
     with LockHolder(job) as holder:
         again = deepclust("-m", *KMEANS, "seed=0")
     assert again.code == 1
     assert f"is being run by process {holder.process.pid}" in again.err and "not retrained" in again.err
-    assert snapshot(job) == before
+    assert files_of(job) == before
 
 
 TINY_SPECTRALNET = ["method=spectralnet", "dataset=blobs", "dataset.n_samples=300", "dataset.n_classes=3",
@@ -184,11 +180,11 @@ def test_a_refused_resume_changes_nothing_and_says_why_in_one_line(deepclust, ch
     trained = deepclust(*TINY_SPECTRALNET)
     assert trained.code == 0, trained.err
     session = trained.session()
-    before = snapshot(session)
+    before = files_of(session)
     result = deepclust("--resume", str(session / "checkpoints" / "last.ckpt"), change)
     lines = result.err.strip().splitlines()
     assert result.code == 1 and len(lines) == 1 and expected in lines[0], result.err
-    assert snapshot(session) == before  # config.yaml, overrides.yaml, run.json ("completed"), log.txt, metrics.json
+    assert files_of(session) == before  # config.yaml, overrides.yaml, run.json ("completed"), log.txt, metrics.json
 
 
 def test_test_only_on_data_of_another_width_is_one_line(deepclust, trained):
