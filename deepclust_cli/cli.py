@@ -36,7 +36,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 import deepclust_cli.data  # noqa: F401  (registers the datasets' schemas)
 import deepclust_cli.methods  # noqa: F401  (registers the methods' schemas)
-from deepclust_cli.config import INVOCATION_KEYS, to_settings
+from deepclust_cli.config import INVOCATION_KEYS, literal, to_settings
 from deepclust_cli.engine.disk import is_disk_full
 from deepclust_cli.engine.interrupt import StopRequests
 from deepclust_cli.engine.memory import reuse_freed_memory
@@ -188,7 +188,7 @@ def run_cli(argv: list[str]) -> int:
         if resume:
             args = resume_args(args, overrides, Path(resume), Path(scratch))
         elif is_sweep(args) and not any(o.key_or_group == "hydra.sweep.dir" for o in overrides):
-            args = [*args, f"hydra.sweep.dir={quote('${output_dir}/multirun/' + sweep_folder(overrides))}"]
+            args = [*args, f"hydra.sweep.dir={quote(sweep_folder(overrides), prefix='${output_dir}/multirun/')}"]
         if is_sweep(args):
             args = [*args, f"hydra.callbacks.sweep_summary.report={quote(str(outcome.report))}"]
             for note in repeated_sweep_values(overrides):
@@ -234,8 +234,10 @@ def run_job(cfg: DictConfig, outcome: Outcome) -> Optional[dict[str, float]]:
     """The task Hydra runs once per job. User errors are kept in ``outcome`` for :func:`run_cli`
     to report in one line; in a sweep, one failed job is recorded in its folder and the sweep goes on."""
     hydra_cfg = HydraConfig.get()
-    directory = Path(hydra_cfg.runtime.output_dir)
-    task_overrides = list(hydra_cfg.overrides.task)
+    # Raw, as Hydra holds them: resolving again would take a value's escaped ``\${`` (and a folder
+    # name made of one) for an interpolation.
+    directory = Path(OmegaConf.to_container(hydra_cfg.runtime, resolve=False)["output_dir"])
+    task_overrides = list(OmegaConf.to_container(hydra_cfg.overrides.task, resolve=False))
     sweep = hydra_cfg.mode == RunMode.MULTIRUN
     report = OmegaConf.select(hydra_cfg, "callbacks.sweep_summary.report") if sweep else None
     marker = stop_marker(Path(str(report))) if report else None
@@ -432,12 +434,14 @@ def translate_argv(argv: list[str]) -> list[str]:
     while position < len(argv):
         arg = argv[position]
         if arg == "--resume":
-            if position + 1 >= len(argv) or argv[position + 1].startswith("-"):
+            if position + 1 >= len(argv) or not argv[position + 1] or argv[position + 1].startswith("-"):
                 raise ConfigError("--resume needs a checkpoint path: --resume outputs/.../checkpoints/last.ckpt")
             args.append(f"resume={quote(argv[position + 1])}")
             position += 2
             continue
         if arg.startswith("--resume="):
+            if arg == "--resume=":
+                raise ConfigError("--resume needs a checkpoint path: --resume outputs/.../checkpoints/last.ckpt")
             args.append(f"resume={quote(arg.split('=', 1)[1])}")
         elif arg == "--test-only":
             args.append("test_only=true")
@@ -466,9 +470,13 @@ def overrides_last(args: list[str]) -> list[str]:
     return [*flags, *overrides]
 
 
-def quote(value: str) -> str:
-    """A Hydra override value that stays one literal string whatever characters the path has."""
-    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+def quote(value: str, *, prefix: str = "") -> str:
+    """A Hydra override value that stays one literal string whatever characters ``value`` has. In
+    Hydra's quoted strings a backslash escapes only a quote or the closing quote, so only those
+    backslashes double; ``${`` is escaped, else OmegaConf would resolve it. ``prefix`` goes in front
+    as it is (an interpolation such as ``${output_dir}/``)."""
+    escaped = re.sub(r"(\\*)('|$)", lambda match: match.group(1) * 2 + ("\\'" if match.group(2) else ""), literal(value))
+    return "'" + prefix + escaped + "'"
 
 
 def parse_overrides(overrides: list[str]) -> list[Override]:
@@ -479,9 +487,12 @@ def parse_overrides(overrides: list[str]) -> list[Override]:
 
 
 def last_value(overrides: list[Override], key: str) -> Any:
-    """The value the last override of ``key`` sets (None when none does or it is a sweep)."""
+    """The value the last override of ``key`` sets (None when none does or it is a sweep), with an
+    escaped ``\\${`` read as the text ``${``, as OmegaConf will."""
     values = [o.value() for o in overrides if o.key_or_group == key and not o.is_sweep_override()]
-    return values[-1] if values else None
+    if not values:
+        return None
+    return values[-1].replace("\\${", "${") if isinstance(values[-1], str) else values[-1]
 
 
 def check_group_choices(overrides: list[Override], config_dirs: list[Path]) -> None:
@@ -540,7 +551,7 @@ def resume_args(args: list[str], overrides: list[Override], checkpoint: Path, sc
         args = [arg for arg in args if arg.split("=", 1)[0] != "dataset"]  # the primary config selects it
     primary = {
         "defaults": ["deepclust_schema", f"/schema/method/{stored['method']['name']}@method", dataset_default, {"hydra": "default"}, "_self_"],
-        **stored,
+        **literal(stored),  # resolved once already: a value's ``${`` is text now
     }
     (scratch / "resumed.yaml").write_text(yaml.safe_dump(primary, sort_keys=False))
     extra = ["--config-dir", str(scratch), "--config-name", "resumed"]

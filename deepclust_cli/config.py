@@ -136,6 +136,7 @@ class RunConfig:
 
     def __post_init__(self) -> None:
         require_seed(self.seed)
+        require(self.resume is None or self.resume.strip() != "", "resume needs a checkpoint path: --resume outputs/.../checkpoints/last.ckpt")
         require(not self.test_only or self.resume, "test_only needs a checkpoint: add --resume PATH")
         require(not self.predict or self.resume, "predict needs a trained checkpoint: deepclust --resume PATH --predict dataset.path=...")
         require(not (self.predict and self.test_only), "--predict and --test-only cannot be combined: --predict writes a new session, --test-only scores in the checkpoint's")
@@ -161,6 +162,19 @@ def config_differences(now: Mapping[str, Any], then: Mapping[str, Any], prefix: 
     return found
 
 
+def literal(value: Any) -> Any:
+    """``value`` (nested dicts and lists too) with each ``${`` escaped as ``\\${``: strings that were
+    resolved once (a stored config, a session path, a library argument) stay as they are when
+    OmegaConf or Hydra reads them again, instead of being taken for interpolations."""
+    if isinstance(value, str):
+        return value.replace("${", "\\${")
+    if isinstance(value, Mapping):
+        return {key: literal(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [literal(item) for item in value]
+    return value
+
+
 def to_settings(cfg: DictConfig) -> RunConfig:
     """Turn the composed config into dataclass objects, running every ``__post_init__`` check.
 
@@ -179,7 +193,7 @@ def make_config(schema: Type[T], values: Mapping[str, Any], where: str = "") -> 
     ``where`` (e.g. ``"method"``) prefixes the key in messages.
     """
     try:
-        node = OmegaConf.merge(OmegaConf.structured(schema), dict(values))
+        node = OmegaConf.merge(OmegaConf.structured(schema), literal(dict(values)))
     except OmegaConfBaseException as error:
         raise ConfigError(_omegaconf_message(error, where)) from None
     return _instantiate(node, where)

@@ -15,7 +15,7 @@ import yaml
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
-from deepclust_cli.config import INVOCATION_KEYS, RunConfig, config_differences, to_settings
+from deepclust_cli.config import INVOCATION_KEYS, RunConfig, config_differences, literal, to_settings
 from deepclust_cli.data.base import Dataset, Split, Standardization, load_dataset
 from deepclust_cli.data.config import SplitMode
 from deepclust_cli.engine import distributed
@@ -197,7 +197,7 @@ def experiment_overrides(settings: RunConfig, task_overrides: list[str]) -> list
 
 def session_settings(directory: Path) -> RunConfig:
     """The validated settings of the session in ``directory``, from its resolved ``config.yaml``."""
-    values = yaml.safe_load((directory / "config.yaml").read_text())
+    values = literal(yaml.safe_load((directory / "config.yaml").read_text()))  # resolved once: a ``${`` in it is text
     store = ConfigStore.instance()
     cfg = OmegaConf.merge(OmegaConf.structured(RunConfig), {k: v for k, v in values.items() if k not in ("method", "dataset")})
     for group in ("method", "dataset"):

@@ -35,7 +35,7 @@ def collect_jobs(sweep_dir: Path) -> list[dict[str, Any]]:
         row: dict[str, Any] = {"job": job_dir.name}
         for override in yaml.safe_load((job_dir / "overrides.yaml").read_text()) or []:
             key, _, value = override.partition("=")
-            row[key.lstrip("+~")] = value
+            row[key.lstrip("+~")] = value.replace("\\${", "${")  # as typed, less the escape of a literal ${
         info = _read_json(job_dir / "run.json")
         metrics = _read_json(job_dir / "metrics.json")
         row.update({key: value for key, value in metrics.items() if _is_number(value)})  # not cluster_sizes

@@ -7,6 +7,7 @@ interface). Labels are int64 tensors or ``None``.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterator, Optional, Protocol, Union
@@ -145,23 +146,47 @@ class Dataset:
         generator = torch.Generator().manual_seed(seed)
 
         def cut(split: Optional[Split]) -> Optional[Split]:
-            if split is None or len(split) <= max_samples:
-                return split
-            return split.subset(torch.randperm(len(split), generator=generator)[:max_samples].sort().values)
+            index = None if split is None else sample_index(len(split), max_samples, generator)
+            return split if index is None else split.subset(index)
 
         return replace(self, train=cut(self.train), test=cut(self.test))
 
-    def check(self) -> None:
-        """Refuse data no method can use: empty splits, NaN or inf values."""
+    def check(self, standardize: Optional[bool] = None) -> None:
+        """Refuse data no method can use: empty splits, NaN or inf values, and values so large
+        that squared distances overflow float32: ``‖x − y‖² ≤ 4·D·max|x|²`` must stay below
+        float32's largest number (k-means would report an infinite inertia and one cluster).
+        ``standardize``: the dataset's ``standardize`` option (None: it has none). When on, the
+        z-scored values are what the methods see, so size is not checked; when off, the message
+        suggests it."""
         for split_name, split in (("train", self.train), ("test", self.test)):
             if split is None:
                 continue
             if len(split) == 0:
                 raise DataError(f"dataset '{self.name}': the {split_name} split is empty")
-            if not split.is_lazy and split.x.is_floating_point():
+            if split.is_lazy or not split.x.is_floating_point() or split.x.numel() == 0:
+                continue
+            low, high = (float(v) for v in torch.aminmax(split.x))  # NaN propagates: one pass when all is well
+            if not (math.isfinite(low) and math.isfinite(high)):
                 bad = int((~torch.isfinite(split.x)).sum())
-                if bad:
-                    raise DataError(f"dataset '{self.name}': {bad} NaN or inf values in the {split_name} split")
+                raise DataError(f"dataset '{self.name}': {bad} NaN or inf values in the {split_name} split")
+            if standardize:
+                continue
+            largest, dims = max(abs(low), abs(high)), split.x[0].numel()
+            limit = math.sqrt(float(torch.finfo(torch.float32).max) / (4 * dims))
+            if largest > limit:
+                fix = "rescale the features" if standardize is None else "set dataset.standardize=true, or rescale the features"
+                raise DataError(
+                    f"dataset '{self.name}': values up to {largest:.3g} in the {split_name} split, beyond {limit:.3g}, where squared "
+                    f"distances between {dims}-dimensional samples overflow float32; {fix}"
+                )
+
+
+def sample_index(n: int, max_samples: int, generator: torch.Generator) -> Optional[torch.Tensor]:
+    """The sorted rows a seeded subsample of at most ``max_samples`` of ``n`` keeps (None: all of
+    them). Splits drawn one after another from one ``generator`` give :meth:`Dataset.subsample`'s rows."""
+    if n <= max_samples:
+        return None
+    return torch.randperm(n, generator=generator)[:max_samples].sort().values
 
 
 Loader = Callable[[DatasetConfig, Path, int], Dataset]
@@ -175,7 +200,7 @@ def load_dataset(config: DatasetConfig, data_dir: Union[str, Path], seed: int = 
     data = DATASETS.get(config.name)(config, Path(data_dir), seed)
     if config.max_samples is not None:
         data = data.subsample(config.max_samples, seed)
-    data.check()
+    data.check(getattr(config, "standardize", None))
     return data
 
 

@@ -16,7 +16,7 @@ from typing import Optional
 import numpy as np
 import torch
 
-from deepclust_cli.data.base import Dataset, Split
+from deepclust_cli.data.base import Dataset, Split, sample_index
 from deepclust_cli.data.config import FeaturesConfig
 from deepclust_cli.data.vision import check_class_count
 from deepclust_cli.errors import DataError
@@ -128,8 +128,9 @@ def _read_npz(path: Path, key: Optional[str], label_column: Optional[str]) -> tu
 def read_features(
     path: Path, delimiter: str, label_column: Optional[str], key: Optional[str] = None
 ) -> tuple[np.ndarray, Optional[np.ndarray], Optional[list[str]]]:
-    """A float32 samples × features matrix, the label column's values when one is named, and the
-    feature names of a CSV header (None without one). An ``.npy`` is memory-mapped."""
+    """A samples × features matrix of numbers, the label column's values when one is named, and
+    the feature names of a CSV header (None without one). An ``.npy`` is memory-mapped in its own
+    dtype: :func:`load_features` reads (and converts to float32) only the rows it keeps."""
     if path.suffix == ".csv":
         return _read_csv(path, delimiter, label_column)
     if path.suffix == ".npz":
@@ -142,7 +143,7 @@ def read_features(
         raise DataError(f"{path}: features must be numbers, got dtype {array.dtype}")
     if labels is not None and len(labels) != len(array):
         raise DataError(f"{path}: {len(labels)} labels for {len(array)} rows")
-    return (array if array.dtype == np.float32 else array.astype(np.float32)), labels, None
+    return array, labels, None
 
 
 def read_labels(path: Path, delimiter: str) -> np.ndarray:
@@ -231,6 +232,16 @@ def load_features(config: FeaturesConfig, data_dir: Path, seed: int) -> Dataset:
         train_y, test_y, classes = number_labels(train_labels, test_labels, train_labels_path, test_labels_path)
         n_classes = check_class_count(config, len(classes))
         class_names = [str(name) for name in classes.tolist()]
-    train = Split(torch.from_numpy(train_x), train_y)
-    test = None if test_x is None else Split(torch.from_numpy(test_x), test_y)
+    generator = torch.Generator().manual_seed(seed)  # the rows load_dataset's subsample would keep, drawn here
+    train = _kept_rows(train_x, train_y, config.max_samples, generator)
+    test = None if test_x is None else _kept_rows(test_x, test_y, config.max_samples, generator)
     return Dataset(config.name, train, test, n_classes=n_classes, kind="vectors", class_names=class_names, feature_names=feature_names)
+
+
+def _kept_rows(x: np.ndarray, y: Optional[torch.Tensor], max_samples: Optional[int], generator: torch.Generator) -> Split:
+    """A float32 split of ``x`` cut to ``max_samples`` seeded rows before it is converted, so that
+    a memory-mapped file larger than memory is read only at the rows kept."""
+    index = None if max_samples is None else sample_index(len(x), max_samples, generator)
+    if index is not None:
+        x, y = x[index.numpy()], None if y is None else y[index]
+    return Split(torch.from_numpy(x if x.dtype == np.float32 else x.astype(np.float32)), y, rows=index)

@@ -1,4 +1,5 @@
 import pytest
+from omegaconf import OmegaConf
 
 from deepclust_cli.cli import check_group_choices, overrides_last, parse_overrides, quote, translate_argv
 from deepclust_cli.errors import ConfigError
@@ -18,12 +19,15 @@ def test_resume_without_a_path_is_an_error():
         translate_argv(["--resume"])
     with pytest.raises(ConfigError, match="--resume needs a checkpoint path"):
         translate_argv(["--resume", "--test-only"])
+    for empty in (["--resume", ""], ["--resume="]):  # an unset shell variable must not start a fresh run
+        with pytest.raises(ConfigError, match="--resume needs a checkpoint path"):
+            translate_argv(empty)
 
 
-def test_quoted_values_survive_hydra_parsing():
-    path = "odd/it's, [x]=1/last.ckpt"
-    (override,) = parse_overrides([f"resume={quote(path)}"])
-    assert override.value() == path
+def test_quoted_values_survive_hydra_and_omegaconf_parsing():
+    for path in ["odd/it's, [x]=1/last.ckpt", "back\\slash", "trailing\\", "it\\'s", "text ${b} here"]:
+        (override,) = parse_overrides([f"resume={quote(path)}"])
+        assert OmegaConf.create({"resume": override.value()}).resume == path
 
 
 def test_flags_move_before_overrides():

@@ -88,6 +88,25 @@ def test_named_run_gets_a_suffix(deepclust):
     assert result.session().name.endswith("_baseline")
 
 
+def test_an_escaped_interpolation_stays_text_in_run_resume_test_and_predict(deepclust, tmp_path):
+    # Hydra resolves a value's escaped \${...} once; each later read (the run folder's name, the stored
+    # config of a resume, the session path) must not take the text ${b} for an interpolation again.
+    import numpy as np
+
+    features = tmp_path / "a${b}.npy"
+    np.save(features, np.random.default_rng(0).normal(size=(200, 3)).astype(np.float32))
+    trained = deepclust("method=kmeans", "dataset=features", "dataset.path=" + str(features).replace("${", "\\${"),
+                        "dataset.n_classes=2", "name=n\\${x}")
+    assert trained.code == 0, trained.err
+    assert trained.session().name.endswith("_n${x}")
+    assert yaml.safe_load((trained.session() / "config.yaml").read_text())["dataset"]["path"] == str(features)
+    checkpoint = trained.session() / "checkpoints" / "last.ckpt"
+    for extra in ([], ["--test-only"], ["--predict"]):
+        again = deepclust("--resume", str(checkpoint), *extra, output_dir=False)
+        assert again.code == 0, (extra, again.err)
+        assert again.session().name.endswith("_n${x}")
+
+
 def test_sweep_writes_one_session_per_job_and_a_summary(deepclust):
     result = deepclust("-m", "method=kmeans,spectral", "dataset=blobs,circles", "dataset.n_samples=600")
     assert result.code == 0, result.err

@@ -133,6 +133,39 @@ def test_nan_features_are_refused(tmp_path: Path) -> None:
         load_dataset(features(tmp_path, path="x.csv"), tmp_path)
 
 
+def test_features_whose_squares_overflow_float32_are_refused_unless_standardized(tmp_path: Path) -> None:
+    x = np.random.default_rng(0).normal(size=(60, 2)).astype(np.float32)
+    x[:30] += 3.0
+    np.save(tmp_path / "x.npy", x * 1e30)  # k-means reported an infinite inertia and one cluster, exit 0
+    with pytest.raises(DataError, match=r"values up to \d\.\d+e\+30 in the train split, beyond 6\.52e\+18, .*overflow float32; "
+                                        r"set dataset\.standardize=true, or rescale the features"):
+        load_dataset(features(tmp_path, path="x.npy"), tmp_path)
+    np.save(tmp_path / "fine.npy", x * 1e17)  # under the bound for 2 features
+    load_dataset(features(tmp_path, path="fine.npy"), tmp_path)
+    standardized = load_dataset(features(tmp_path, path="x.npy", standardize=True), tmp_path)
+    assert float(standardized.train.x.abs().max()) > 1e30  # z-scored later, in the run, from these values
+
+
+def test_max_samples_reads_only_the_kept_rows_of_a_memory_mapped_float64_file(tmp_path: Path) -> None:
+    import tracemalloc
+
+    x = np.random.default_rng(0).normal(size=(40_000, 32))  # float64, 10 MB
+    np.save(tmp_path / "x.npy", x)
+    config = features(tmp_path, path="x.npy", max_samples=100)
+    tracemalloc.start()
+    try:
+        data = load_dataset(config, tmp_path, seed=3)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 1_000_000, f"{peak} bytes allocated: the whole file was converted before max_samples applied"
+    rows = data.train.source_rows()
+    assert len(data.train) == 100 and data.train.x.dtype == torch.float32
+    assert torch.equal(data.train.x, torch.from_numpy(x[rows.numpy()]).float())
+    whole = load_dataset(features(tmp_path, path="x.npy"), tmp_path).subsample(100, seed=3)
+    assert torch.equal(whole.train.source_rows(), rows)  # the same rows as cutting after a full read
+
+
 def test_config_validation() -> None:
     with pytest.raises(ConfigError, match="path must be a .npy, .npz or .csv file"):
         FeaturesConfig(name="features", path="x.parquet")
