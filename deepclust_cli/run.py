@@ -22,7 +22,7 @@ from deepclust_cli.engine import distributed
 from deepclust_cli.engine.checkpoint import load_checkpoint, session_dir_of
 from deepclust_cli.engine.device import select_device
 from deepclust_cli.engine.lock import holder_of, this_process
-from deepclust_cli.engine.session import Replica, Session
+from deepclust_cli.engine.session import Replica, Session, kept_checkpoint, record_lost_run
 from deepclust_cli.errors import CheckpointError, ConfigError, DataError, Interrupted
 from deepclust_cli.methods import METHODS
 from deepclust_cli.methods.config import ClusteringConfig, MethodConfig
@@ -49,7 +49,14 @@ def run(settings: RunConfig, cfg: DictConfig, directory: Path, task_overrides: l
     for key in INVOCATION_KEYS:
         config.pop(key, None)
     if launch.spawns:
-        return distributed.spawn(run_rank, (settings, config, overrides, directory, launch), launch)
+        try:
+            return distributed.spawn(run_rank, (settings, config, overrides, directory, launch), launch)
+        except distributed.RankLost as lost:
+            last = directory / "checkpoints" / "last.ckpt"
+            what_now = "run the command again" if settings.test_only or settings.predict else kept_checkpoint(last if last.is_file() else None)
+            message = f"{lost}; {what_now}"
+            record_lost_run(directory, settings.test_only, message)
+            raise distributed.RankLost(lost.rank, lost.size, lost.signal_number, message) from None
     with distributed.joined(launch) as world:
         if world.parallel:  # under torchrun every rank's Hydra named a folder; rank 0's is the session
             own, directory = directory, world.broadcast_object(directory)

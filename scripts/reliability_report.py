@@ -78,6 +78,7 @@ def main() -> None:
             ("sweep over two paths that clean to one name", 1, faults.sweep_names_that_clean_alike),
             ("SIGTERM to a parallel sweep, rerun", 1, faults.sigterm_to_a_parallel_sweep),
             ("resume with other widths, other data", 1, faults.refused_resume),
+            ("kill -9 of one of 2 data-parallel ranks, resumed", 1, faults.kill_9_of_one_rank),
         ]
         if faults.private_tmpfs_available():
             moments = {"start": "at the start", "training": "during training", "end": "writing the results"}

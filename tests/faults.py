@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import shlex
 import signal
 import subprocess
@@ -534,3 +535,43 @@ def alive(pid: int) -> bool:
     except OSError:
         return True
 
+
+
+def rank_processes(pid: int) -> list[int]:
+    """The data-parallel ranks deepclust process ``pid`` spawned, oldest first (not its resource tracker)."""
+    try:
+        children = [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+    return sorted(child for child in children if b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes())
+
+
+def kill_9_of_one_rank(folder: Path) -> Outcome:
+    """SIGKILL to one rank of a two-process run after its first checkpoint (the out-of-memory
+    killer's way): one line naming the lost rank and the resume command, run.json "failed" with it,
+    and the printed command ends with the uninterrupted run's exact metrics."""
+    args = [*run_args("spectralnet", folder), "trainer.processes=2"]
+    expected = reference_metrics(args, folder / "reference")
+    outputs = folder / "killed"
+    process = subprocess.Popen(deepclust(*args, f"output_dir={outputs}"), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=environment())
+    if not wait_for("**/checkpoints/last.ckpt", outputs, process):
+        return Outcome(False, "the run", f"it ended before its first checkpoint: {process.communicate()[1][-2000:]}")
+    ranks = rank_processes(process.pid)
+    if len(ranks) != 2:
+        process.kill()
+        return Outcome(False, "the ranks", f"found processes {ranks} under {process.pid}")
+    os.kill(ranks[-1], signal.SIGKILL)
+    _, err = process.communicate(timeout=RUN_TIMEOUT)
+    lines = err.strip().splitlines()
+    line = lines[0] if len(lines) == 1 else ""
+    if process.returncode != 1 or not re.fullmatch(r"deepclust: error: rank \d of 2 was killed by SIGKILL .*resume with: deepclust --resume \S+", line):
+        return Outcome(False, "the one line with the resume command", f"exit {process.returncode}: {err[-1500:]}")
+    session = only_session(outputs)
+    record = json.loads((session / "run.json").read_text())
+    if record.get("status") != "failed" or record.get("error") != line.removeprefix("deepclust: error: "):
+        return Outcome(False, "the record (run.json)", f"{record.get('status')}: {record.get('error')}")
+    resumed = subprocess.run(deepclust(*shlex.split(line.split("resume with: deepclust ", 1)[1])), capture_output=True, text=True,
+                             env=environment(), timeout=RUN_TIMEOUT)
+    if resumed.returncode != 0:
+        return Outcome(False, "the run (resume failed)", resumed.stderr[-2000:])
+    return compare(expected, metrics_of(session))

@@ -8,7 +8,7 @@ import signal
 import pytest
 
 from conftest import write_bar_mnist
-from faults import full_disk, interrupt_and_resume, kill_during_write, private_tmpfs_available, reference_metrics, run_args
+from faults import full_disk, interrupt_and_resume, kill_9_of_one_rank, kill_during_write, private_tmpfs_available, reference_metrics, run_args
 
 
 @pytest.fixture(scope="module")
@@ -50,6 +50,11 @@ def test_sigterm_to_a_data_parallel_run_stops_every_rank_at_one_checkpoint(bar_d
     outcome = interrupt_and_resume(args, tmp_path / "stopped", expected, random.Random(1), signal_number=signal.SIGTERM, max_delay=0.3)
     assert outcome.survived, f"{outcome.lost}: {outcome.detail}"
     assert outcome.detail == ""
+
+
+def test_kill_9_of_one_data_parallel_rank_is_one_line_with_the_resume_command(tmp_path):
+    outcome = kill_9_of_one_rank(tmp_path)
+    assert outcome.survived, f"{outcome.lost}: {outcome.detail}"
 
 
 @pytest.mark.skipif(not private_tmpfs_available(), reason="needs unshare -rm to mount a small tmpfs (tests/engine/test_disk.py injects the error instead)")

@@ -27,12 +27,14 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import logging
+import multiprocessing.connection
 import os
 import pickle
 import signal
 import socket
 import tempfile
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Optional, Sequence
@@ -194,8 +196,10 @@ def joined(launch: Launch) -> Iterator[World]:
 
 def spawn(task: Callable[..., Any], args: tuple[Any, ...], launch: Launch) -> Any:
     """Run ``task(*args, world)`` in ``launch.size`` fresh processes joined on this machine;
-    returns rank 0's result. A user error in any rank is raised here as that error (the other
-    ranks are stopped); anything else propagates as torch's report of the failed process."""
+    returns rank 0's result. A user error in any rank is raised here as that error; a rank that a
+    signal ended (kill -9, the out-of-memory killer) as :class:`RankLost`; anything else propagates
+    as torch's report of the failed process. The other ranks get :data:`GRACE_SECONDS` to end on
+    their own first (a collective with the lost rank fails at once) before they are stopped."""
     port = _free_port()
     # torch logs each rank it stops after another failed; the failure itself is what we report.
     logging.getLogger("torch.multiprocessing.spawn").setLevel(logging.ERROR)
@@ -214,16 +218,57 @@ def spawn(task: Callable[..., Any], args: tuple[Any, ...], launch: Launch) -> An
                 signal.SIGTERM: signal.signal(signal.SIGTERM, lambda number, frame: _forward(ranks.processes, number)),
             }
         try:
-            while not ranks.join():
-                pass
-        except mp.ProcessRaisedException:
-            for path in sorted(outbox.glob("error-*.pkl")):
-                raise pickle.loads(path.read_bytes()) from None
-            raise
+            failed = _first_failure(ranks.processes, GRACE_SECONDS)
+            try:
+                while not ranks.join():  # all have ended, or the grace is over: torch stops the rest
+                    pass
+            except (mp.ProcessRaisedException, mp.ProcessExitedException) as report:
+                killed = ranks.processes[failed].exitcode if failed is not None else None
+                if killed is not None and killed < 0:
+                    raise RankLost(failed, launch.size, -killed) from None
+                for path in sorted(outbox.glob("error-*.pkl")):
+                    raise pickle.loads(path.read_bytes()) from None
+                raise report
         finally:
             for number, handler in previous.items():
                 signal.signal(number, handler)
         return pickle.loads((outbox / "result.pkl").read_bytes())
+
+
+GRACE_SECONDS = 30.0  # how long the other ranks may take to end by themselves once one has failed
+
+
+class RankLost(DeepclustError):
+    """A rank ended by a signal, not by an error of its own: the run cannot go on without it."""
+
+    def __init__(self, rank: int, size: int, signal_number: int, message: Optional[str] = None) -> None:
+        name = signal.Signals(signal_number).name if signal_number in signal.valid_signals() else f"signal {signal_number}"
+        cause = " (as the kernel's out-of-memory killer does)" if signal_number == signal.SIGKILL else ""
+        super().__init__(message or f"rank {rank} of {size} was killed by {name}{cause}")
+        self.rank, self.size, self.signal_number = rank, size, signal_number
+
+    def __reduce__(self) -> tuple:
+        return (type(self), (self.rank, self.size, self.signal_number, str(self)))
+
+
+def _first_failure(processes: Sequence[Any], grace: float) -> Optional[int]:
+    """Wait until every process has ended; the index of the first that failed (None: none did).
+    Once one has failed the others get ``grace`` seconds. Of processes seen ending together, one
+    a signal ended comes first: the others' errors (a broken collective) follow from it."""
+    waiting = {process.sentinel: index for index, process in enumerate(processes)}
+    failed, deadline = None, None
+    while waiting:
+        timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
+        ready = multiprocessing.connection.wait(list(waiting), timeout)
+        if not ready:
+            break
+        ended = [waiting.pop(sentinel) for sentinel in ready]
+        for index in ended:
+            processes[index].join()
+        for index in sorted(ended, key=lambda i: processes[i].exitcode >= 0):
+            if processes[index].exitcode != 0 and failed is None:
+                failed, deadline = index, time.monotonic() + grace
+    return failed
 
 
 def _forward(processes: Sequence[Any], number: int) -> None:

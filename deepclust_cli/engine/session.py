@@ -4,7 +4,7 @@ Layout (``<output_dir>/<method>/<dataset>/<YYYY-MM-DD_HH-MM-SS.ffffff>[_<name>]/
 
     config.yaml          the resolved config
     overrides.yaml       the command-line overrides that composed it
-    run.json             status, device, versions, wall time
+    run.json             status, device, versions, seconds (every process of the run) and process_seconds
     log.txt              everything the run logged (appended on resume)
     tb/                  TensorBoard events: losses, learning rates, metrics
     checkpoints/         last.ckpt, and best.ckpt where the method reports a validation score
@@ -44,7 +44,7 @@ from deepclust_cli.engine.distributed import SINGLE, World
 from deepclust_cli.engine.interrupt import StopRequests
 from deepclust_cli.engine.lock import LOCK_NAME, SessionLock
 from deepclust_cli.engine.seeds import restore_rng_state, rng_state, seed_everything
-from deepclust_cli.errors import CheckpointError, DeepclustError, DiskFull, Interrupted
+from deepclust_cli.errors import CheckpointError, DeepclustError, DiskFull, Interrupted, SessionBusy
 
 if TYPE_CHECKING:
     from torch.utils.tensorboard import SummaryWriter
@@ -76,6 +76,7 @@ class Session(Context):
         self.test_only = settings.test_only
         self.plot_settings = settings.plots
         self.started = time.perf_counter()
+        self.earlier_seconds = 0.0  # what the processes before a resume spent, up to its checkpoint
         self.best_score: Optional[float] = None
         self.last_checkpoint: Optional[Path] = None  # the newest checkpoint this run can continue from
         self._writer: Optional["SummaryWriter"] = None
@@ -181,6 +182,7 @@ class Session(Context):
             "overrides": self.overrides,
             "progress": {**progress, "step": self.step},
             "rng": rng_state(),
+            "seconds": self.earlier_seconds + time.perf_counter() - self.started,
         }
         if self.data_state is not None:
             payload["data"] = self.data_state
@@ -194,9 +196,7 @@ class Session(Context):
             raise stopped(self.stop_requests.signal_number or signal.SIGTERM, progress, str(self.last_checkpoint))
 
     def kept_checkpoint(self) -> str:
-        if self.last_checkpoint is None:
-            return "no checkpoint had been written yet"
-        return f"the last good checkpoint is {self.last_checkpoint}; resume with: deepclust --resume {shlex.quote(str(self.last_checkpoint))}"
+        return kept_checkpoint(self.last_checkpoint)
 
     def resume(self, path: Path, method: Checkpointable) -> dict[str, Any]:
         """Load ``path`` into ``method`` and restore the generators; returns the training progress."""
@@ -204,6 +204,8 @@ class Session(Context):
         progress = _adopt_progress(self, payload)
         self.last_checkpoint = Path(path)
         self.best_score = payload.get("best_score", self.best_score)
+        if not (self.test_only or self.settings.predict):  # continuing the run: its time so far counts
+            self.earlier_seconds = float(payload.get("seconds", 0.0))
         self._purge_step = self.step or None  # TensorBoard drops what a killed run logged after this checkpoint
         self.log(f"resumed from {path} at {_describe_progress(progress)}")
         return progress
@@ -295,7 +297,8 @@ class Session(Context):
             "device": str(self.device),
             "host": socket.gethostname(),
             "pid": os.getpid(),
-            "seconds": round(time.perf_counter() - self.started, 3),
+            "seconds": round(self.earlier_seconds + time.perf_counter() - self.started, 3),  # every process of the run, to here
+            "process_seconds": round(time.perf_counter() - self.started, 3),
             "updated": _dt.datetime.now().isoformat(timespec="seconds"),
             "package_version": deepclust_cli.__version__,
             "git_sha": git_sha(),
@@ -362,6 +365,32 @@ class Replica(Context):
 
     def __exit__(self, kind: Any, error: Optional[BaseException], traceback: Any) -> None:
         self.stop_requests.restore()
+
+
+def kept_checkpoint(checkpoint: Optional[Path]) -> str:
+    """What survives a run that ended early, and the command that continues it."""
+    if checkpoint is None:
+        return "no checkpoint had been written yet"
+    return f"the last good checkpoint is {checkpoint}; resume with: deepclust --resume {shlex.quote(str(checkpoint))}"
+
+
+def record_lost_run(directory: Path, test_only: bool, message: str) -> None:
+    """Mark the session of a data-parallel run whose rank was lost "failed" with ``message``, once
+    its ranks have ended: run.json said "running" (rank 0 killed) or the survivor's broken collective."""
+    path = Path(directory) / ("run_test.json" if test_only else "run.json")
+    if not path.is_file():
+        return  # the session never opened: there is no record to correct
+    lock = SessionLock(directory)
+    try:
+        lock.acquire()
+    except SessionBusy:
+        return  # another writer has taken the folder since; its record is its own
+    try:
+        info = json.loads(path.read_text())
+        info.update(status="failed", error=message, updated=_dt.datetime.now().isoformat(timespec="seconds"))
+        atomic_write_text(path, json.dumps(info, indent=2) + "\n")
+    finally:
+        lock.release()
 
 
 def stopped(signal_number: int, progress: dict[str, Any], checkpoint: str) -> Interrupted:

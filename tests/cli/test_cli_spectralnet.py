@@ -78,6 +78,20 @@ def test_resume_gives_the_metrics_of_an_uninterrupted_run(deepclust, monkeypatch
     assert "resumed from" in (crashed / "log.txt").read_text()
 
 
+def test_a_resumed_run_s_seconds_count_every_process(deepclust, monkeypatch, tmp_path):
+    run_until_crash(deepclust, monkeypatch, TINY_RUN, crash_at=4)
+    checkpoint = next(Path(tmp_path / "outputs").rglob("last.ckpt"))
+    before = load_checkpoint(checkpoint)["seconds"]
+    assert before > 0
+    resumed = deepclust("--resume", str(checkpoint), output_dir=False)
+    assert resumed.code == 0, resumed.err
+    info = json.loads((resumed.session() / "run.json").read_text())
+    assert info["seconds"] - info["process_seconds"] == pytest.approx(before, abs=0.002)  # not the last process alone
+    tested = deepclust("--resume", str(checkpoint), "--test-only", output_dir=False)
+    scored = json.loads((tested.session() / "run_test.json").read_text())
+    assert scored["seconds"] == scored["process_seconds"]  # an evaluation's own time
+
+
 def test_test_only_refuses_an_unfinished_checkpoint(deepclust, monkeypatch, tmp_path):
     run_until_crash(deepclust, monkeypatch, TINY_RUN, crash_at=1)
     checkpoint = next(Path(tmp_path / "outputs").rglob("last.ckpt"))
