@@ -10,8 +10,14 @@ from typing import Any, List
 from omegaconf import MISSING
 
 from deepclust_cli.errors import require, require_finite_fields
+from deepclust_cli.ops import KNN_BACKENDS
 
 AUTO = "auto"
+
+
+def require_knn_backend(value: str, key: str) -> None:
+    """``key`` names one of :func:`deepclust_cli.ops.neighbors.knn`'s back ends."""
+    require(value in KNN_BACKENDS, f"{key} must be one of {', '.join(KNN_BACKENDS)}, got {value!r}")
 
 
 @dataclass

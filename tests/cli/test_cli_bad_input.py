@@ -130,6 +130,7 @@ def test_non_finite_numbers_in_the_config_are_refused(deepclust, override, messa
     ("seed=18446744073709551616", "seed must be in [0, 2**32)"),  # 2**64: torch's traceback before
     ("dataset.n_samples=1000000000", "points need about 44.7 GiB to generate"),  # the OOM killer before
     ("dataset.n_samples=18446744073709551616", "points need about"),  # a segmentation fault before
+    ("name=../../etc", "name must be a non-empty label without '/'"),  # left an empty <ts>_.. folder before
 ])
 def test_numbers_too_large_to_run_are_one_line_before_anything_runs(deepclust, tmp_path, override, says, monkeypatch):
     from deepclust_cli.data import config as data_config

@@ -74,7 +74,7 @@ def test_parameters_are_validated_like_scikit_learn():
         KMeans(n_clusters=2, n_neighbors=3)
     with pytest.raises(ConfigError, match="n_clusters is required"):
         KMeans()
-    with pytest.raises(ValueError):  # ConfigError is a ValueError, as in scikit-learn
+    with pytest.raises(ValueError, match="knn_backend must be one of auto, exact, ivf, hnsw, annoy, got 'faiss'"):  # ConfigError is a ValueError, as in scikit-learn
         Spectral(n_clusters=2, knn_backend="faiss")
 
 

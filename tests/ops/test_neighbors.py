@@ -1,4 +1,4 @@
-"""knn (exact and Annoy) against brute-force numpy, and the symmetric kNN graph."""
+"""knn (exact, inverted file, faiss HNSW and Annoy) against brute-force numpy, and the symmetric kNN graph."""
 
 import annoy
 import numpy as np
@@ -80,7 +80,7 @@ def test_exact_cosine(points):
     assert torch.equal(knn(scaled, 7, metric="cosine")[1], idx)
 
 
-@pytest.mark.parametrize("backend", ["exact", "annoy"])
+@pytest.mark.parametrize("backend", ["exact", "ivf", "hnsw", "annoy"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_self_excluded_by_index_even_with_duplicates(points, backend, dtype):
     data = np.concatenate([points, points]).astype(dtype)
@@ -92,7 +92,7 @@ def test_self_excluded_by_index_even_with_duplicates(points, backend, dtype):
     assert (dist[:, 0] == 0).all()
 
 
-@pytest.mark.parametrize("backend", ["exact", "annoy"])
+@pytest.mark.parametrize("backend", ["exact", "ivf", "hnsw", "annoy"])
 def test_all_identical_points(backend):
     data = np.ones((12, 3))
     _, idx = knn(data, 11, backend=backend, max_bytes=8 * 5)
@@ -117,6 +117,77 @@ def test_annoy_recall_against_exact():
     true = np.linalg.norm(data[:, None, :] - data[approx.numpy()], axis=2)
     np.testing.assert_allclose(dist.numpy(), true, rtol=1e-4, atol=1e-4)
     assert (torch.diff(dist, dim=1) >= 0).all()
+
+
+def clustered(n: int, dims: int, seed: int = 0) -> np.ndarray:
+    """Points around 20 centers: structure like learned features, not isotropic noise."""
+    rng = np.random.default_rng(seed)
+    centers = rng.standard_normal((20, dims)) * 4
+    return (centers[rng.integers(20, size=n)] + rng.standard_normal((n, dims))).astype(np.float32)
+
+
+def found_like_exact(data: np.ndarray, k: int, minimum_recall: float, **kwargs) -> None:
+    """An approximate self-query, checked: recall against exact, no point its own neighbor, the
+    true distances of the neighbors reported, ascending, and the same answer twice."""
+    _, exact = knn(data, k)
+    dist, approx = knn(data, k, **kwargs)
+    hits = sum(len(set(a) & set(e)) for a, e in zip(approx.tolist(), exact.tolist()))
+    assert hits / exact.numel() >= minimum_recall
+    assert not (approx == torch.arange(len(data))[:, None]).any()
+    true = np.linalg.norm(data[:, None, :] - data[approx.numpy()], axis=2)
+    np.testing.assert_allclose(dist.numpy(), true, rtol=1e-5, atol=1e-5)
+    assert (torch.diff(dist, dim=1) >= 0).all()
+    again = knn(data, k, **kwargs)
+    assert torch.equal(again[1], approx) and torch.equal(again[0], dist)
+
+
+def test_ivf_recall_distances_and_determinism():
+    data = clustered(4000, 12)
+    found_like_exact(data, 15, 0.98, backend="ivf")
+    few = [knn(data, 15, backend="ivf", ivf_probes=2, seed=seed)[1] for seed in (0, 0, 1)]
+    assert torch.equal(few[0], few[1]) and not torch.equal(few[0], few[2])  # the seed picks the cells
+
+
+@pytest.mark.parametrize("metric", ["euclidean", "cosine"])
+def test_ivf_probing_every_cell_is_exact(metric):
+    data, queries = clustered(500, 6), clustered(40, 6, seed=1)
+    for kwargs in (dict(), dict(queries=queries)):
+        exact = knn(data, 7, metric=metric, **kwargs)
+        found = knn(data, 7, metric=metric, backend="ivf", ivf_cells=9, ivf_probes=9, **kwargs)
+        assert torch.equal(found[1], exact[1])
+        np.testing.assert_allclose(found[0].numpy(), exact[0].numpy(), atol=1e-6)
+
+
+def test_ivf_cells_too_small_for_k_are_searched_exactly():
+    rng = np.random.default_rng(0)
+    data = np.concatenate([rng.standard_normal((5, 3)), 100 + rng.standard_normal((100, 3))]).astype(np.float32)
+    # Two cells, one probed: the 5 far points' own cell holds fewer than 8 + 1 candidates.
+    found = knn(data, 8, backend="ivf", ivf_cells=2, ivf_probes=1)
+    exact = knn(data, 8)
+    assert torch.equal(found[1][:5], exact[1][:5]) and (found[1][:5] >= 5).any()
+
+
+def test_hnsw_recall_distances_and_determinism():
+    # isotropic noise, HNSW's hard case; a one-thread build gives the same graph every time
+    found_like_exact(np.random.default_rng(0).standard_normal((3000, 12)).astype(np.float32), 15, 0.99, backend="hnsw")
+
+
+def test_hnsw_cosine_with_queries(points):
+    queries = np.random.default_rng(5).standard_normal((30, 5))
+    dist, idx = knn(points, 5, queries=queries, backend="hnsw", metric="cosine")
+    ref_d, ref_i = brute_force(points, queries, 5, metric="cosine")
+    assert_same_sets(idx, ref_i)
+    np.testing.assert_allclose(dist.numpy(), ref_d, atol=1e-5)
+
+
+def test_auto_searches_exactly_up_to_its_size_then_with_the_inverted_file(points, monkeypatch):
+    from deepclust_cli.ops import neighbors
+
+    exact, ivf = knn(points, 5, backend="exact"), knn(points, 5, backend="ivf", ivf_probes=1)
+    assert not torch.equal(exact[1], ivf[1])  # one probed cell misses some: the two answers can be told apart
+    assert torch.equal(knn(points, 5, backend="auto", ivf_probes=1)[1], exact[1])
+    monkeypatch.setattr(neighbors, "AUTO_EXACT_MAX_CPU", 100)
+    assert torch.equal(knn(points, 5, backend="auto", ivf_probes=1)[1], ivf[1])
 
 
 def test_annoy_cosine_with_queries(points):
@@ -161,7 +232,10 @@ def test_annoy_short_rows_fall_back_to_exact():
     [
         (dict(k=0), "0 nearest neighbors asked of"),
         (dict(k=200), "200 nearest neighbors asked of 199 candidate points"),
-        (dict(k=5, backend="faiss"), "choose one of exact, annoy"),
+        (dict(k=5, backend="faiss"), "choose one of auto, exact, ivf, hnsw, annoy"),
+        (dict(k=5, backend="hnsw", hnsw_links=1), "hnsw_links must be >= 2"),
+        (dict(k=5, backend="ivf", ivf_probes=0), "ivf_probes must be >= 1"),
+        (dict(k=5, backend="ivf", ivf_cells=0), "ivf_cells must be >= 1"),
         (dict(k=5, metric="manhattan"), "choose one of euclidean, cosine"),
         (dict(k=5, queries=np.zeros((3, 4))), "dims"),
         (dict(k=5, queries=np.zeros((3, 5)), exclude_self=True), "exclude_self"),
@@ -183,7 +257,7 @@ def test_bad_data():
         knn(np.zeros((4, 2)), 5, queries=np.zeros((1, 2)))
 
 
-@pytest.mark.parametrize("backend", ["exact", "annoy"])
+@pytest.mark.parametrize("backend", ["exact", "ivf", "hnsw", "annoy"])
 def test_knn_graph_connectivity(points, backend):
     graph = knn_graph(points, 6, backend=backend)
     assert graph.shape == (200, 200) and graph.dtype == np.float64

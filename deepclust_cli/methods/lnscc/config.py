@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import List, Optional
 
 from deepclust_cli.errors import require
-from deepclust_cli.methods.config import AutoencoderConfig, ClusteringConfig
+from deepclust_cli.methods.config import AutoencoderConfig, ClusteringConfig, require_knn_backend
 
 IMAGENET_MEAN = [0.485, 0.456, 0.406]
 IMAGENET_STD = [0.229, 0.224, 0.225]
@@ -47,7 +47,7 @@ class LNSCCConfig(ClusteringConfig):
     features: FeatureConfig = field(default_factory=FeatureConfig)
     validation_fraction: float = 0.1  # held out for the autoencoder stage's validation loss (features.source=ae)
     n_neighbors: int = 30
-    knn_backend: str = "exact"  # exact (torch, chunked) or annoy
+    knn_backend: str = "auto"  # auto (exact up to 20,000 points on the CPU, else ivf), exact, ivf, hnsw or annoy
     prune_fraction: float = 1 / 200  # edges under this share of the largest weight are dropped
     hidden: List[int] = field(default_factory=lambda: [256, 128])
     embedding_dim: int = 10
@@ -71,7 +71,7 @@ class LNSCCConfig(ClusteringConfig):
         super().__post_init__()
         require(0 < self.validation_fraction < 0.5, f"validation_fraction must be in (0, 0.5), got {self.validation_fraction}")
         require(self.n_neighbors >= 2, f"n_neighbors must be >= 2, got {self.n_neighbors}")
-        require(self.knn_backend in ("exact", "annoy"), f"knn_backend must be exact or annoy, got {self.knn_backend!r}")
+        require_knn_backend(self.knn_backend, "knn_backend")
         require(0 <= self.prune_fraction < 1, f"prune_fraction must be in [0, 1), got {self.prune_fraction}")
         require(min(self.hidden, default=1) >= 1, f"hidden must be positive widths, got {self.hidden}")
         require(self.embedding_dim >= 1, f"embedding_dim must be >= 1, got {self.embedding_dim}")

@@ -5,13 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from deepclust_cli.errors import require
-from deepclust_cli.methods.config import ClusteringConfig
+from deepclust_cli.methods.config import ClusteringConfig, require_knn_backend
 
 
 @dataclass
 class SpectralConfig(ClusteringConfig):
     n_neighbors: int = 10
-    knn_backend: str = "exact"  # exact (torch, on the run's device) or annoy (approximate)
+    knn_backend: str = "auto"  # auto (exact up to 20,000 points on the CPU, else ivf), exact, ivf, hnsw or annoy
     assign_labels: str = "kmeans"  # kmeans, discretize or cluster_qr
     eigen_solver: str = "lobpcg"  # lobpcg, or arpack (shift-invert: minutes from ~20k points)
     n_init: int = 10
@@ -20,7 +20,7 @@ class SpectralConfig(ClusteringConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         require(self.n_neighbors >= 1, f"n_neighbors must be >= 1, got {self.n_neighbors}")
-        require(self.knn_backend in ("exact", "annoy"), f"knn_backend must be 'exact' or 'annoy', got {self.knn_backend!r}")
+        require_knn_backend(self.knn_backend, "knn_backend")
         require(
             self.assign_labels in ("kmeans", "discretize", "cluster_qr"),
             f"assign_labels must be 'kmeans', 'discretize' or 'cluster_qr', got {self.assign_labels!r}",

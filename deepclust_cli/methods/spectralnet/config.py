@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import List, Optional
 
 from deepclust_cli.errors import require
-from deepclust_cli.methods.config import AutoencoderConfig, ClusteringConfig, StageConfig
+from deepclust_cli.methods.config import AutoencoderConfig, ClusteringConfig, StageConfig, require_knn_backend
 
 
 @dataclass
@@ -26,7 +26,7 @@ class SiameseStage(StageConfig):
     hidden: List[int] = field(default_factory=lambda: [1024, 1024, 512])
     output_dim: int = 10
     n_neighbors: int = 2
-    knn_backend: str = "exact"  # exact, or annoy for large n
+    knn_backend: str = "auto"  # auto (exact up to 20,000 points on the CPU, else ivf), exact, ivf, hnsw or annoy
     margin: float = 1.0
     epochs: int = 30
     batch_size: int = 128  # pairs per batch
@@ -36,7 +36,7 @@ class SiameseStage(StageConfig):
         require(min(self.hidden, default=1) >= 1, f"siamese.hidden must be positive widths, got {self.hidden}")
         require(self.output_dim >= 1, f"siamese.output_dim must be >= 1, got {self.output_dim}")
         require(self.n_neighbors >= 1, f"siamese.n_neighbors must be >= 1, got {self.n_neighbors}")
-        require(self.knn_backend in ("exact", "annoy"), f"siamese.knn_backend must be exact or annoy, got {self.knn_backend!r}")
+        require_knn_backend(self.knn_backend, "siamese.knn_backend")
         require(self.margin > 0, f"siamese.margin must be > 0, got {self.margin}")
 
 

@@ -295,9 +295,9 @@ class SpectralNet(ClusteringMethod):
 
     def _sparse_neighbors(self, affinity_space: torch.Tensor, train: torch.Tensor) -> torch.Tensor:
         """For sparse batches: each training point's ``sparse_neighbors`` nearest training points
-        (Annoy), as positions in ``train``."""
+        (``knn``'s ``auto`` back end: exact, or HNSW for large n), as positions in ``train``."""
         config = self.config.spectral
-        _, table = knn(affinity_space[train], config.sparse_neighbors, backend="annoy", seed=self.config.seed)
+        _, table = knn(affinity_space[train], config.sparse_neighbors, backend="auto", seed=self.config.seed)
         return table.to(self.device)
 
     # -- embedding and prediction ------------------------------------------------------------
