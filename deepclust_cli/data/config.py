@@ -112,6 +112,7 @@ class BlobsConfig(GeneratedConfig):
     cluster_std: float = 0.5
     center_box: float = 10.0  # centers uniform in [-center_box, center_box] per coordinate
     min_separation: float = 10.0  # center distances of at least this many cluster_std
+    anisotropy: float = 1.0  # a component's longest axis over its shortest (1: isotropic); each is rotated at random
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -119,6 +120,7 @@ class BlobsConfig(GeneratedConfig):
         require(self.cluster_std > 0, f"cluster_std must be > 0, got {self.cluster_std}")
         require(self.center_box > 0, f"center_box must be > 0, got {self.center_box}")
         require(self.min_separation >= 0, f"min_separation must be >= 0, got {self.min_separation}")
+        require(self.anisotropy >= 1, f"anisotropy must be >= 1 (the longest axis over the shortest), got {self.anisotropy}")
 
 
 # -- image benchmarks and image folders -----------------------------------------------------------

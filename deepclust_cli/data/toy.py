@@ -80,17 +80,35 @@ def blob_centers(config: BlobsConfig, attempts: int = 1000) -> np.ndarray:
 
 
 def load_blobs(config: BlobsConfig, data_dir: Path, seed: int) -> Dataset:
-    """Isotropic Gaussians (standard deviation ``cluster_std``) around well-separated centers,
-    equally many points each (the first centers take the remainder)."""
+    """Gaussians around well-separated centers, equally many points each (the first centers take
+    the remainder): isotropic with standard deviation ``cluster_std``, or, with ``anisotropy``
+    a > 1, each with its own random rotation ``R`` and axis scales ``a^u`` (``u`` uniform in
+    [−½, ½] per axis): ``x = center + (z ⊙ scales) Rᵀ``, ``z`` ~ N(0, cluster_std²)."""
     centers = blob_centers(config)
 
     def make(n: int, rng: np.random.Generator) -> tuple:
         sizes = np.full(config.n_classes, n // config.n_classes)
         sizes[: n % config.n_classes] += 1
         labels = np.repeat(np.arange(config.n_classes), sizes)
-        return centers[labels] + rng.normal(scale=config.cluster_std, size=(n, config.n_features)), labels
+        spread = rng.normal(scale=config.cluster_std, size=(n, config.n_features))
+        if config.anisotropy > 1:
+            _stretch(spread, sizes, config)
+        return centers[labels] + spread, labels
 
     return _split_generated("blobs", config, make, config.n_classes)
+
+
+def _stretch(spread: np.ndarray, sizes: np.ndarray, config: BlobsConfig) -> None:
+    """Give each component's rows (consecutive, ``sizes`` of them) its axis scales and rotation,
+    in place, from a generator of their own: the isotropic draw stays as it was."""
+    rng = np.random.default_rng([config.seed, 1])
+    start = 0
+    for size in sizes:
+        scales = config.anisotropy ** rng.uniform(-0.5, 0.5, size=config.n_features)
+        rotation, _ = np.linalg.qr(rng.standard_normal((config.n_features, config.n_features)))
+        block = spread[start : start + size]
+        block[:] = (block * scales) @ rotation.T
+        start += size
 
 
 def load_digits(config: DatasetConfig, data_dir: Path, seed: int) -> Dataset:

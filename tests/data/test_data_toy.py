@@ -43,6 +43,23 @@ def test_blobs_shape_and_classes(tmp_path: Path) -> None:
     assert set(data.train.y.tolist()) == {0, 1, 2, 3}
 
 
+def test_anisotropic_blobs_are_stretched_and_rotated_around_the_same_centers(tmp_path: Path) -> None:
+    def first_cluster(anisotropy: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Its center, axis lengths and axis directions."""
+        data = load_dataset(BlobsConfig(name="blobs", n_samples=6000, n_features=6, n_classes=3, cluster_std=1.0,
+                                        anisotropy=anisotropy), tmp_path)
+        first = data.train.x[data.train.y == 0].double()
+        variances, directions = torch.linalg.eigh(torch.cov(first.T))
+        return first.mean(dim=0), variances.sqrt(), directions
+
+    round_center, round_axes, _ = first_cluster(1.0)
+    long_center, long_axes, directions = first_cluster(16.0)
+    assert round_axes.max() / round_axes.min() < 1.3
+    assert 8.0 < long_axes.max() / long_axes.min() <= 16.5  # scales 16^u, u in [-1/2, 1/2] per axis
+    assert directions.abs().max(dim=0).values.min() < 0.95  # rotated: its axes are not the coordinate axes
+    assert torch.allclose(round_center, long_center, atol=0.2)  # the same centers, the same isotropic draw beneath
+
+
 def test_digits(tmp_path: Path) -> None:
     data = load_dataset(DatasetConfig(name="digits"), tmp_path)
     assert data.train.x.shape == (1797, 64) and data.train.x.dtype == torch.float32
@@ -65,6 +82,7 @@ def test_max_samples_cuts_a_seeded_subset(tmp_path: Path) -> None:
         (lambda: GeneratedConfig(name="twomoons", n_test=-2), "n_test must be >= 0"),
         (lambda: CirclesConfig(name="circles", factor=1.0), r"factor must be in \(0, 1\)"),
         (lambda: BlobsConfig(name="blobs", cluster_std=0), "cluster_std must be > 0"),
+        (lambda: BlobsConfig(name="blobs", anisotropy=0.5), "anisotropy must be >= 1"),
     ],
 )
 def test_invalid_values_raise_config_errors(make, message: str) -> None:
