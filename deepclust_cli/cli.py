@@ -426,6 +426,9 @@ def sweep_folder(overrides: list[Override]) -> str:
     return folder_name("+".join(lines)) if lines else "default"
 
 
+RESUME_NEEDS_A_PATH = "--resume needs a checkpoint path: --resume outputs/.../checkpoints/last.ckpt"
+
+
 def translate_argv(argv: list[str]) -> list[str]:
     """``--resume PATH``, ``--resume=PATH`` → ``resume='PATH'``; ``--test-only`` → ``test_only=true``;
     ``--predict`` → ``predict=true``."""
@@ -435,13 +438,13 @@ def translate_argv(argv: list[str]) -> list[str]:
         arg = argv[position]
         if arg == "--resume":
             if position + 1 >= len(argv) or not argv[position + 1] or argv[position + 1].startswith("-"):
-                raise ConfigError("--resume needs a checkpoint path: --resume outputs/.../checkpoints/last.ckpt")
+                raise ConfigError(RESUME_NEEDS_A_PATH)
             args.append(f"resume={quote(argv[position + 1])}")
             position += 2
             continue
         if arg.startswith("--resume="):
             if arg == "--resume=":
-                raise ConfigError("--resume needs a checkpoint path: --resume outputs/.../checkpoints/last.ckpt")
+                raise ConfigError(RESUME_NEEDS_A_PATH)
             args.append(f"resume={quote(arg.split('=', 1)[1])}")
         elif arg == "--test-only":
             args.append("test_only=true")

@@ -53,7 +53,8 @@ def run(settings: RunConfig, cfg: DictConfig, directory: Path, task_overrides: l
             return distributed.spawn(run_rank, (settings, config, overrides, directory, launch), launch)
         except distributed.RankLost as lost:
             last = directory / "checkpoints" / "last.ckpt"
-            what_now = "run the command again" if settings.test_only or settings.predict else kept_checkpoint(last if last.is_file() else None)
+            evaluating = settings.test_only or settings.predict
+            what_now = kept_checkpoint(last) if last.is_file() and not evaluating else "run the command again"
             message = f"{lost}; {what_now}"
             record_lost_run(directory, settings.test_only, message)
             raise distributed.RankLost(lost.rank, lost.size, lost.signal_number, message) from None
