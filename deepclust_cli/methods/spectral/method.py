@@ -33,6 +33,7 @@ class Spectral(ClusteringMethod):
             self.config.n_neighbors,
             backend=self.config.knn_backend,
             device=context.device,
+            seed=self.config.seed,  # the approximate back ends' cells, trees
             progress="spectral: kNN graph" if context.show_progress else None,
         )
         n_components, _ = connected_components(graph, directed=False)
