@@ -36,7 +36,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 import deepclust_cli.data  # noqa: F401  (registers the datasets' schemas)
 import deepclust_cli.methods  # noqa: F401  (registers the methods' schemas)
-from deepclust_cli.config import INVOCATION_KEYS, literal, to_settings
+from deepclust_cli.config import INVOCATION_KEYS, RESUME_NEEDS_A_PATH, literal, to_settings
 from deepclust_cli.engine.disk import is_disk_full
 from deepclust_cli.engine.interrupt import StopRequests
 from deepclust_cli.engine.memory import reuse_freed_memory
@@ -424,9 +424,6 @@ def sweep_folder(overrides: list[Override]) -> str:
         return folder_name(str(name))
     lines = sorted(o.input_line for o in overrides if not o.key_or_group.startswith(NOT_IN_SWEEP_NAMES))
     return folder_name("+".join(lines)) if lines else "default"
-
-
-RESUME_NEEDS_A_PATH = "--resume needs a checkpoint path: --resume outputs/.../checkpoints/last.ckpt"
 
 
 def translate_argv(argv: list[str]) -> list[str]:

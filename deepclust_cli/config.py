@@ -28,6 +28,7 @@ METRIC_NAMES = (
 )
 # Overrides that say how to invoke a run, not what the experiment is; they are not replayed on resume.
 INVOCATION_KEYS = ("resume", "test_only", "predict", "restart")
+RESUME_NEEDS_A_PATH = "--resume needs a checkpoint path: --resume outputs/.../checkpoints/last.ckpt"
 LOWER_IS_BETTER = ("davies_bouldin", "largest_cluster", "seconds")
 LABEL_FREE_METRICS = ("silhouette", "davies_bouldin", "calinski_harabasz", "size_entropy", "largest_cluster", "clusters_used")
 
@@ -136,7 +137,7 @@ class RunConfig:
 
     def __post_init__(self) -> None:
         require_seed(self.seed)
-        require(self.resume is None or self.resume.strip() != "", "resume needs a checkpoint path: --resume outputs/.../checkpoints/last.ckpt")
+        require(self.resume is None or self.resume.strip() != "", RESUME_NEEDS_A_PATH)
         require(not self.test_only or self.resume, "test_only needs a checkpoint: add --resume PATH")
         require(not self.predict or self.resume, "predict needs a trained checkpoint: deepclust --resume PATH --predict dataset.path=...")
         require(not (self.predict and self.test_only), "--predict and --test-only cannot be combined: --predict writes a new session, --test-only scores in the checkpoint's")
