@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchlib import machine
+from benchlib import machine, recall
 from deepclust_cli.data.vision import read_idx
 from deepclust_cli.ops import neighbors
 from deepclust_cli.ops.neighbors import knn
@@ -46,12 +46,8 @@ def faiss_peer(x: torch.Tensor) -> torch.Tensor:
     index.add(x.numpy())
     index.hnsw.efSearch = 64
     _, found = index.search(x.numpy(), K + 1)
-    ids, _ = neighbors._drop_self(found.astype(np.int64), K)
+    ids, _ = neighbors.drop_self(found.astype(np.int64), K)
     return torch.from_numpy(ids)
-
-
-def recall(found: torch.Tensor, exact: torch.Tensor) -> float:
-    return (found[:, :, None] == exact[:, None, :]).any(dim=2).float().mean().item()
 
 
 def timed(fn, *args, **kwargs):

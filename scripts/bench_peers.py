@@ -33,10 +33,11 @@ from typing import Optional
 import numpy as np
 
 from bench_spectralnet import REFERENCE_VERSION, reference_python, run_reference
-from benchlib import machine, measured, run_deepclust
+from benchlib import machine, measured, recall, run_deepclust
 from deepclust_cli.data import load_dataset
 from deepclust_cli.data.config import SplitMode, VisionConfig
 from deepclust_cli.ops.metrics import acc, nmi
+from deepclust_cli.ops.neighbors import drop_self
 
 REPO = Path(__file__).resolve().parents[1]
 K = 15
@@ -109,18 +110,6 @@ def timed_process(command: list[str], cwd: Path) -> tuple[float, float]:
     return seconds, peak_gib
 
 
-def self_excluded(ids: np.ndarray) -> np.ndarray:
-    """Each row's ``K`` ids other than the row's own (the farthest dropped when it is absent)."""
-    own = ids == np.arange(len(ids))[:, None]
-    own[~own.any(axis=1), -1] = True
-    keep = np.argsort(own, axis=1, kind="stable")[:, :K]
-    return np.take_along_axis(ids, keep, axis=1)
-
-
-def recall(found: np.ndarray, exact: np.ndarray) -> float:
-    return float((found[:, :, None] == exact[:, None, :]).any(axis=2).mean())
-
-
 def row(group: str, what: str, seconds: float, rss: float, **scores: float) -> dict:
     return {"group": group, "what": what, "seconds": seconds, "rss": rss, **scores}
 
@@ -167,7 +156,7 @@ def main() -> None:
                 report(row("graph", f"ours, {backend}", seconds, rss, recall=recall(np.load(work / "g.npy"), exact)))
             for peer, label in (("faiss_hnsw", "faiss HNSW (M 32, efSearch 64)"), ("pynndescent", "pynndescent")):
                 seconds, rss = timed_process([str(peers), str(work / "peer.py"), peer, str(work / "x.npy"), "0", str(work / "g.npy")], work)
-                report(row("graph", label, seconds, rss, recall=recall(self_excluded(np.load(work / "g.npy")), exact)))
+                report(row("graph", label, seconds, rss, recall=recall(drop_self(np.load(work / "g.npy").astype(np.int64), K)[0], exact)))
         for seed in seeds:
             if "umap" in groups:
                 for peer, label in (("umap_kmeans", "UMAP + k-means"), ("umap_hdbscan", "UMAP + HDBSCAN")):

@@ -10,6 +10,8 @@ import tempfile
 from pathlib import Path
 from typing import Optional
 
+import numpy as np
+
 # Linux keeps a process's peak RSS across exec, and a child forked from a benchmark holding a
 # dataset starts with the benchmark's pages: its ru_maxrss would be the benchmark's. A small
 # launcher (itself started that way, but then exec'd into a fresh interpreter) starts the command
@@ -30,6 +32,12 @@ def measured(command: list[str], cwd: Optional[Path] = None) -> tuple[int, str, 
         out.seek(0), err.seek(0)
         seconds, peak_kib = (float(value) for value in report.read_text().split())  # Linux: ru_maxrss is in KiB
         return code, out.read(), err.read(), seconds, peak_kib / 2**20
+
+
+def recall(found, exact) -> float:
+    """The share of each row's exact neighbor ids (``exact``, rows × k) that ``found`` holds."""
+    found, exact = np.asarray(found), np.asarray(exact)
+    return float((found[:, :, None] == exact[:, None, :]).any(axis=2).mean())
 
 
 def run_deepclust(overrides: list[str], output_dir: Path) -> dict:

@@ -148,6 +148,25 @@ def _prepare(x: torch.Tensor, metric: str, device: torch.device, dtype: torch.dt
     return torch.nn.functional.normalize(x, dim=1) if metric == "cosine" else x
 
 
+def _scores(queries: torch.Tensor, points: torch.Tensor, neg_sq: Optional[torch.Tensor]) -> torch.Tensor:
+    """A block of scores that grow as distance shrinks: ``2<q, x> − ||x||²`` given ``neg_sq = −||x||²``
+    (Euclidean), else ``<q, x>`` (cosine, on unit rows); one fused ``addmm``/``mm``."""
+    return queries @ points.T if neg_sq is None else torch.addmm(neg_sq, queries, points.T, alpha=2)
+
+
+def _fill_short_rows(
+    dist: torch.Tensor, idx: torch.Tensor, short: torch.Tensor, data: torch.Tensor, queries: Optional[torch.Tensor],
+    k: int, metric: str, exclude_self: bool, max_bytes: int,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Search the rows ``short`` (query positions an approximate back end left with fewer than
+    ``k`` neighbors) exactly, in place in ``dist`` and ``idx``; ``queries=None``: a self-query."""
+    if len(short):
+        source = data if queries is None else queries
+        self_index = short if exclude_self else None
+        dist[short], idx[short] = _exact(data, source[short.to(source.device)], k, metric, dist.device, self_index, max_bytes)
+    return dist, idx
+
+
 def _exact(
     data: torch.Tensor,
     queries: torch.Tensor,
@@ -188,10 +207,7 @@ def _exact(
         sid = None if self_index is None else self_index[q0 : q0 + q_chunk]
         for d0 in range(0, n, d_chunk):
             xb = x[d0 : d0 + d_chunk]
-            if metric == "euclidean":
-                block = torch.addmm(neg_x_sq[d0 : d0 + d_chunk], q, xb.T, alpha=2)
-            else:
-                block = q @ xb.T
+            block = _scores(q, xb, None if neg_x_sq is None else neg_x_sq[d0 : d0 + d_chunk])
             if sid is not None:
                 rows = ((sid >= d0) & (sid < d0 + len(xb))).nonzero().squeeze(1)
                 block[rows, sid[rows] - d0] = -math.inf
@@ -274,19 +290,13 @@ def _ivf(
             position[cand] = torch.arange(len(cand), device=device)  # a query's own row is in its home cell
         for r0 in range(0, len(rows), step):
             part = rows[r0 : r0 + step]
-            if metric == "euclidean":
-                block = torch.addmm(neg_x_sq[cand], q[part], xc.T, alpha=2)
-            else:
-                block = q[part] @ xc.T
+            block = _scores(q[part], xc, None if neg_x_sq is None else neg_x_sq[cand])
             if exclude_self:
                 block[torch.arange(len(part), device=device), position[part]] = -math.inf
             found[part] = cand[block.topk(k, dim=1).indices]
     dist, idx = _refine(q, x, found.clamp(min=0), metric, budget)
     short = (found < 0).any(dim=1).nonzero().squeeze(1)
-    if len(short):
-        self_index = short if exclude_self else None
-        dist[short], idx[short] = _exact(x, q[short], k, metric, device, self_index, max_bytes)
-    return dist, idx
+    return _fill_short_rows(dist, idx, short, x, None if queries is None else q, k, metric, exclude_self, max_bytes)
 
 
 def _lloyd(x: torch.Tensor, n_cells: int, seed: int, budget: int) -> torch.Tensor:
@@ -309,14 +319,14 @@ def _nearest_cells(points: torch.Tensor, centroids: torch.Tensor, probes: int, b
     neg_c_sq = -(centroids * centroids).sum(dim=1)
     step = max(1, budget // len(centroids))
     return torch.cat([
-        torch.addmm(neg_c_sq, points[s : s + step], centroids.T, alpha=2).topk(probes, dim=1).indices
+        _scores(points[s : s + step], centroids, neg_c_sq).topk(probes, dim=1).indices
         for s in range(0, len(points), step)
     ])
 
 
-def _drop_self(ids: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+def drop_self(ids: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Each self-query row's ``k + 1`` found ids less the query's own (or, when it was not found,
-    the farthest); returns ``(ids, kept positions)``."""
+    the farthest); returns ``(ids, kept positions)``. Also for the benchmarks' peer searches."""
     drop = ids == np.arange(len(ids))[:, None]
     drop[~drop.any(axis=1), -1] = True
     keep = np.argsort(drop, axis=1, kind="stable")[:, :k]
@@ -355,18 +365,12 @@ def _hnsw(
         _, found = index.search(q.numpy(), want)
     finally:
         faiss.omp_set_num_threads(threads)
-    ids = found.astype(np.int64)
+    ids = torch.from_numpy(found.astype(np.int64))
     if exclude_self:
-        ids, _ = _drop_self(ids, k)
-    short = np.flatnonzero((ids < 0).any(axis=1))
-    ids[short] = 0  # placeholders: these rows are searched exactly below
-    dist, idx = _refine(q, x, torch.from_numpy(ids), metric, max(1, max_bytes // 4))
-    dist, idx = dist.to(device), idx.to(device)
-    if len(short):
-        rows = torch.from_numpy(short)
-        self_index = rows if exclude_self else None
-        dist[rows.to(device)], idx[rows.to(device)] = _exact(x, q[rows], k, metric, device, self_index, max_bytes)
-    return dist, idx
+        ids = torch.from_numpy(drop_self(ids.numpy(), k)[0])
+    short = (ids < 0).any(dim=1).nonzero().squeeze(1)
+    dist, idx = _refine(q, x, ids.clamp(min=0), metric, max(1, max_bytes // 4))  # short rows: placeholders, searched below
+    return _fill_short_rows(dist.to(device), idx.to(device), short.to(device), x, None if queries is None else q, k, metric, exclude_self, max_bytes)
 
 
 def _annoy(
@@ -425,20 +429,14 @@ def _annoy(
         list(pool.map(search, (range(s, min(s + step, m)) for s in range(0, m, step))))
 
     if exclude_self:
-        ids, keep = _drop_self(ids, k)
+        ids, keep = drop_self(ids, k)
         dists = np.take_along_axis(dists, keep, axis=1)
     if metric == "cosine":
         dists = np.square(dists) / 2
 
-    out_d = torch.from_numpy(dists).to(device)
-    out_i = torch.from_numpy(ids).to(device)
     short = torch.from_numpy((ids < 0).any(axis=1).nonzero()[0]).to(device)
-    if len(short):
-        source = data if self_query else queries
-        q_short = source[short.to(source.device)]
-        self_index = short if exclude_self else None
-        out_d[short], out_i[short] = _exact(data, q_short, k, metric, device, self_index, max_bytes)
-    return out_d, out_i
+    dist, idx = torch.from_numpy(dists).to(device), torch.from_numpy(ids).to(device)
+    return _fill_short_rows(dist, idx, short, data, queries, k, metric, exclude_self, max_bytes)
 
 
 def knn_graph(
