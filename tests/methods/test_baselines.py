@@ -49,6 +49,15 @@ def test_spectral_separates_two_moons_where_kmeans_cannot(moons):
     assert acc(train.y, KMeans(n_clusters=2, seed=0).fit_predict(train.x)) < 0.9
 
 
+def test_spectral_refuses_more_samples_than_max_fit_samples_in_one_line(moons):
+    train, _ = moons
+    with pytest.raises(DataError, match=r"^spectral: 1,000 samples exceed method.max_fit_samples=999, .*method=spectralnet"):
+        Spectral(n_clusters=2, max_fit_samples=999, seed=0).fit(train.x)
+    assert acc(train.y, Spectral(n_clusters=2, max_fit_samples=1000, seed=0).fit_predict(train.x)) == 1.0
+    with pytest.raises(ConfigError, match="max_fit_samples must be >= 1"):
+        Spectral(n_clusters=2, max_fit_samples=0)
+
+
 def test_spectral_predict_majority_vote_and_persistence(moons, tmp_path):
     train, test = moons
     model = Spectral(n_clusters=2, predict_neighbors=5, seed=0).fit(train.x)

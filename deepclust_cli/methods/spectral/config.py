@@ -16,6 +16,7 @@ class SpectralConfig(ClusteringConfig):
     eigen_solver: str = "lobpcg"  # lobpcg, or arpack (shift-invert: minutes from ~20k points)
     n_init: int = 10
     predict_neighbors: int = 1  # out-of-sample: majority label among this many nearest fitted points
+    max_fit_samples: int = 200_000  # refuse larger fits: scikit-learn's eigensolver grows past an hour there (README, Results)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -28,3 +29,4 @@ class SpectralConfig(ClusteringConfig):
         require(self.eigen_solver in ("arpack", "lobpcg"), f"eigen_solver must be 'arpack' or 'lobpcg', got {self.eigen_solver!r}")
         require(self.n_init >= 1, f"n_init must be >= 1, got {self.n_init}")
         require(self.predict_neighbors >= 1, f"predict_neighbors must be >= 1, got {self.predict_neighbors}")
+        require(self.max_fit_samples >= 1, f"max_fit_samples must be >= 1, got {self.max_fit_samples}")

@@ -8,6 +8,7 @@ import torch
 from scipy.sparse.csgraph import connected_components
 
 from deepclust_cli.engine.context import Context
+from deepclust_cli.errors import DataError
 from deepclust_cli.methods.base import ClusteringMethod, EvalSet
 from deepclust_cli.methods.spectral.config import SpectralConfig
 from deepclust_cli.ops.neighbors import knn, knn_graph
@@ -26,6 +27,12 @@ class Spectral(ClusteringMethod):
     config: SpectralConfig
 
     def _fit(self, x: torch.Tensor, y: Optional[torch.Tensor], context: Context, eval_set: Optional[EvalSet], resuming: bool) -> None:
+        if len(x) > self.config.max_fit_samples:
+            raise DataError(
+                f"spectral: {len(x):,} samples exceed method.max_fit_samples={self.config.max_fit_samples:,}, beyond which "
+                "scikit-learn's eigensolver runs for hours; use method=spectralnet with method.spectral.sparse=true, "
+                "subsample with dataset.max_samples, or raise method.max_fit_samples"
+            )
         from sklearn.cluster import SpectralClustering  # deferred: a slow import for every CLI start
 
         graph = knn_graph(
