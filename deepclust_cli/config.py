@@ -155,8 +155,8 @@ class WandbLogger:
     group: Optional[str] = None  # the W&B group; null: the session's parent folder (multirun/<sweep>, <method>/<dataset>)
 
 
-# Optional trackers: the extra that installs each, and a module that tells it is there.
-EXTRAS = {"mlflow": "mlflow", "wandb": "wandb"}
+# Optional trackers and the sweeper: the extra that installs each, and a module that tells it is there.
+EXTRAS = {"mlflow": "mlflow", "wandb": "wandb", "optuna": "hydra_plugins.hydra_optuna_sweeper"}
 
 
 def missing_extra(extra: str, wanted: str) -> Optional[str]:
