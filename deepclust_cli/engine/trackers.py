@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -261,6 +262,8 @@ class Wandb(Tracker):
         self.run: Any = None
 
     def open(self, run: TrackedRun) -> None:
+        # W&B's service process writes its own logs under WANDB_CACHE_DIR (~/.cache/wandb): keep them in output_dir.
+        os.environ.setdefault("WANDB_CACHE_DIR", str((run.output_dir / ".wandb_cache").resolve()))
         import wandb
 
         record = run.directory / "wandb.json"

@@ -67,6 +67,21 @@ def test_mlflow_groups_a_sweep_s_jobs_in_one_experiment_of_a_local_store(deepclu
     assert {p.name for p in tmp_path.iterdir()} == {"outputs"}  # the store and its artifacts live under output_dir
 
 
+def test_wandb_offline_keeps_its_run_and_the_plots_in_the_session(deepclust, tmp_path, monkeypatch):
+    pytest.importorskip("wandb")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("WANDB_CACHE_DIR", "")  # records its state, so that the one the tracker sets is undone
+    monkeypatch.delenv("WANDB_CACHE_DIR")
+    result = deepclust(*SMALL_KMEANS, "logger=wandb")
+    assert result.code == 0, result.err
+    run_id = json.loads((result.session() / "wandb.json").read_text())["run_id"]
+    (offline,) = (result.session() / "wandb").glob(f"offline-run-*-{run_id}")
+    assert (offline / f"run-{run_id}.wandb").stat().st_size > 0  # W&B's own record of config, history and summary
+    images = {path.name.split("_")[0] for path in (offline / "files" / "media" / "images" / "plots").iterdir()}
+    assert images >= {"confusion"}  # plots/confusion_matrix.png, logged as an image
+    assert {p.name for p in tmp_path.iterdir()} == {"outputs"}  # its service's logs too stay in output_dir
+
+
 BLOCKED = """
 import sys
 sys.modules["mlflow"] = None  # as if the extra were not installed
