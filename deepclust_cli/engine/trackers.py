@@ -199,7 +199,8 @@ class Mlflow(Tracker):
 
 class Csv(Tracker):
     """Plain CSV files in ``<session>/csv``: ``params.csv`` (key, value), ``scalars.csv`` (step,
-    tag, value, appended as the run logs), ``metrics.csv`` (metric, value) and ``artifacts.csv``
+    tag, value, appended as the run logs), ``metrics.csv`` (metric, value; ``--test-only`` adds its
+    ``test/*``) and ``artifacts.csv``
     (the plot files, relative to the session). A resumed run drops the scalars a killed run
     logged after its checkpoint."""
 
@@ -230,7 +231,9 @@ class Csv(Tracker):
 
     def log_final(self, metrics: dict[str, float], step: int) -> None:
         self.log_scalars(metrics, step)
-        atomic_write_text(self.folder / "metrics.csv", _csv_text(["metric", "value"], metrics.items()))
+        path = self.folder / "metrics.csv"
+        earlier = {row["metric"]: row["value"] for row in csv.DictReader(io.StringIO(path.read_text()))} if path.is_file() else {}
+        atomic_write_text(path, _csv_text(["metric", "value"], {**earlier, **metrics}.items()))  # --test-only adds test/*
 
     def log_artifacts(self, folder: Path) -> None:
         files = sorted(path.relative_to(self.session).as_posix() for path in folder.rglob("*") if path.is_file()) if folder.is_dir() else []
