@@ -317,10 +317,11 @@ def metric_against_parameters(panels: dict[str, dict[str, list[tuple[float, list
             xs = [x for x, _ in points]
             means = [float(np.mean(values)) for _, values in points]
             stds = [float(np.std(values, ddof=1)) if len(values) > 1 else 0.0 for _, values in points]
-            axis.errorbar(xs, means, yerr=stds, marker="o", markersize=4, capsize=3, label=label or None,
-                          linestyle="-" if len(series) > 1 or len(points) > 1 else "none")
+            line = len(set(xs)) == len(xs) > 1  # a cloud of trials that share values is no curve
+            axis.errorbar(xs, means, yerr=stds, marker="o", markersize=4, capsize=3, label=label or None, linestyle="-" if line else "none")
         scale, options = axis_scale([x for points in series.values() for x, _ in points])
         axis.set_xscale(scale, **options)
+        axis.xaxis.set_minor_formatter(pyplot().NullFormatter())  # labelled minor ticks of a short log axis overlap
         axis.set_xlabel(parameter)
         axis.set_ylabel(metric)
         if any(series):  # labelled: other parameters vary too

@@ -6,7 +6,8 @@ trial's jobs land in the sweep folder's override-named job folders like a grid s
 summary ranks them and a rerun keeps or continues them. On top of the plugin's own sweep:
 
 - **The objective** is ``summary.sort_by`` of the trial's metrics (its direction the metric's
-  sense, or ``summary.ascending``), so search and summary rank alike.
+  sense, or ``summary.ascending``), so search and summary rank alike; ``hydra.sweeper.direction``
+  stays null (one that disagrees is refused).
 - **Seeds**: ``seed=0,1,2`` on the command line (or in ``hydra.sweeper.params``) is not a
   parameter to search: every trial runs once per seed, and its value is the mean over them.
 - **Resuming**: without ``hydra.sweeper.storage`` the study is rebuilt from the job folders when
@@ -57,6 +58,12 @@ class OptunaSearch(OptunaSweeperImpl):
         summary = self.config.get("summary") or {}
         metric = str(summary.get("sort_by", "acc"))
         lowest = lowest_first(metric, summary.get("ascending"))
+        wanted = "minimize" if lowest else "maximize"
+        if self.direction is not None and self._get_directions() != [wanted]:
+            raise ConfigError(
+                f"hydra.sweeper.direction={self._get_directions()[0]} disagrees with summary.sort_by={metric} "
+                f"({'lowest' if lowest else 'highest'} first); drop it: the search follows summary.sort_by and summary.ascending"
+            )
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
         if isinstance(self.sampler, functools.partial):
             raise ConfigError("hydra/sweeper/sampler=grid: a grid is a plain sweep; list the values instead, e.g. deepclust -m method.alpha=0,1e-3,1e-2")
@@ -64,7 +71,7 @@ class OptunaSearch(OptunaSweeperImpl):
         optuna.logging.set_verbosity(optuna.logging.WARNING)  # the trials are reported by the jobs and the summary
         study = optuna.create_study(
             study_name=self.study_name, storage=self.storage, sampler=self.sampler,
-            direction="minimize" if lowest else "maximize", load_if_exists=True,
+            direction=wanted, load_if_exists=True,
         )
         if self.storage is None:
             with warnings.catch_warnings():  # Optuna 2 marks create_trial, add_trial and enqueue_trial experimental
@@ -80,17 +87,21 @@ class OptunaSearch(OptunaSweeperImpl):
             jobs = [(*trial, *([f"{SEED_KEY}={seed}"] if seed is not None else [])) for trial in overrides for seed in seeds]
             returns = self.launcher.launch(jobs, initial_job_idx=self.job_idx)
             self.job_idx += len(returns)
+            failed = 0
             for index, trial in enumerate(trials):
                 value = trial_value(returns[index * len(seeds) : (index + 1) * len(seeds)], metric)
                 if value is None:
                     study.tell(trial, state=optuna.trial.TrialState.FAIL)
+                    failed += 1
                 else:
                     study.tell(trial, value)
-            if any(r.return_value is None for r in returns) and stopped(self.config):
+            if failed and stopped(self.config):
                 break  # a signal stopped the sweep: the rest of the search waits for the rerun
+            if failed / len(trials) > self.max_failure_rate:
+                print(f"deepclust: search: stopped: {failed} of {len(trials)} trials asked together failed (hydra.sweeper.max_failure_rate={self.max_failure_rate})")
+                break
             to_go -= len(trials)
         report(study, sweep_dir, preset_defaults(fixed, dict(self.config.hydra.runtime.choices)), fixed, metric, lowest, seeds)
-
 
     def reseeded(self, offset: int) -> Any:
         """The sampler for a search that continues ``offset`` earlier trials: a seeded sampler

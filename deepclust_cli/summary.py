@@ -193,7 +193,7 @@ def parameter_panels(columns: list[str], groups: list[dict[str, Any]], sort_by: 
     """What summary.png draws: for each varying parameter whose every value is a number, the
     configurations scored by ``sort_by`` as ``(value, their sort_by values)`` points, in one series
     per combination of the other varying parameters (labelled by them; one unlabelled series when
-    there are more than MAX_SERIES)."""
+    there are more than MAX_SERIES, or when each has a single point, as a search's trials do)."""
     scored = [g for g in groups if g.get(sort_by)]
     varying = [c for c in columns if scored and not isinstance(scored[0][c], list) and c != "jobs"]
     numeric = [c for c in varying if all(_number(g[c]) is not None for g in scored)]
@@ -204,8 +204,8 @@ def parameter_panels(columns: list[str], groups: list[dict[str, Any]], sort_by: 
         for group in scored:
             label = ", ".join(f"{c}={group[c]}" for c in others)
             series.setdefault(label, []).append((_number(group[parameter]), group[sort_by]))
-        if len(series) > MAX_SERIES:
-            series = {"": [point for points in series.values() for point in points]}
+        if len(series) > MAX_SERIES or (len(series) > 1 and all(len(points) == 1 for points in series.values())):
+            series = {"": [point for points in series.values() for point in points]}  # a search's trials: no line to draw
         panels[parameter] = series
     return panels
 

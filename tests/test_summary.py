@@ -111,6 +111,7 @@ def test_summary_png_has_a_series_per_other_parameter_and_skips_words(tmp_path):
     panels = parameter_panels(*rank(rows), "acc")
     assert list(panels) == ["method.alpha", "method.n_neighbors"]  # method.scale is not a number
     assert set(panels["method.alpha"]) == {"method.n_neighbors=10, method.scale=local", "method.n_neighbors=30, method.scale=global"}
+    assert list(panels["method.n_neighbors"]) == [""] and len(panels["method.n_neighbors"][""]) == 6  # one point per series: one cloud
 
 
 def test_no_summary_png_without_a_numeric_parameter(tmp_path):

@@ -237,7 +237,7 @@ class Session(Context):
             self._tracking = False
             try:  # TensorBoard writes in a thread: a refused write surfaces here, before "completed"
                 self.tracker.close(_status(error))
-            except OSError as close_error:
+            except Exception as close_error:  # a tracker's store failing at the end must not cost run.json or the lock
                 error = error or close_error  # else the error that ended the run is the one reported
         full = disk_full_cause(error) if error is not None else None
         if full is not None:

@@ -28,14 +28,16 @@ def write_preset(config_dir, trials):
 
 
 def test_a_search_finds_the_better_setting_averaging_seeds_and_writes_a_usable_preset(deepclust, tmp_path):
-    search = write_preset(tmp_path / "conf", trials=4)
+    search = write_preset(tmp_path / "conf", trials=3)
     result = deepclust(*search, *SMALL_KMEANS, "seed=0,1")  # no -m needed: a search is a sweep
     assert result.code == 0, result.err
-    assert "deepclust: search: best of 4 completed trials (4 run): acc=1.0000 (mean over seeds 0, 1) with method.n_clusters=5 " in result.out
+    assert "deepclust: search: best of 3 completed trials (3 run): acc=1.0000 (mean over seeds 0, 1) with method.n_clusters=5 " in result.out
     sweep = result.session().parent
     jobs = [yaml.safe_load((p / "overrides.yaml").read_text()) for p in sweep.iterdir() if p.is_dir()]
-    assert len(jobs) == 8 and sum("seed=0" in job for job in jobs) == 4  # every trial ran once per seed
+    assert len(jobs) == 6 and sum("seed=0" in job for job in jobs) == 3  # every trial ran once per seed
     assert {"summary.md", "summary.png", "optimization_history.png", "best_params.yaml"} <= {p.name for p in sweep.iterdir()}
+    tried = {next(o for o in job if o.startswith("method.n_clusters=")) for job in jobs}
+    assert tried == {"method.n_clusters=2", "method.n_clusters=5"}  # both settings were tried
     ranking = [line for line in (sweep / "summary.md").read_text().splitlines() if line.startswith("| 1 |")]
     assert ranking[0].split(" | ")[1] == "5"  # the summary ranks the trials as the search did
     preset = yaml.safe_load((sweep / "best_params.yaml").read_text())
@@ -95,3 +97,10 @@ def test_every_search_preset_composes_into_a_search_space(deepclust, experiment,
     assert sweeper["_target_"] == "hydra_plugins.deepclust_search.OptunaSearch"
     distributions, fixed = create_params_from_overrides([f"{key}={value}" for key, value in sweeper["params"].items()])
     assert len(distributions) >= 2 and not fixed and all(key.startswith("method.") for key in distributions)
+
+
+def test_a_direction_that_disagrees_with_the_ranking_is_refused_before_any_trial(deepclust, tmp_path):
+    result = deepclust(*write_preset(tmp_path / "conf", trials=2), *SMALL_KMEANS, "hydra.sweeper.direction=minimize")
+    assert result.code == 2
+    assert "hydra.sweeper.direction=minimize disagrees with summary.sort_by=acc (highest first)" in result.err
+    assert not (tmp_path / "outputs").exists()
