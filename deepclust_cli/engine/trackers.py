@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Optional, Union
 
 from deepclust_cli.config import CsvLogger, MlflowLogger, TensorBoardLogger, WandbLogger, missing_extra
 from deepclust_cli.engine.atomic import atomic_write_text
+from deepclust_cli.engine.lock import taking_turns
 from deepclust_cli.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -93,14 +94,15 @@ def require_extra(extra: str, wanted: str) -> None:
 
 
 class TensorBoard(Tracker):
-    """Event files in ``<session>/tb``: the scalars, the final metrics, and the hyper-parameters
-    with the final metrics in TensorBoard's HParams plugin, so ``tensorboard --logdir`` a sweep
-    folder compares its jobs in the HParams tab."""
+    """Event files in ``<session>/tb``: the scalars, the final metrics, the hyper-parameters with
+    the final metrics in TensorBoard's HParams plugin (so ``tensorboard --logdir`` a sweep folder
+    compares its jobs in the HParams tab), and the plots as images."""
 
     def __init__(self, settings: Optional[TensorBoardLogger] = None) -> None:
         self.settings = settings or TensorBoardLogger()
         self.writer: Optional["SummaryWriter"] = None
         self.params: dict[str, Param] = {}
+        self.final_step = 0
 
     def open(self, run: TrackedRun) -> None:
         from torch.utils.tensorboard import SummaryWriter  # slow import: only when used
@@ -119,6 +121,13 @@ class TensorBoard(Tracker):
         # The HParams plugin pairs each run's hyper-parameters with the scalars tagged as its metrics.
         for summary in hparams(dict(self.params), dict(metrics)):
             self.writer.file_writer.add_summary(summary, step)
+        self.final_step = step
+
+    def log_artifacts(self, folder: Path) -> None:
+        from matplotlib.image import imread
+
+        for path in sorted(folder.glob("*.png")) if folder.is_dir() else []:
+            self.writer.add_image(f"plots/{path.stem}", imread(str(path))[..., :3], self.final_step, dataformats="HWC")
 
     def close(self, status: str) -> None:
         if self.writer is not None:
@@ -135,6 +144,7 @@ class Mlflow(Tracker):
 
     RECORD = "mlflow.json"
     BATCH = 100  # MLflow takes at most 100 params (1000 metrics) per call
+    PARAM_LENGTH = 6000  # and refuses a longer param value (a long list of widths, a path)
 
     def __init__(self, settings: MlflowLogger) -> None:
         require_extra("mlflow", "logger=mlflow")
@@ -143,12 +153,17 @@ class Mlflow(Tracker):
         self.run_id: Optional[str] = None
 
     def open(self, run: TrackedRun) -> None:
+        local = self.settings.tracking_uri is None
+        if not local:
+            return self._open(run, self.settings.tracking_uri, None)
+        run.output_dir.mkdir(parents=True, exist_ok=True)
+        store = (run.output_dir / "mlflow.db").resolve()
+        with taking_turns(store.with_name("mlflow.db.lock")):  # two jobs creating the store's tables at once collide
+            self._open(run, f"sqlite:///{store}", (run.output_dir / "mlartifacts").resolve().as_uri())
+
+    def _open(self, run: TrackedRun, uri: str, artifacts: Optional[str]) -> None:
         from mlflow.tracking import MlflowClient
 
-        local = self.settings.tracking_uri is None
-        uri = f"sqlite:///{(run.output_dir / 'mlflow.db').resolve()}" if local else self.settings.tracking_uri
-        if local:
-            run.output_dir.mkdir(parents=True, exist_ok=True)
         self.client = MlflowClient(tracking_uri=uri)
         record = run.directory / self.RECORD
         earlier = json.loads(record.read_text()) if record.is_file() else {}
@@ -156,14 +171,12 @@ class Mlflow(Tracker):
             self.run_id = earlier["run_id"]
             self.client.update_run(self.run_id, status="RUNNING")
             return
-        group = self.settings.group or run.group
-        artifacts = (run.output_dir / "mlartifacts").resolve().as_uri() if local else None
-        experiment = self._experiment(group, artifacts)
+        experiment = self._experiment(self.settings.group or run.group, artifacts)
         self.run_id = self.client.create_run(experiment, run_name=run.name, tags={"deepclust.session": str(run.directory)}).info.run_id
         atomic_write_text(record, json.dumps({"tracking_uri": uri, "run_id": self.run_id}) + "\n")
         from mlflow.entities import Param as MlflowParam
 
-        params = [MlflowParam(key, str(value)) for key, value in run.params.items()]
+        params = [MlflowParam(key, str(value)[: self.PARAM_LENGTH]) for key, value in run.params.items()]
         for start in range(0, len(params), self.BATCH):
             self.client.log_batch(self.run_id, params=params[start : start + self.BATCH])
 

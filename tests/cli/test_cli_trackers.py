@@ -33,6 +33,7 @@ def test_tensorboard_keeps_hyper_parameters_and_final_metrics_for_the_hparams_ta
     tags = [info.name.tag for info in experiment.metric_infos]
     assert "metrics/acc" in tags and set(tags) <= set(events.Tags()["scalars"])  # each metric has its value beside it
     assert events.Scalars("metrics/acc")[-1].value == 1.0
+    assert "plots/confusion_matrix" in events.Tags()["images"]
 
 
 def test_csv_logger_writes_params_scalars_metrics_and_artifacts(deepclust, tiny_spectralnet_ae):
