@@ -32,6 +32,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.utils import JobReturn
 from hydra.utils import instantiate
 from hydra_plugins.hydra_optuna_sweeper._impl import OptunaSweeperImpl, create_params_from_overrides
+from omegaconf import OmegaConf
 from optuna.distributions import BaseDistribution, CategoricalDistribution, IntLogUniformDistribution, IntUniformDistribution
 
 from deepclust_cli.config import lowest_first
@@ -39,6 +40,7 @@ from deepclust_cli.engine.atomic import atomic_write_text
 from deepclust_cli.errors import ConfigError
 from deepclust_cli.summary import SEED_KEY, collect_jobs
 
+ABSENT = object()  # OmegaConf.select's answer for a key the config does not have
 BEST_PRESET = "best_params.yaml"
 HISTORY_PLOT = "optimization_history.png"
 
@@ -55,6 +57,12 @@ class OptunaSearch(OptunaSweeperImpl):
             distributions.pop(name, None)
         if not distributions:
             raise ConfigError("hparams_search: nothing to search; give hydra.sweeper.params, e.g. method.alpha='tag(log, interval(1e-3, 1e3))'")
+        absent = [name for name in distributions if OmegaConf.select(self.config, name, default=ABSENT) is ABSENT]
+        if absent:  # every trial would fail on it
+            raise ConfigError(
+                f"hparams_search: {', '.join(absent)} is not a key of method {self.config.method.name}; "
+                "add the experiment the preset searches, e.g. experiment=spectralnet_ae_mnist hparams_search=spectralnet_ae_mnist"
+            )
         summary = self.config.get("summary") or {}
         metric = str(summary.get("sort_by", "acc"))
         lowest = lowest_first(metric, summary.get("ascending"))

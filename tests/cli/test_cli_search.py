@@ -104,3 +104,10 @@ def test_a_direction_that_disagrees_with_the_ranking_is_refused_before_any_trial
     assert result.code == 2
     assert "hydra.sweeper.direction=minimize disagrees with summary.sort_by=acc (highest first)" in result.err
     assert not (tmp_path / "outputs").exists()
+
+
+def test_a_preset_searching_keys_the_method_lacks_is_refused_before_any_trial(deepclust, tmp_path):
+    result = deepclust("hparams_search=spectralnet_ae_mnist", *SMALL_KMEANS)  # k-means has neither alpha nor n_neighbors
+    assert result.code == 2
+    assert "hparams_search: method.alpha, method.n_neighbors is not a key of method kmeans; add the experiment" in result.err
+    assert not (tmp_path / "outputs").exists()
