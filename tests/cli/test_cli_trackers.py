@@ -67,6 +67,13 @@ def test_mlflow_groups_a_sweep_s_jobs_in_one_experiment_of_a_local_store(deepclu
     assert {item.path for item in client.list_artifacts(runs[0].info.run_id, "plots")} >= {"plots/confusion_matrix.png"}
     assert {p.name for p in tmp_path.iterdir()} == {"outputs"}  # the store and its artifacts live under output_dir
 
+    job = sweep / runs[0].info.run_name
+    scored = deepclust("--resume", str(job / "checkpoints" / "last.ckpt"), "--test-only")
+    assert scored.code == 0, scored.err
+    again = client.get_run(runs[0].info.run_id)  # the session's own MLflow run, not a new one
+    assert again.data.metrics["test/acc"] == 1.0 and again.info.status == "FINISHED"
+    assert len(client.search_runs([experiment.experiment_id])) == 2
+
 
 def test_wandb_offline_keeps_its_run_and_the_plots_in_the_session(deepclust, tmp_path, monkeypatch):
     pytest.importorskip("wandb")
