@@ -35,8 +35,9 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 import deepclust_cli.data  # noqa: F401  (registers the datasets' schemas)
+import deepclust_cli.loggers  # noqa: F401  (registers the trackers' schemas)
 import deepclust_cli.methods  # noqa: F401  (registers the methods' schemas)
-from deepclust_cli.config import INVOCATION_KEYS, RESUME_NEEDS_A_PATH, literal, to_settings
+from deepclust_cli.config import EXTRAS, INVOCATION_KEYS, RESUME_NEEDS_A_PATH, literal, missing_extra, to_settings
 from deepclust_cli.engine.disk import is_disk_full
 from deepclust_cli.engine.interrupt import StopRequests
 from deepclust_cli.engine.memory import reuse_freed_memory
@@ -46,7 +47,7 @@ from deepclust_cli.registry import unknown_name_message
 PACKAGE_DIR = Path(__file__).resolve().parent
 # A source checkout keeps conf/ beside the package; a wheel carries it inside (see pyproject.toml).
 CONF_DIR = next(d for d in (PACKAGE_DIR.parent / "conf", PACKAGE_DIR / "conf") if (d / "config.yaml").is_file())
-GROUPS = ("method", "dataset", "trainer", "experiment")
+GROUPS = ("method", "dataset", "trainer", "logger", "experiment", "hparams_search")
 # Hydra flags that take the next argument as their value (--info's value is optional).
 VALUE_FLAGS = {"--config-dir", "-cd", "--config-name", "-cn", "--config-path", "-cp", "--package", "-p",
                "--experimental-rerun", "--cfg", "-c"}
@@ -89,7 +90,8 @@ Usage: deepclust [--resume PATH] [--test-only] [-m] [key=value ...]
   --test-only     with --resume: rebuild the run from the checkpoint's config, evaluate, train nothing
   --predict       with --resume: assign every sample of a dataset (e.g. dataset.path=new.csv; labels optional)
                   with the trained model, into a new session folder
-  -m, --multirun  sweep over comma-separated values; summary.md ranks them by summary.sort_by (mean ± std over seeds)
+  -m, --multirun  sweep over comma-separated values; summary.md ranks them by summary.sort_by (mean ± std over seeds);
+                  with hparams_search=<preset>, an Optuna search whose objective is summary.sort_by
   --cfg job       print the composed config and exit
   --hydra-help    Hydra's own flags
 
@@ -105,7 +107,9 @@ Examples:
   deepclust --resume outputs/kmeans/mnist/<session>/checkpoints/last.ckpt --test-only
   deepclust --resume outputs/lnscc/features/<session>/checkpoints/last.ckpt --predict dataset.path=new.csv
   deepclust -m method=kmeans,spectral dataset=blobs,circles
-  deepclust -m experiment=spectralnet_ae_twomoons method.alpha=0,1e-3,1e-2 seed=0,1,2 summary.sort_by=nmi"""
+  deepclust -m experiment=spectralnet_ae_twomoons method.alpha=0,1e-3,1e-2 seed=0,1,2 summary.sort_by=nmi
+  deepclust -m experiment=spectralnet_ae_mnist hparams_search=spectralnet_ae_mnist data_dir=../shared/data seed=0,1
+  deepclust logger=mlflow method=kmeans dataset=blobs   # or logger=csv, logger=wandb (offline)"""
 
 
 def compose(overrides: list[str]) -> DictConfig:
@@ -171,6 +175,9 @@ def run_cli(argv: list[str]) -> int:
         raise ConfigError(f"{' and '.join(modes)} cannot be combined; e.g. to see a sweep's launcher, drop -m: deepclust --cfg hydra ...")
     overrides = parse_overrides([a for a in args if "=" in a and not a.startswith("-")])
     check_group_choices(overrides, extra_config_dirs(args))
+    check_extras(overrides)
+    if last_value(overrides, "hparams_search") is not None and not modes and not {"--help", "-h"} & set(args):
+        args, modes = ["-m", *args], ["--multirun"]  # a search is a sweep: its trials are the jobs
     own_config = not any(arg.split("=")[0] in CONFIG_FLAGS for arg in args)
     flags = [arg for arg in args if arg.startswith("-")]
     if own_config and any(arg in ("--help", "-h") for arg in args):
@@ -190,6 +197,11 @@ def run_cli(argv: list[str]) -> int:
         elif is_sweep(args) and not any(o.key_or_group == "hydra.sweep.dir" for o in overrides):
             args = [*args, f"hydra.sweep.dir={quote(sweep_folder(overrides), prefix='${output_dir}/multirun/')}"]
         if is_sweep(args):
+            from hydra.core.plugins import Plugins
+
+            from hydra_plugins.deepclust_search import OptunaSearch
+
+            Plugins.instance().register(OptunaSearch)  # an editable install hides it from Hydra's scan of hydra_plugins
             args = [*args, f"hydra.callbacks.sweep_summary.report={quote(str(outcome.report))}"]
             for note in repeated_sweep_values(overrides):
                 print(f"deepclust: {note}", file=sys.stderr)
@@ -511,6 +523,21 @@ def check_group_choices(overrides: list[Override], config_dirs: list[Path]) -> N
                 raise ConfigError(unknown_name_message(group, str(value), known))
 
 
+def check_extras(overrides: list[Override]) -> None:
+    """Fail before any work, in one line naming the extra to install, when an override asks for
+    an optional tracker (``logger=mlflow``) or the Optuna search (``hparams_search=...``) and its
+    extra is not installed — every value of a sweep included."""
+    for override in overrides:
+        if override.key_or_group not in ("logger", "hparams_search", "hydra/sweeper") or override.is_delete():
+            continue
+        values = list(override.sweep_string_iterator()) if override.is_sweep_override() else [override.value()]
+        for value in values:
+            extra = str(value) if override.key_or_group == "logger" else "optuna"
+            message = missing_extra(extra, f"{override.key_or_group}={value}") if extra in EXTRAS and value is not None else None
+            if message:
+                raise ConfigError(message)
+
+
 def extra_config_dirs(args: list[str]) -> list[Path]:
     """Our ``conf/`` plus any ``--config-dir``/``-cd`` the user adds."""
     dirs = [CONF_DIR]
@@ -543,6 +570,11 @@ def resume_args(args: list[str], overrides: list[Override], checkpoint: Path, sc
     for group in changes:
         if any(o.key_or_group == group for o in overrides):
             raise ConfigError(f"{group}= cannot change when resuming; override its fields instead, e.g. {group}.<key>=<value>")
+    new_logger = last_value(overrides, "logger")
+    logger_choice = new_logger or (stored.get("logger") or {}).get("name", "tensorboard")  # checkpoints from before logger= had TensorBoard
+    if new_logger is not None:  # another tracker for the rest of the run: the primary config selects it
+        stored = {key: value for key, value in stored.items() if key != "logger"}
+        args = [arg for arg in args if arg.split("=", 1)[0] != "logger"]
     new_dataset = last_value(overrides, "dataset")
     dataset_default: Any = f"/schema/dataset/{stored['dataset']['name']}@dataset"
     if new_dataset is not None:
@@ -550,7 +582,7 @@ def resume_args(args: list[str], overrides: list[Override], checkpoint: Path, sc
         stored = {key: value for key, value in stored.items() if key != "dataset"}
         args = [arg for arg in args if arg.split("=", 1)[0] != "dataset"]  # the primary config selects it
     primary = {
-        "defaults": ["deepclust_schema", f"/schema/method/{stored['method']['name']}@method", dataset_default, {"hydra": "default"}, "_self_"],
+        "defaults": ["deepclust_schema", f"/schema/method/{stored['method']['name']}@method", dataset_default, {"logger": logger_choice}, {"hydra": "default"}, "_self_"],
         **literal(stored),  # resolved once already: a value's ``${`` is text now
     }
     (scratch / "resumed.yaml").write_text(yaml.safe_dump(primary, sort_keys=False))

@@ -116,6 +116,61 @@ class PlotsConfig:
         require(self.images_per_cluster >= 1, f"plots.images_per_cluster must be >= 1, got {self.images_per_cluster}")
 
 
+class WandbMode(enum.Enum):
+    offline = "offline"  # written under the session folder; `wandb sync` uploads it later
+    online = "online"
+
+
+@dataclass
+class TensorBoardLogger:
+    """TensorBoard event files in the session's ``tb/``: scalars, final metrics and the run's
+    hyper-parameters for the HParams tab."""
+
+    name: str = "tensorboard"
+
+
+@dataclass
+class MlflowLogger:
+    """MLflow: one run per session; parameters, scalars, final metrics, plots as artifacts."""
+
+    name: str = "mlflow"
+    tracking_uri: Optional[str] = None  # null: a local store under output_dir (mlflow.db, artifacts in mlartifacts/)
+    group: Optional[str] = None  # the MLflow experiment; null: the session's parent folder (multirun/<sweep>, <method>/<dataset>)
+
+
+@dataclass
+class CsvLogger:
+    """CSV files in the session's ``csv/``: params.csv, scalars.csv, metrics.csv, artifacts.csv."""
+
+    name: str = "csv"
+
+
+@dataclass
+class WandbLogger:
+    """Weights & Biases: one run per session, in offline mode written under the session folder."""
+
+    name: str = "wandb"
+    project: str = "deepclust"
+    mode: WandbMode = WandbMode.offline
+    group: Optional[str] = None  # the W&B group; null: the session's parent folder (multirun/<sweep>, <method>/<dataset>)
+
+
+# Optional trackers and the sweeper: the extra that installs each, and a module that tells it is there.
+EXTRAS = {"mlflow": "mlflow", "wandb": "wandb", "optuna": "hydra_plugins.hydra_optuna_sweeper"}
+
+
+def missing_extra(extra: str, wanted: str) -> Optional[str]:
+    """The one-line error for ``wanted`` (e.g. ``logger=mlflow``) when the optional extra that
+    provides it is not installed, else None. Looks the module up without importing it."""
+    import importlib.util
+
+    try:
+        found = importlib.util.find_spec(EXTRAS[extra]) is not None
+    except (ImportError, ValueError):  # a parent package missing, or a module blocked in sys.modules
+        found = False
+    return None if found else f"{wanted} needs the optional extra {extra}: pip install 'deepclust[{extra}]'"
+
+
 @dataclass
 class RunConfig:
     """The top level of ``conf/config.yaml``."""
@@ -123,6 +178,7 @@ class RunConfig:
     method: Any = MISSING
     dataset: Any = MISSING
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    logger: Any = MISSING  # one of the *Logger schemas (conf/logger/)
     seed: int = 0
     gpus: List[int] = field(default_factory=list)
     data_dir: str = "data"
@@ -181,7 +237,7 @@ def to_settings(cfg: DictConfig) -> RunConfig:
 
     Sections are checked one by one first so that a message names the section it is about.
     """
-    for section in ("method", "dataset", "trainer"):
+    for section in ("method", "dataset", "trainer", "logger"):
         if OmegaConf.is_config(cfg.get(section)):
             _instantiate(cfg[section], section)
     return _instantiate(cfg, "")

@@ -288,3 +288,60 @@ def cluster_gallery(images: np.ndarray, clusters: list[int], sizes: list[int], p
     figure.suptitle(title or "the images nearest each cluster's center")
     figure.tight_layout()
     save(figure, path)
+
+
+DECADES_FOR_LOG = 1  # a parameter whose nonzero magnitudes span this many decades gets a log axis
+
+
+def axis_scale(values: list[float]) -> tuple[str, dict[str, float]]:
+    """The x scale of a swept parameter: ``log`` when its nonzero magnitudes span DECADES_FOR_LOG
+    decades, ``symlog`` (linear up to the smallest nonzero magnitude) when they also hold 0 or a
+    negative value, else ``linear``; with the keyword arguments of ``Axes.set_xscale``."""
+    nonzero = [abs(v) for v in values if v != 0]
+    if len(nonzero) < 2 or max(nonzero) < min(nonzero) * 10**DECADES_FOR_LOG:
+        return "linear", {}
+    if all(v > 0 for v in values):
+        return "log", {}
+    return "symlog", {"linthresh": min(nonzero)}
+
+
+def metric_against_parameters(panels: dict[str, dict[str, list[tuple[float, list[float]]]]], metric: str, path: Path, title: str = "") -> None:
+    """One panel per swept parameter: ``metric`` (mean ± sample std over each point's values, the
+    seeds of one configuration) against the parameter's value, one line per series — the
+    configurations that agree in every other parameter. ``panels``: parameter → series label →
+    ``(value, metric values)`` points."""
+    figure, axes = pyplot().subplots(1, len(panels), figsize=(5 * len(panels), 3.8), squeeze=False)
+    for axis, (parameter, series) in zip(axes[0], panels.items()):
+        for label, points in series.items():
+            points = sorted(points)
+            xs = [x for x, _ in points]
+            means = [float(np.mean(values)) for _, values in points]
+            stds = [float(np.std(values, ddof=1)) if len(values) > 1 else 0.0 for _, values in points]
+            line = len(set(xs)) == len(xs) > 1  # a cloud of trials that share values is no curve
+            axis.errorbar(xs, means, yerr=stds, marker="o", markersize=4, capsize=3, label=label or None, linestyle="-" if line else "none")
+        scale, options = axis_scale([x for points in series.values() for x, _ in points])
+        axis.set_xscale(scale, **options)
+        axis.xaxis.set_minor_formatter(pyplot().NullFormatter())  # labelled minor ticks of a short log axis overlap
+        axis.set_xlabel(parameter)
+        axis.set_ylabel(metric)
+        if any(series):  # labelled: other parameters vary too
+            axis.legend(fontsize=7)
+    figure.suptitle(title)
+    figure.tight_layout()
+    save(figure, path)
+
+
+def optimization_history(values: list[float], lowest_first: bool, metric: str, path: Path) -> None:
+    """An optimization's trials in order (NaN: a trial that failed, not drawn) and the best value so far."""
+    trials = np.arange(1, len(values) + 1)
+    scores = np.asarray(values, dtype=float)
+    best = (np.fmin if lowest_first else np.fmax).accumulate(scores)
+    figure, axis = pyplot().subplots(figsize=(6, 3.8))
+    axis.plot(trials, scores, marker="o", linestyle="none", label="trial")
+    axis.plot(trials, best, color="tab:red", drawstyle="steps-post", label="best so far")
+    axis.set_xlabel("trial")
+    axis.set_ylabel(metric)
+    axis.set_title(f"optimization history: {metric}, {'lowest' if lowest_first else 'highest'} is best")
+    axis.legend(fontsize=8)
+    figure.tight_layout()
+    save(figure, path)

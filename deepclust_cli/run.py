@@ -24,6 +24,7 @@ from deepclust_cli.engine.device import select_device
 from deepclust_cli.engine.lock import holder_of, this_process
 from deepclust_cli.engine.session import Replica, Session, kept_checkpoint, record_lost_run
 from deepclust_cli.errors import CheckpointError, ConfigError, DataError, Interrupted
+from deepclust_cli.loggers import build_tracker
 from deepclust_cli.methods import METHODS
 from deepclust_cli.methods.config import ClusteringConfig, MethodConfig
 
@@ -77,7 +78,7 @@ def run_rank(
     """One rank's run: rank 0 keeps the session folder, the others train beside it silently."""
     device = select_device(settings.gpus, world.local_rank)
     if world.is_main:
-        context: Union[Session, Replica] = Session(directory, settings, config, overrides, device, world)
+        context: Union[Session, Replica] = Session(directory, settings, config, overrides, device, world, build_tracker(settings.logger))
     else:
         context = Replica(settings, device, world)
     with context:
@@ -207,8 +208,9 @@ def session_settings(directory: Path) -> RunConfig:
     """The validated settings of the session in ``directory``, from its resolved ``config.yaml``."""
     values = literal(yaml.safe_load((directory / "config.yaml").read_text()))  # resolved once: a ``${`` in it is text
     store = ConfigStore.instance()
-    cfg = OmegaConf.merge(OmegaConf.structured(RunConfig), {k: v for k, v in values.items() if k not in ("method", "dataset")})
-    for group in ("method", "dataset"):
+    values.setdefault("logger", {"name": "tensorboard"})  # sessions from before logger=
+    cfg = OmegaConf.merge(OmegaConf.structured(RunConfig), {k: v for k, v in values.items() if k not in ("method", "dataset", "logger")})
+    for group in ("method", "dataset", "logger"):
         schema = store.load(f"schema/{group}/{values[group]['name']}.yaml").node
         cfg[group] = OmegaConf.merge(schema, values[group])
     return to_settings(cfg)

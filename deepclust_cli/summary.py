@@ -2,7 +2,8 @@
 
 Hydra calls :class:`SweepSummary` when a ``-m`` sweep ends; it reads each job folder from disk
 (so it works for any launcher, local or cluster) and writes into the sweep folder
-``summary.md`` (the ranking, then the jobs), ``summary.csv`` (the jobs) and ``ranking.csv``.
+``summary.md`` (the ranking, then the jobs), ``summary.csv`` (the jobs), ``ranking.csv`` and,
+when a numeric parameter was swept, ``summary.png`` (the ranking metric against each one).
 
 The ranking groups jobs that differ only in ``seed``: each configuration shows the mean ± sample
 standard deviation of every metric over its completed seeds, and configurations are ordered by
@@ -175,7 +176,45 @@ def write_summary(sweep_dir: Path, sort_by: str = "acc", ascending: bool = False
     atomic_write_text(sweep_dir / "summary.csv", to_csv(rows, columns))
     atomic_write_text(sweep_dir / "ranking.csv", ranking_csv(ranking_columns, groups))
     atomic_write_text(sweep_dir / "summary.md", "\n".join(markdown))
+    panels = parameter_panels(ranking_columns, groups, sort_by)
+    if panels:
+        from deepclust_cli import plots  # matplotlib and torch: only for a sweep with something to draw
+
+        seeds = max(len(g[sort_by]) for g in groups if g.get(sort_by))
+        how = f"mean ± std over {seeds} seeds" if seeds > 1 else "one job per configuration"
+        plots.metric_against_parameters(panels, sort_by, sweep_dir / "summary.png", f"{sort_by} against each swept parameter ({how})")
     return rows
+
+
+MAX_SERIES = 8  # more combinations of the other parameters than this (a search's trials) are drawn as one cloud
+
+
+def parameter_panels(columns: list[str], groups: list[dict[str, Any]], sort_by: str) -> dict[str, dict[str, list[tuple[float, list[float]]]]]:
+    """What summary.png draws: for each varying parameter whose every value is a number, the
+    configurations scored by ``sort_by`` as ``(value, their sort_by values)`` points, in one series
+    per combination of the other varying parameters (labelled by them; one unlabelled series when
+    there are more than MAX_SERIES, or when each has a single point, as a search's trials do)."""
+    scored = [g for g in groups if g.get(sort_by)]
+    varying = [c for c in columns if scored and not isinstance(scored[0][c], list) and c != "jobs"]
+    numeric = [c for c in varying if all(_number(g[c]) is not None for g in scored)]
+    panels: dict[str, dict[str, list[tuple[float, list[float]]]]] = {}
+    for parameter in numeric:
+        others = [c for c in varying if c != parameter]
+        series: dict[str, list[tuple[float, list[float]]]] = {}
+        for group in scored:
+            label = ", ".join(f"{c}={group[c]}" for c in others)
+            series.setdefault(label, []).append((_number(group[parameter]), group[sort_by]))
+        if len(series) > MAX_SERIES or (len(series) > 1 and all(len(points) == 1 for points in series.values())):
+            series = {"": [point for points in series.values() for point in points]}  # a search's trials: no line to draw
+        panels[parameter] = series
+    return panels
+
+
+def _number(value: Any) -> Optional[float]:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
 
 
 class SweepSummary(Callback):

@@ -7,7 +7,7 @@ from deepclust_cli.errors import ConfigError
 
 def run_config(**top):
     base = OmegaConf.structured(RunConfig)
-    return OmegaConf.merge(base, {"method": {"name": "kmeans"}, "dataset": {"name": "blobs"}, **top})
+    return OmegaConf.merge(base, {"method": {"name": "kmeans"}, "dataset": {"name": "blobs"}, "logger": {"name": "tensorboard"}, **top})
 
 
 @pytest.mark.parametrize(

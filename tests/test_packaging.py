@@ -10,6 +10,6 @@ REPO = Path(__file__).resolve().parents[1]
 
 def test_every_package_and_config_group_is_listed_in_pyproject():
     listed = set(tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
-    packages = {".".join(path.parent.relative_to(REPO).parts) for path in (REPO / "deepclust_cli").rglob("__init__.py")}
+    packages = {".".join(path.parent.relative_to(REPO).parts) for top in ("deepclust_cli", "hydra_plugins") for path in (REPO / top).rglob("__init__.py")}
     groups = {"deepclust_cli.conf." + ".".join(path.relative_to(REPO / "conf").parts) for path in (REPO / "conf").rglob("*") if path.is_dir()}
     assert packages | groups | {"deepclust_cli.conf"} == listed

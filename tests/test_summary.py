@@ -85,3 +85,46 @@ def test_rankings_follow_each_metric_s_sense_unless_told():
             {"job": "1", "method.alpha": "2", "davies_bouldin": 0.4, "silhouette": 0.6, "status": "completed"}]
     _, ranked = rank(rows, "davies_bouldin", lowest_first("davies_bouldin", None))
     assert [group["method.alpha"] for group in ranked] == ["2", "1"]
+
+
+def test_summary_png_draws_the_metric_against_each_numeric_parameter(alpha_by_seed_sweep):
+    from deepclust_cli.summary import parameter_panels
+
+    rows = write_summary(alpha_by_seed_sweep)
+    columns, groups = rank(rows)
+    panels = parameter_panels(columns, groups, "acc")
+    assert list(panels) == ["method.alpha"]  # method= is not swept, seed is averaged over
+    assert sorted(panels["method.alpha"][""]) == [(0.0, [0.60, 0.64, 0.62]), (0.01, [0.80, 0.84])]
+    figure = (alpha_by_seed_sweep / "summary.png").read_bytes()
+    assert figure.startswith(b"\x89PNG")
+
+
+def test_summary_png_has_a_series_per_other_parameter_and_skips_words(tmp_path):
+    from deepclust_cli.summary import parameter_panels
+
+    number = 0
+    for alpha in ("0", "1e5", "1e6"):
+        for k in ("10", "30"):
+            make_job(tmp_path, number, [f"method.alpha={alpha}", f"method.n_neighbors={k}", f"method.scale={('local', 'global')[number % 2]}"], {"acc": 0.1 * number})
+            number += 1
+    rows = write_summary(tmp_path)
+    panels = parameter_panels(*rank(rows), "acc")
+    assert list(panels) == ["method.alpha", "method.n_neighbors"]  # method.scale is not a number
+    assert set(panels["method.alpha"]) == {"method.n_neighbors=10, method.scale=local", "method.n_neighbors=30, method.scale=global"}
+    assert list(panels["method.n_neighbors"]) == [""] and len(panels["method.n_neighbors"][""]) == 6  # one point per series: one cloud
+
+
+def test_no_summary_png_without_a_numeric_parameter(tmp_path):
+    make_job(tmp_path, 0, ["method=kmeans"], {"acc": 0.5})
+    make_job(tmp_path, 1, ["method=spectral"], {"acc": 0.7})
+    write_summary(tmp_path)
+    assert (tmp_path / "summary.md").is_file() and not (tmp_path / "summary.png").exists()
+
+
+def test_parameters_that_span_decades_get_a_log_axis():
+    from deepclust_cli.plots import axis_scale
+
+    assert axis_scale([1e-3, 1e-2, 1e-1]) == ("log", {})
+    assert axis_scale([0, 1e5, 1e6, 3e6]) == ("symlog", {"linthresh": 1e5})  # alpha=0 stays on the axis
+    assert axis_scale([10, 30]) == ("linear", {})
+    assert axis_scale([0, 1]) == ("linear", {})

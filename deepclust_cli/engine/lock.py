@@ -8,12 +8,13 @@ exits, however it exits (kill -9 included), so a stale lock never blocks a rerun
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import socket
 import time
 from pathlib import Path
-from typing import IO, Optional
+from typing import IO, Iterator, Optional
 
 from deepclust_cli.errors import SessionBusy
 
@@ -85,3 +86,15 @@ def holder_of(directory: Path) -> Optional[str]:
             return handle.read().strip() or "another process"
         fcntl.flock(handle, fcntl.LOCK_UN)
         return None
+
+
+@contextlib.contextmanager
+def taking_turns(path: Path) -> Iterator[None]:
+    """Run the block while holding an exclusive ``flock`` on ``path`` (created if absent): processes
+    that share a file — the jobs of a parallel sweep opening one local MLflow store — wait their turn."""
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

@@ -6,7 +6,9 @@ Layout (``<output_dir>/<method>/<dataset>/<YYYY-MM-DD_HH-MM-SS.ffffff>[_<name>]/
     overrides.yaml       the command-line overrides that composed it
     run.json             status, device, versions, seconds (every process of the run) and process_seconds
     log.txt              everything the run logged (appended on resume)
-    tb/                  TensorBoard events: losses, learning rates, metrics
+    tb/                  TensorBoard events: losses, learning rates, metrics, hyper-parameters (logger=tensorboard)
+    csv/, mlflow.json,   the other trackers' files (logger=csv, mlflow, wandb: engine/trackers.py)
+    wandb/, wandb.json
     checkpoints/         last.ckpt, and best.ckpt where the method reports a validation score
     plots/               PNG figures (confusion matrix, embeddings, curves)
     predictions/         per-sample clusters (<split>.csv), embeddings, centers (predictions.py)
@@ -28,7 +30,7 @@ import socket
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional
+from typing import Any, Optional
 
 import torch
 import yaml
@@ -44,10 +46,8 @@ from deepclust_cli.engine.distributed import SINGLE, World
 from deepclust_cli.engine.interrupt import StopRequests
 from deepclust_cli.engine.lock import LOCK_NAME, SessionLock
 from deepclust_cli.engine.seeds import restore_rng_state, rng_state, seed_everything
+from deepclust_cli.engine.trackers import TensorBoard, TrackedRun, Tracker, flat_params
 from deepclust_cli.errors import CheckpointError, DeepclustError, DiskFull, Interrupted, SessionBusy
-
-if TYPE_CHECKING:
-    from torch.utils.tensorboard import SummaryWriter
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(message)s"
 
@@ -55,8 +55,9 @@ LOG_FORMAT = "%(asctime)s %(levelname)s %(message)s"
 class Session(Context):
     """A :class:`Context` that keeps everything in a session folder.
 
-    Use as a context manager: leaving it closes the log and TensorBoard files and records in
-    ``run.json`` whether the run completed, failed (with the error) or was interrupted.
+    Use as a context manager: leaving it closes the log and the tracker (``tracker``: TensorBoard
+    unless the run's ``logger`` says otherwise) and records in ``run.json`` whether the run
+    completed, failed (with the error) or was interrupted.
     """
 
     def __init__(
@@ -67,6 +68,7 @@ class Session(Context):
         overrides: list[str],
         device: torch.device,
         world: World = SINGLE,
+        tracker: Optional[Tracker] = None,
     ) -> None:
         super().__init__(device=device, seed=settings.seed, trainer=settings.trainer, world=world)
         self.directory = Path(directory)
@@ -79,7 +81,8 @@ class Session(Context):
         self.earlier_seconds = 0.0  # what the processes before a resume spent, up to its checkpoint
         self.best_score: Optional[float] = None
         self.last_checkpoint: Optional[Path] = None  # the newest checkpoint this run can continue from
-        self._writer: Optional["SummaryWriter"] = None
+        self.tracker = tracker or TensorBoard()
+        self._tracking = False  # the tracker opens on first use
         self._purge_step: Optional[int] = None
         self._fresh = not self.directory.is_dir() or not any(self.directory.iterdir())  # a refused run removes it again
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -146,17 +149,16 @@ class Session(Context):
         self.logger.propagate = False  # the console handler already prints; the root logger must not again
         return [self._buffer, console]
 
-    @property
-    def writer(self) -> "SummaryWriter":
-        if self._writer is None:
-            from torch.utils.tensorboard import SummaryWriter  # slow import: only when used
-
-            self._writer = SummaryWriter(log_dir=str(self.directory / "tb"), purge_step=self._purge_step)
-        return self._writer
+    def tracked(self) -> Tracker:
+        """The run's tracker, opened on first use (with the config as its parameters)."""
+        if not self._tracking:
+            run = TrackedRun(self.directory, Path(self.settings.output_dir), flat_params(self.config), self._purge_step)
+            self.tracker.open(run)
+            self._tracking = True
+        return self.tracker
 
     def log_scalars(self, values: dict[str, float], step: int) -> None:
-        for tag, value in values.items():
-            self.writer.add_scalar(tag, value, step)
+        self.tracked().log_scalars(values, step)
 
     def plot_path(self, name: str) -> Path:
         suffix = "_test" if self.test_only else ""
@@ -212,13 +214,15 @@ class Session(Context):
 
     # -- the end of a run --------------------------------------------------------------------
     def finish(self, metrics: dict[str, Any]) -> None:
-        """Write the metrics file, log its numbers to TensorBoard and print them with the session path."""
+        """Write the metrics file, give its numbers and the plots to the tracker and print them with the session path."""
         name = "metrics_test.json" if self.test_only else "metrics.json"
         atomic_write_text(self.directory / name, json.dumps(metrics, indent=2) + "\n")
-        scalars = {key: value for key, value in metrics.items() if isinstance(value, (int, float))}
+        scalars = {key: value for key, value in metrics.items() if isinstance(value, (int, float)) and not isinstance(value, bool)}
         if scalars:
             prefix = "test" if self.test_only else "metrics"
-            self.log_scalars({f"{prefix}/{key}": value for key, value in scalars.items()}, step=self.step)
+            self.tracked().log_final({f"{prefix}/{key}": value for key, value in scalars.items()}, step=self.step)
+        if self._tracking:
+            self.tracker.log_artifacts(self.directory / "plots")
         shown = "  ".join(f"{key}={_shown(value)}" for key, value in scalars.items())
         self.log(f"metrics: {shown or 'none'}")
         if "cluster_sizes" in metrics:
@@ -229,21 +233,16 @@ class Session(Context):
         return self
 
     def __exit__(self, kind: Any, error: Optional[BaseException], traceback: Any) -> None:
-        if self._writer is not None:
+        if self._tracking:
+            self._tracking = False
             try:  # TensorBoard writes in a thread: a refused write surfaces here, before "completed"
-                self._writer.close()
-            except OSError as close_error:
+                self.tracker.close(_status(error))
+            except Exception as close_error:  # a tracker's store failing at the end must not cost run.json or the lock
                 error = error or close_error  # else the error that ended the run is the one reported
-            self._writer = None
         full = disk_full_cause(error) if error is not None else None
         if full is not None:
             error = DiskFull(self._disk_full_message(full))
-        if error is None:
-            status = "completed"
-        elif isinstance(error, (KeyboardInterrupt, Interrupted)):
-            status = "interrupted"
-        else:
-            status = "failed"
+        status = _status(error)
         message = None
         if error is not None:
             message = str(error) if isinstance(error, DeepclustError) else f"{type(error).__name__}: {error}"
@@ -431,6 +430,13 @@ def _adopt_progress(context: Context, payload: dict[str, Any]) -> dict[str, Any]
     context.resumed_progress = progress
     context.step = int(progress.get("step", 0))
     return progress
+
+
+def _status(error: Optional[BaseException]) -> str:
+    """What run.json (and the tracker) records of a run that ended with ``error``."""
+    if error is None:
+        return "completed"
+    return "interrupted" if isinstance(error, (KeyboardInterrupt, Interrupted)) else "failed"
 
 
 def _shown(value: float) -> str:

@@ -45,3 +45,14 @@ def test_config_errors_answer_without_torch(args, message, tmp_path):
     assert result.returncode == 2, result.stderr
     assert result.stderr.startswith("deepclust: error: ") and message in result.stderr, result.stderr
     assert not any(tmp_path.iterdir())  # a refused command writes nothing
+
+
+def test_composing_a_tracker_or_a_search_imports_neither_library():
+    code = (
+        "import sys\nfrom deepclust_cli import cli\n"
+        "try:\n    cli.main(['--cfg', 'job', 'logger=mlflow', 'hparams_search=spectralnet_ae_mnist'])\nexcept SystemExit:\n    pass\n"
+        "print(sorted(name for name in ('torch', 'mlflow', 'optuna', 'wandb') if name in sys.modules))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert "logger:\n  name: mlflow" in result.stdout, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "[]"
