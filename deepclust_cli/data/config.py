@@ -69,6 +69,7 @@ class GeneratedConfig(DatasetConfig):
     n_samples: int = 10000
     n_test: int = 0
     noise: float = 0.05
+    standardize: bool = False  # z-score each coordinate with the fitted points' mean and std (the held-out ones too)
     seed: int = 0
 
     def __post_init__(self) -> None:
