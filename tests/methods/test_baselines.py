@@ -139,7 +139,6 @@ def test_ae_kmeans_clusters_the_codes_and_predicts_unseen_points(ae_kmeans, blob
     assert np.array_equal(nearest, ae_kmeans.predict(test.x))  # predict: the nearest center in code space
     again = AEKMeans(seed=0, **AE_KMEANS).fit(train.x)
     assert np.array_equal(again.predict(test.x), ae_kmeans.predict(test.x))
-    assert not np.allclose(AEKMeans(seed=1, **AE_KMEANS).fit(train.x).transform(test.x), codes)
 
 
 def test_ae_kmeans_save_load_round_trip(ae_kmeans, blobs, tmp_path):
