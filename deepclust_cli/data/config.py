@@ -15,7 +15,7 @@ from deepclust_cli.errors import require, require_seed
 
 # The geometric object families (ops/geometry.py holds their metrics; a test keeps the two lists equal).
 OBJECT_TYPES = ("squares", "cuboids", "segments2d", "segments3d", "ellipses")
-OBJECT_METRICS = {"squares": ("frame", "world")}  # families with a choice of metric (ops/geometry.py METRICS)
+OBJECT_METRICS = {"squares": ("frame", "world", "corners")}  # families with a choice of metric (ops/geometry.py METRICS)
 REFERENCE_OBJECTS = {"reference_squares": "squares", "reference_cuboids": "cuboids"}  # GeoCluster's own files
 SUBSET_FILES = {"10k": "reuters10k.npz", "full": "reuters.npz"}  # Reuters subsets and their files under reuters/
 

@@ -9,8 +9,9 @@ A family may offer other metrics (``METRICS``); ``family(name, metric)`` returns
 =============  ==========================  ===================================================
 family         parameters                  metric
 =============  ==========================  ===================================================
-squares        x, y, side, rotation (rad)  L∞ in the square's own frame (``metric=frame``) or in
-                                           world coordinates (``metric=world``); 0 inside
+squares        x, y, side, rotation (rad)  L∞ in the square's own frame (``metric=frame``), in
+                                           world coordinates (``metric=world``) or to the nearest
+                                           corner (``metric=corners``, the reference's); 0 inside
 cuboids        x, y, z, w, h, d (center,   L∞, axis-aligned; 0 inside
                full sizes)
 segments2d/3d  both end points             Euclidean to the projection clamped to the segment
@@ -47,6 +48,9 @@ class ObjectFamily:
 
 
 # -- squares -------------------------------------------------------------------------------------
+CORNER_SIGNS = ((-1.0, -1.0), (1.0, -1.0), (1.0, 1.0), (-1.0, 1.0))  # a square's (or box's) corners, counter-clockwise
+
+
 def _square_frame(points: Tensor, squares: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
     """The point in the square's frame: ``(u, v) = R(−θ)(p − c)``, plus the half side, cos θ, sin θ."""
     cos, sin = torch.cos(squares[..., 3]), torch.sin(squares[..., 3])
@@ -95,7 +99,7 @@ def square_world_closest_point(points: Tensor, squares: Tensor) -> Tensor:
     box (an edge normal binds), so the best of the 4 square corners and the 4 box corners clamped
     into the square (in its frame) is one; the nearest is not unique in general."""
     d = square_world_distance(points, squares)
-    signs = torch.tensor([[-1.0, -1.0], [1.0, -1.0], [1.0, 1.0], [-1.0, 1.0]], dtype=points.dtype, device=points.device)
+    signs = torch.tensor(CORNER_SIGNS, dtype=points.dtype, device=points.device)
     shape = torch.broadcast_shapes(points.shape[:-1], squares.shape[:-1])
     box_corners = points[..., None, :] + d[..., None, None] * signs  # ... × 4 × 2
     cos, sin = torch.cos(squares[..., 3])[..., None], torch.sin(squares[..., 3])[..., None]
@@ -105,12 +109,37 @@ def square_world_closest_point(points: Tensor, squares: Tensor) -> Tensor:
     u = (cos * offset[..., 0] + sin * offset[..., 1]).clamp(-half, half)
     v = (cos * offset[..., 1] - sin * offset[..., 0]).clamp(-half, half)
     clamped = torch.stack([cos * u - sin * v, sin * u + cos * v], dim=-1) + center
-    local = signs * half[..., None]
-    corners = torch.stack([cos * local[..., 0] - sin * local[..., 1], sin * local[..., 0] + cos * local[..., 1]], dim=-1) + center
-    candidates = torch.cat([clamped.expand(*shape, 4, 2), corners.expand(*shape, 4, 2)], dim=-2)
+    candidates = torch.cat([clamped.expand(*shape, 4, 2), _square_corners(squares).expand(*shape, 4, 2)], dim=-2)
     reach = (candidates - points[..., None, :]).abs().amax(dim=-1)
     best = reach.argmin(dim=-1)
     return candidates.gather(-2, best[..., None, None].expand(*shape, 1, 2)).squeeze(-2)
+
+
+def _square_corners(squares: Tensor) -> Tensor:
+    """The four corners, ``c + R(θ)·(±side/2, ±side/2)`` (… × 4 × 2)."""
+    signs = torch.tensor(CORNER_SIGNS, dtype=squares.dtype, device=squares.device)
+    cos, sin = torch.cos(squares[..., 3])[..., None], torch.sin(squares[..., 3])[..., None]
+    local = signs * (squares[..., 2] / 2)[..., None, None]
+    return torch.stack([cos * local[..., 0] - sin * local[..., 1], sin * local[..., 0] + cos * local[..., 1]], dim=-1) + squares[..., None, :2]
+
+
+def square_corner_distance(points: Tensor, squares: Tensor) -> Tensor:
+    """The reference's square metric (``Linf_simple``, PRigas96/GeoCluster src/metrics.py): 0 inside,
+    else ``min_corner ‖p − corner‖∞`` — the corners only, so at or above the exact world-frame L∞
+    (equal where a corner is nearest)."""
+    inside = square_distance(points, squares) == 0
+    reach = (points[..., None, :] - _square_corners(squares)).abs().amax(dim=-1).amin(dim=-1)
+    return torch.where(inside, torch.zeros_like(reach), reach)
+
+
+def square_corner_closest_point(points: Tensor, squares: Tensor) -> Tensor:
+    """The point itself inside, else the corner nearest in L∞ (where ``square_corner_distance`` is attained)."""
+    corners = _square_corners(squares)
+    shape = torch.broadcast_shapes(points.shape[:-1], squares.shape[:-1])
+    best = (points[..., None, :] - corners).abs().amax(dim=-1).argmin(dim=-1)
+    nearest = corners.expand(*shape, 4, 2).gather(-2, best[..., None, None].expand(*shape, 1, 2)).squeeze(-2)
+    inside = (square_distance(points, squares) == 0)[..., None]
+    return torch.where(inside, points.expand(*shape, 2), nearest)
 
 
 def square_bounds(squares: Tensor) -> tuple[Tensor, Tensor]:
@@ -283,7 +312,11 @@ FAMILIES: dict[str, ObjectFamily] = {
 
 # Other metrics a family offers (the first is its own, in FAMILIES): name → (distance, closest point).
 METRICS: dict[str, dict[str, tuple[Callable[[Tensor, Tensor], Tensor], Callable[[Tensor, Tensor], Tensor]]]] = {
-    "squares": {"frame": (square_distance, square_closest_point), "world": (square_world_distance, square_world_closest_point)},
+    "squares": {
+        "frame": (square_distance, square_closest_point),
+        "world": (square_world_distance, square_world_closest_point),
+        "corners": (square_corner_distance, square_corner_closest_point),
+    },
 }
 
 

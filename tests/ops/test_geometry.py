@@ -86,9 +86,24 @@ def test_world_frame_closest_point_lies_on_the_square_at_the_world_distance():
     assert matrix.shape == (5, 80, 2) and torch.allclose(matrix[3], shape.closest_point(points[3].expand(80, 2), squares))
 
 
+def test_the_reference_corner_metric_is_the_nearest_corner_and_never_below_the_exact_one():
+    square = (0.0, 0.0, 2.0, math.pi / 4)  # corners at (±√2, 0) and (0, ±√2)
+    corners = family("squares", "corners")
+    point = torch.tensor([2.0, 2.0], dtype=torch.float64)
+    assert float(corners.distance(point, torch.tensor(square, dtype=torch.float64))) == pytest.approx(2.0)  # an edge is nearer: 1.29
+    assert float(corners.distance(torch.tensor([3.0, 0.0], dtype=torch.float64), torch.tensor(square, dtype=torch.float64))) == pytest.approx(3 - math.sqrt(2))
+    squares = family("squares").generate(100, 10.0, 0.5, 3.0, torch.Generator().manual_seed(6)).double()
+    points = torch.rand(100, 2, generator=torch.Generator().manual_seed(7), dtype=torch.float64) * 14 - 2
+    reference, exact = corners.distance(points, squares), family("squares", "world").distance(points, squares)
+    assert (reference >= exact - 1e-12).all() and (reference > exact + 1e-3).any()
+    assert torch.equal(reference == 0, family("squares").distance(points, squares) == 0)  # 0 exactly inside
+    closest = corners.closest_point(points, squares)
+    assert torch.allclose((points - closest).abs().amax(dim=1), reference) and torch.allclose(family("squares").distance(closest, squares), torch.zeros(100, dtype=torch.float64), atol=1e-9)
+
+
 def test_metric_choices_are_named():
-    assert sorted(METRICS["squares"]) == ["frame", "world"] and family("squares", "frame") == family("squares")
-    with pytest.raises(ValueError, match="squares have no metric 'euclid'; known: frame, world"):
+    assert sorted(METRICS["squares"]) == ["corners", "frame", "world"] and family("squares", "frame") == family("squares")
+    with pytest.raises(ValueError, match="squares have no metric 'euclid'; known: frame, world, corners"):
         family("squares", "euclid")
     with pytest.raises(ValueError, match="cuboids have no metric 'world'; known: only their own"):
         family("cuboids", "world")

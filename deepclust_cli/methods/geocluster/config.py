@@ -50,7 +50,7 @@ class GeoClusterConfig(MethodConfig):
     ``threshold`` objects; its leaves are the clusters a query point is assigned to."""
 
     object_type: Optional[str] = None  # squares, cuboids, segments2d, segments3d, ellipses (from the dataset)
-    metric: Optional[str] = None  # None: the family's own; squares: frame (L∞ in the square's frame) or world (L∞ in world coordinates)
+    metric: Optional[str] = None  # None: the family's own; squares: frame (L∞ in its frame), world (L∞ in world coordinates) or corners (the reference's)
     branching: int = 8  # children per node
     threshold: int = 64  # a node with at most this many objects is a leaf
     max_depth: int = 16

@@ -155,7 +155,7 @@ def test_configuration_errors_are_one_line():
         GeoCluster()
     with pytest.raises(ConfigError, match="metric 'world' is not one of cuboids's: cuboids have only their own metric"):
         GeoCluster(object_type="cuboids", metric="world")
-    with pytest.raises(ConfigError, match="metric 'l2' is not one of squares's: frame, world"):
+    with pytest.raises(ConfigError, match="metric 'l2' is not one of squares's: frame, world, corners"):
         GeoCluster(object_type="squares", metric="l2")
     with pytest.raises(DataError, match="squares need 4 numbers per object"):
         GeoCluster(object_type="squares").fit(np.zeros((20, 3)))
