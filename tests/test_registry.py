@@ -4,12 +4,12 @@ import pytest
 from hydra.core.config_store import ConfigStore
 
 from deepclust_cli.data import DATASETS
-from deepclust_cli.data.config import OBJECT_TYPES
+from deepclust_cli.data.config import OBJECT_METRICS, OBJECT_TYPES
 from deepclust_cli.errors import ConfigError
 from deepclust_cli.methods import METHODS
 from deepclust_cli.methods.base import ClusteringMethod
 from deepclust_cli.nets import BACKBONES
-from deepclust_cli.ops.geometry import FAMILIES
+from deepclust_cli.ops.geometry import FAMILIES, METRICS
 from deepclust_cli.registry import Registry
 
 
@@ -67,3 +67,4 @@ def test_builtin_registries():
 
 def test_object_types_of_the_dataset_schemas_are_the_geometry_families():
     assert tuple(FAMILIES) == OBJECT_TYPES
+    assert {name: tuple(metrics) for name, metrics in METRICS.items()} == OBJECT_METRICS

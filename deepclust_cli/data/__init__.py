@@ -11,6 +11,7 @@ from typing import Any
 
 from deepclust_cli.data.config import (
     OBJECT_TYPES,
+    REFERENCE_OBJECTS,
     BlobsConfig,
     CirclesConfig,
     DatasetConfig,
@@ -20,6 +21,7 @@ from deepclust_cli.data.config import (
     ImageFolderConfig,
     ImagesConfig,
     ObjectsConfig,
+    ReferenceObjectsConfig,
     ReutersConfig,
     STL10Config,
     VisionConfig,
@@ -41,6 +43,8 @@ DATASETS.add("features", "deepclust_cli.data.tabular:load_features", FeaturesCon
 for _name in OBJECT_TYPES:
     DATASETS.add(_name, "deepclust_cli.data.objects:load_generated", GeneratedObjectsConfig)
 DATASETS.add("objects", "deepclust_cli.data.objects:load_objects", ObjectsConfig)
+for _name in REFERENCE_OBJECTS:
+    DATASETS.add(_name, "deepclust_cli.data.objects:load_reference_objects", ReferenceObjectsConfig)
 
 
 def __getattr__(name: str) -> Any:

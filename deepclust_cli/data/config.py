@@ -15,6 +15,8 @@ from deepclust_cli.errors import require, require_seed
 
 # The geometric object families (ops/geometry.py holds their metrics; a test keeps the two lists equal).
 OBJECT_TYPES = ("squares", "cuboids", "segments2d", "segments3d", "ellipses")
+OBJECT_METRICS = {"squares": ("frame", "world", "corners")}  # families with a choice of metric (ops/geometry.py METRICS)
+REFERENCE_OBJECTS = {"reference_squares": "squares", "reference_cuboids": "cuboids"}  # GeoCluster's own files
 SUBSET_FILES = {"10k": "reuters10k.npz", "full": "reuters.npz"}  # Reuters subsets and their files under reuters/
 
 
@@ -67,6 +69,7 @@ class GeneratedConfig(DatasetConfig):
     n_samples: int = 10000
     n_test: int = 0
     noise: float = 0.05
+    standardize: bool = False  # z-score each coordinate with the fitted points' mean and std (the held-out ones too)
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -274,3 +277,22 @@ class GeneratedObjectsConfig(DatasetConfig):
         require(self.n_objects >= 1, f"n_objects must be >= 1, got {self.n_objects}")
         require(self.extent > 0, f"extent must be > 0, got {self.extent}")
         require(0 < self.size_min <= self.size_max, f"need 0 < size_min <= size_max, got {self.size_min}, {self.size_max}")
+
+
+@dataclass
+class ReferenceObjectsConfig(DatasetConfig):
+    """One of the GeoCluster reference repository's object files (PRigas96/GeoCluster, ``data/``),
+    ``file`` under ``root`` (default ``<data_dir>/geocluster``): squares as ``x, y, side, rotation``
+    with the rotation in degrees, cuboids as ``x, y, z, w, h, d, rx, ry, rz`` (centre, full sizes,
+    three rotations, which must be 0: our cuboids are axis-aligned)."""
+
+    object_type: str = MISSING
+    file: str = MISSING
+    root: Optional[str] = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        expected = REFERENCE_OBJECTS.get(self.name)
+        require(expected is not None, f"reference object sets are {', '.join(REFERENCE_OBJECTS)}, got {self.name!r}")
+        require(self.object_type == expected, f"dataset {self.name} holds {expected}, not {self.object_type}")
+        require(self.file.endswith(".npy"), f"file must be a .npy file, got '{self.file}'")

@@ -23,11 +23,15 @@ from deepclust_cli.errors import DataError
 def _split_generated(
     name: str, config: GeneratedConfig, make: Callable[[int, np.random.Generator], tuple], n_classes: int
 ) -> Dataset:
-    """Draw ``n_samples + n_test`` shuffled points with ``make(n, rng)``, add Gaussian ``noise``, split."""
+    """Draw ``n_samples + n_test`` shuffled points with ``make(n, rng)``, add Gaussian ``noise``,
+    z-score them with the first ``n_samples``' statistics when ``standardize``, split."""
     rng = np.random.default_rng(config.seed)
     x, y = make(config.n_samples + config.n_test, rng)
     order = rng.permutation(len(x))
     x = x[order] + rng.normal(scale=config.noise, size=x.shape) if config.noise else x[order]
+    if config.standardize:  # as scikit-learn's StandardScaler fitted on the fitted points
+        fitted = x[: config.n_samples]
+        x = (x - fitted.mean(axis=0)) / np.where(fitted.std(axis=0) > 0, fitted.std(axis=0), 1.0)
     x = torch.as_tensor(x, dtype=torch.float32)
     y = torch.as_tensor(y[order], dtype=torch.int64)
     train = Split(x[: config.n_samples], y[: config.n_samples])

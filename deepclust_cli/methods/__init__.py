@@ -8,6 +8,7 @@ estimator is imported when a run builds it, or when a library user imports it fr
 
 from typing import Any
 
+from deepclust_cli.methods.ae_kmeans.config import AEKMeansConfig
 from deepclust_cli.methods.anchor_neighborhood.config import ANDConfig
 from deepclust_cli.methods.geocluster.config import GeoClusterConfig
 from deepclust_cli.methods.kmeans.config import KMeansConfig
@@ -17,6 +18,7 @@ from deepclust_cli.methods.spectralnet.config import SpectralNetAEConfig, Spectr
 from deepclust_cli.registry import Registry
 
 METHODS: Registry = Registry("method")  # name → the estimator class (a ClusteringMethod)
+METHODS.add("ae_kmeans", "deepclust_cli.methods.ae_kmeans.method:AEKMeans", AEKMeansConfig)
 METHODS.add("and", "deepclust_cli.methods.anchor_neighborhood.method:AND", ANDConfig)
 METHODS.add("geocluster", "deepclust_cli.methods.geocluster.method:GeoCluster", GeoClusterConfig)
 METHODS.add("kmeans", "deepclust_cli.methods.kmeans.method:KMeans", KMeansConfig)
@@ -26,7 +28,7 @@ METHODS.add("spectralnet", "deepclust_cli.methods.spectralnet.method:SpectralNet
 METHODS.add("spectralnet_ae", "deepclust_cli.methods.spectralnet.spectralnet_ae:SpectralNetAE", SpectralNetAEConfig)
 
 # The estimators under their class names, imported on first use (PEP 562).
-_CLASSES = {"AND": "and", "GeoCluster": "geocluster", "KMeans": "kmeans", "LNSCC": "lnscc", "Spectral": "spectral",
+_CLASSES = {"AEKMeans": "ae_kmeans", "AND": "and", "GeoCluster": "geocluster", "KMeans": "kmeans", "LNSCC": "lnscc", "Spectral": "spectral",
             "SpectralNet": "spectralnet", "SpectralNetAE": "spectralnet_ae"}
 
 

@@ -4,11 +4,14 @@ points, bounding boxes, seeded generation and outlines for plots.
 Every metric broadcasts like an elementwise operation: ``distance(points[..., dim],
 objects[..., n_params])`` has the broadcast shape of the two leading parts, so a queries × objects
 matrix is ``distance(points[:, None], objects[None])`` and a per-pair list is ``distance(p, o)``.
+A family may offer other metrics (``METRICS``); ``family(name, metric)`` returns it with one of them.
 
 =============  ==========================  ===================================================
 family         parameters                  metric
 =============  ==========================  ===================================================
-squares        x, y, side, rotation (rad)  L∞ in the square's own frame; 0 inside
+squares        x, y, side, rotation (rad)  L∞ in the square's own frame (``metric=frame``), in
+                                           world coordinates (``metric=world``) or to the nearest
+                                           corner (``metric=corners``, the reference's); 0 inside
 cuboids        x, y, z, w, h, d (center,   L∞, axis-aligned; 0 inside
                full sizes)
 segments2d/3d  both end points             Euclidean to the projection clamped to the segment
@@ -20,7 +23,7 @@ ellipses       a, b, h, k (semi-axes,      Euclidean to the filled, axis-aligned
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Iterator, Optional
 
 import torch
@@ -45,6 +48,9 @@ class ObjectFamily:
 
 
 # -- squares -------------------------------------------------------------------------------------
+CORNER_SIGNS = ((-1.0, -1.0), (1.0, -1.0), (1.0, 1.0), (-1.0, 1.0))  # a square's (or box's) corners, counter-clockwise
+
+
 def _square_frame(points: Tensor, squares: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
     """The point in the square's frame: ``(u, v) = R(−θ)(p − c)``, plus the half side, cos θ, sin θ."""
     cos, sin = torch.cos(squares[..., 3]), torch.sin(squares[..., 3])
@@ -63,6 +69,77 @@ def square_closest_point(points: Tensor, squares: Tensor) -> Tensor:
     u, v, half, cos, sin = _square_frame(points, squares)
     u, v = torch.maximum(torch.minimum(u, half), -half), torch.maximum(torch.minimum(v, half), -half)
     return torch.stack([squares[..., 0] + cos * u - sin * v, squares[..., 1] + sin * u + cos * v], dim=-1)
+
+
+def square_world_distance(points: Tensor, squares: Tensor) -> Tensor:
+    """L∞ in world coordinates, ``min_{s ∈ S} ‖p − s‖∞``, exactly and in closed form.
+
+    ``d(p, S) ≤ r`` iff ``p ∈ S ⊕ r·B`` (B the unit L∞ ball, the square [−1, 1]²). A Minkowski sum
+    of convex polygons is the intersection of the half-planes ``n·x ≤ h_S(n) + r·h_B(n)`` over the
+    edge normals n of both, with support functions ``h_S(n) = c·n + (side/2)(|n·u| + |n·v|)`` (u, v the
+    square's axes) and ``h_B(n) = ‖n‖₁``. By symmetry the normals are the world axes and u, v, so with
+    ``q = p − c``, ``k = |cos θ| + |sin θ|`` and ``a = side/2``:
+
+        d = max(0, |q_x| − a·k, |q_y| − a·k, (|q·u| − a)/k, (|q·v| − a)/k).
+
+    At θ = 0 (mod 90°) this is the own-frame distance ``max(0, ‖q‖∞ − a)``; otherwise the two differ
+    by up to a factor √2 either way. It is never above the L∞ distance to the nearest corner, which is
+    what the reference's ``Linf_simple`` (PRigas96/GeoCluster, src/metrics.py) measures outside."""
+    u, v, half, cos, sin = _square_frame(points, squares)
+    k = cos.abs() + sin.abs()
+    dx, dy = (points[..., 0] - squares[..., 0]).abs(), (points[..., 1] - squares[..., 1]).abs()
+    axes = torch.maximum(dx, dy) - half * k
+    edges = (torch.maximum(u.abs(), v.abs()) - half) / k
+    return torch.maximum(axes, edges).clamp_min(0)
+
+
+def square_world_closest_point(points: Tensor, squares: Tensor) -> Tensor:
+    """A point of the square at L∞ distance ``d`` (world frame) from ``p``: the contact of the box
+    ``p ± d`` with the square is a corner of the square (an axis normal binds) or a corner of the
+    box (an edge normal binds), so the best of the 4 square corners and the 4 box corners clamped
+    into the square (in its frame) is one; the nearest is not unique in general."""
+    d = square_world_distance(points, squares)
+    signs = torch.tensor(CORNER_SIGNS, dtype=points.dtype, device=points.device)
+    shape = torch.broadcast_shapes(points.shape[:-1], squares.shape[:-1])
+    box_corners = points[..., None, :] + d[..., None, None] * signs  # ... × 4 × 2
+    cos, sin = torch.cos(squares[..., 3])[..., None], torch.sin(squares[..., 3])[..., None]
+    half = (squares[..., 2] / 2)[..., None]
+    center = squares[..., None, :2]
+    offset = box_corners - center
+    u = (cos * offset[..., 0] + sin * offset[..., 1]).clamp(-half, half)
+    v = (cos * offset[..., 1] - sin * offset[..., 0]).clamp(-half, half)
+    clamped = torch.stack([cos * u - sin * v, sin * u + cos * v], dim=-1) + center
+    candidates = torch.cat([clamped.expand(*shape, 4, 2), _square_corners(squares).expand(*shape, 4, 2)], dim=-2)
+    reach = (candidates - points[..., None, :]).abs().amax(dim=-1)
+    best = reach.argmin(dim=-1)
+    return candidates.gather(-2, best[..., None, None].expand(*shape, 1, 2)).squeeze(-2)
+
+
+def _square_corners(squares: Tensor) -> Tensor:
+    """The four corners, ``c + R(θ)·(±side/2, ±side/2)`` (… × 4 × 2)."""
+    signs = torch.tensor(CORNER_SIGNS, dtype=squares.dtype, device=squares.device)
+    cos, sin = torch.cos(squares[..., 3])[..., None], torch.sin(squares[..., 3])[..., None]
+    local = signs * (squares[..., 2] / 2)[..., None, None]
+    return torch.stack([cos * local[..., 0] - sin * local[..., 1], sin * local[..., 0] + cos * local[..., 1]], dim=-1) + squares[..., None, :2]
+
+
+def square_corner_distance(points: Tensor, squares: Tensor) -> Tensor:
+    """The reference's square metric (``Linf_simple``, PRigas96/GeoCluster src/metrics.py): 0 inside,
+    else ``min_corner ‖p − corner‖∞`` — the corners only, so at or above the exact world-frame L∞
+    (equal where a corner is nearest)."""
+    inside = square_distance(points, squares) == 0
+    reach = (points[..., None, :] - _square_corners(squares)).abs().amax(dim=-1).amin(dim=-1)
+    return torch.where(inside, torch.zeros_like(reach), reach)
+
+
+def square_corner_closest_point(points: Tensor, squares: Tensor) -> Tensor:
+    """The point itself inside, else the corner nearest in L∞ (where ``square_corner_distance`` is attained)."""
+    corners = _square_corners(squares)
+    shape = torch.broadcast_shapes(points.shape[:-1], squares.shape[:-1])
+    best = (points[..., None, :] - corners).abs().amax(dim=-1).argmin(dim=-1)
+    nearest = corners.expand(*shape, 4, 2).gather(-2, best[..., None, None].expand(*shape, 1, 2)).squeeze(-2)
+    inside = (square_distance(points, squares) == 0)[..., None]
+    return torch.where(inside, points.expand(*shape, 2), nearest)
 
 
 def square_bounds(squares: Tensor) -> tuple[Tensor, Tensor]:
@@ -233,11 +310,28 @@ FAMILIES: dict[str, ObjectFamily] = {
 }
 
 
-def family(name: str) -> ObjectFamily:
-    """The object family called ``name``; a one-line error lists the known ones."""
+# Other metrics a family offers (the first is its own, in FAMILIES): name → (distance, closest point).
+METRICS: dict[str, dict[str, tuple[Callable[[Tensor, Tensor], Tensor], Callable[[Tensor, Tensor], Tensor]]]] = {
+    "squares": {
+        "frame": (square_distance, square_closest_point),
+        "world": (square_world_distance, square_world_closest_point),
+        "corners": (square_corner_distance, square_corner_closest_point),
+    },
+}
+
+
+def family(name: str, metric: Optional[str] = None) -> ObjectFamily:
+    """The object family called ``name``, measured by ``metric`` (None: its own); a one-line error
+    lists the known types or the family's metrics."""
     if name not in FAMILIES:
         raise ValueError(f"unknown object type '{name}'; known types: {', '.join(FAMILIES)}")
-    return FAMILIES[name]
+    if metric is None:
+        return FAMILIES[name]
+    known = METRICS.get(name, {})
+    if metric not in known:
+        raise ValueError(f"{name} have no metric '{metric}'; known: {', '.join(known) or 'only their own (metric=null)'}")
+    distance, closest_point = known[metric]
+    return replace(FAMILIES[name], distance=distance, closest_point=closest_point)
 
 
 def distance_blocks(

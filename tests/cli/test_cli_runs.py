@@ -141,7 +141,7 @@ def test_a_failing_job_does_not_end_the_sweep(deepclust):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["method=nosuch"], "unknown method 'nosuch'; registered methods: and, geocluster, kmeans, lnscc, spectral, spectralnet, spectralnet_ae"),
+        (["method=nosuch"], "unknown method 'nosuch'; registered methods: ae_kmeans, and, geocluster, kmeans, lnscc, spectral, spectralnet, spectralnet_ae"),
         (["dataset=cifar11"], "unknown dataset 'cifar11' (did you mean 'cifar10'?); registered datasets:"),
         (["trainer=fast"], "unknown trainer 'fast'; registered trainers: debug, default, gpu"),
         (["seed=abc"], "seed=abc: Value 'abc' of type 'str' could not be converted to Integer"),
@@ -198,10 +198,10 @@ def test_kmeans_on_real_mnist_subset(deepclust):
 def test_console_script_exit_codes_and_help(tmp_path):
     bad = run_deepclust_process("method=nosuch", cwd=tmp_path)
     assert bad.returncode == 2
-    assert bad.stderr.strip() == "deepclust: error: unknown method 'nosuch'; registered methods: and, geocluster, kmeans, lnscc, spectral, spectralnet, spectralnet_ae"
+    assert bad.stderr.strip() == "deepclust: error: unknown method 'nosuch'; registered methods: ae_kmeans, and, geocluster, kmeans, lnscc, spectral, spectralnet, spectralnet_ae"
     assert not (tmp_path / "outputs").exists()
     usage = run_deepclust_process("--help", cwd=tmp_path)
     assert usage.returncode == 0
-    assert "--resume PATH" in usage.stdout and "method: and, geocluster, kmeans, lnscc, spectral, spectralnet" in usage.stdout
+    assert "--resume PATH" in usage.stdout and "method: ae_kmeans, and, geocluster, kmeans, lnscc, spectral, spectralnet" in usage.stdout
     job = run_deepclust_process("--cfg", "job", "method=kmeans", cwd=tmp_path)
     assert job.returncode == 0 and "name: kmeans" in job.stdout

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from deepclust_cli.data import load_dataset
-from deepclust_cli.data.config import GeneratedObjectsConfig, ObjectsConfig
+from deepclust_cli.data.config import GeneratedObjectsConfig, ObjectsConfig, ReferenceObjectsConfig
 from deepclust_cli.errors import ConfigError, DataError
 
 
@@ -38,3 +38,32 @@ def test_user_objects_with_bad_values_are_refused(tmp_path):
         load_dataset(ObjectsConfig(name="objects", object_type="squares", path=str(tmp_path / "none.npy")), "unused")
     with pytest.raises(ConfigError, match="object_type must be one of squares, cuboids"):
         ObjectsConfig(name="objects", object_type="polygons", path="x.npy")
+
+
+def test_reference_files_load_in_our_layout(tmp_path):
+    # The reference's on-disk format: float64 rows, squares' rotations in degrees, cuboids with three rotations.
+    folder = tmp_path / "geocluster"
+    folder.mkdir()
+    np.save(folder / "10sq_1_4.npy", np.array([[10.0, 20.0, 2.0, 45.0], [30.0, 5.0, 4.0, 90.0], [7.0, 7.0, 1.0, 0.0]]))
+    cuboids = np.array([[1.0, 2.0, 3.0, 1.0, 2.0, 3.0, 0.0, 0.0, 0.0], [9.0, 8.0, 7.0, 4.0, 4.0, 4.0, 0.0, 0.0, 0.0]])
+    np.save(folder / "10cb_1_4.npy", cuboids)
+    squares = load_dataset(ReferenceObjectsConfig(name="reference_squares", object_type="squares", file="10sq_1_4.npy"), tmp_path)
+    assert squares.train.x.shape == (3, 4) and squares.kind == "objects"
+    assert torch.allclose(squares.train.x[:, 3], torch.tensor([np.pi / 4, np.pi / 2, 0.0]))
+    assert torch.equal(squares.train.x[:, :3], torch.tensor([[10.0, 20.0, 2.0], [30.0, 5.0, 4.0], [7.0, 7.0, 1.0]]))
+    boxes = load_dataset(ReferenceObjectsConfig(name="reference_cuboids", object_type="cuboids", file="10cb_1_4.npy", root=str(folder)), "unused")
+    assert torch.equal(boxes.train.x, torch.tensor(cuboids[:, :6], dtype=torch.float32))
+
+
+def test_reference_files_that_do_not_fit_are_refused(tmp_path):
+    config = ReferenceObjectsConfig(name="reference_cuboids", object_type="cuboids", file="cb.npy", root=str(tmp_path))
+    with pytest.raises(DataError, match=f"reference cuboids file not found: {tmp_path / 'cb.npy'}; copy cb.npy there"):
+        load_dataset(config, "unused")
+    np.save(tmp_path / "cb.npy", np.array([[1.0, 2.0, 3.0, 1.0, 1.0, 1.0, 0.0, 0.0, 30.0]]))
+    with pytest.raises(DataError, match="1 cuboids are rotated; only axis-aligned"):
+        load_dataset(config, "unused")
+    np.save(tmp_path / "cb.npy", np.zeros((2, 6)))
+    with pytest.raises(DataError, match=r"reference cuboids are 9 numbers per row, got float64 of shape \(2, 6\)"):
+        load_dataset(config, "unused")
+    with pytest.raises(ConfigError, match="dataset reference_squares holds squares, not cuboids"):
+        ReferenceObjectsConfig(name="reference_squares", object_type="cuboids", file="cb.npy")

@@ -37,6 +37,16 @@ def test_circles_radii_follow_factor(tmp_path: Path) -> None:
     assert torch.allclose(radius[data.train.y == 1], torch.tensor(0.3), atol=1e-5)
 
 
+def test_standardize_z_scores_with_the_fitted_points_statistics(tmp_path: Path) -> None:
+    raw = load_dataset(GeneratedConfig(name="twomoons", n_samples=700, n_test=100, noise=0.075), tmp_path)
+    data = load_dataset(GeneratedConfig(name="twomoons", n_samples=700, n_test=100, noise=0.075, standardize=True), tmp_path)
+    assert torch.allclose(data.train.x.mean(dim=0), torch.zeros(2), atol=1e-5)
+    assert torch.allclose(data.train.x.std(dim=0, unbiased=False), torch.ones(2), atol=1e-5)
+    mean, std = raw.train.x.mean(dim=0), raw.train.x.std(dim=0, unbiased=False)
+    assert torch.allclose(data.test.x, (raw.test.x - mean) / std, atol=1e-5)  # held-out points: the same transform
+    assert torch.equal(data.train.y, raw.train.y)
+
+
 def test_blobs_shape_and_classes(tmp_path: Path) -> None:
     data = load_dataset(BlobsConfig(name="blobs", n_samples=200, n_classes=4, n_features=3), tmp_path)
     assert data.train.x.shape == (200, 3) and data.n_classes == 4

@@ -26,9 +26,10 @@ from deepclust_cli.ops.geometry import family
 # torchvision 0.29 deprecates its image codecs in favour of TorchCodec; they still work.
 pytestmark = pytest.mark.filterwarnings("ignore:The image decoding and encoding capabilities:DeprecationWarning")
 
-TRAINING = ["spectralnet", "spectralnet_ae", "and", "lnscc", "geocluster"]  # the methods with training loops
+TRAINING = ["spectralnet", "spectralnet_ae", "and", "lnscc", "geocluster", "ae_kmeans"]  # the methods with training loops
 DATA_PARALLEL = [name for name in TRAINING if METHODS.get(name).data_parallel]
-READS_IMAGES = ["spectralnet", "spectralnet_ae", "and", "lnscc"]  # GeoCluster reads geometric objects, never images
+# GeoCluster reads geometric objects, never images; ae_kmeans reads them through ClusteringMethod.prepare as kmeans does.
+READS_IMAGES = ["spectralnet", "spectralnet_ae", "and", "lnscc"]
 
 SPECTRALNET = {
     "n_clusters": 3, "n_neighbors": 5, "scale_k": 2,
@@ -45,6 +46,7 @@ PARAMS: dict[str, dict[str, Any]] = {
               "batch_size": 64, "plot_every": 0, "features": {"source": "ae", "ae": {"hidden": [8], "code_dim": 4, "epochs": 3, "batch_size": 32}}},
     "geocluster": {"object_type": "squares", "branching": 4, "threshold": 12, "max_depth": 3, "student": {"samples": 256, "steps": 20, "batch_size": 64},
                    "teacher": "energy", "energy": {"steps": 5}},
+    "ae_kmeans": {"n_clusters": 3, "n_init": 2, "ae": {"hidden": [8], "code_dim": 4, "epochs": 3, "batch_size": 32}},
 }
 
 
@@ -155,6 +157,7 @@ CLI_RUNS = {
     "and": ["method=and", "method.backbone=small_convnet", "method.batch_size=8", "method.n_init=1", "method.knn_neighbors=5"],
     "lnscc": ["method=lnscc", "method.n_neighbors=4", "method.batch_size=16", "method.plot_every=0", "method.n_init=2"],
     "geocluster": ["method=geocluster", "dataset=squares", "dataset.n_objects=100", "method.threshold=30"],
+    "ae_kmeans": ["method=ae_kmeans", "method.ae.hidden=[16]", "method.ae.batch_size=8", "method.n_init=1"],
 }
 
 

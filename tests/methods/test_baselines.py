@@ -5,7 +5,7 @@ import torch
 from deepclust_cli.data import load_dataset
 from deepclust_cli.data.config import BlobsConfig, GeneratedConfig
 from deepclust_cli.errors import CheckpointError, ConfigError, DataError
-from deepclust_cli.methods import METHODS, ClusteringMethod, KMeans, Spectral
+from deepclust_cli.methods import METHODS, AEKMeans, ClusteringMethod, KMeans, Spectral
 from deepclust_cli.ops.metrics import acc
 
 
@@ -127,3 +127,43 @@ def test_fitted_attributes_follow_scikit_learn(name, params, blobs):
     else:  # the training clusters are the nearest centers in the space transform maps to
         assert method.cluster_centers_.shape == (4, method.transform(x[:2]).shape[1])
         assert (method.labels_ == method.predict(x)).all()
+
+
+AE_KMEANS = {"n_clusters": 4, "n_init": 3, "ae": {"hidden": [32], "code_dim": 2, "epochs": 15, "batch_size": 64}}
+
+
+@pytest.fixture(scope="module")
+def ae_kmeans(blobs):
+    return AEKMeans(seed=0, **AE_KMEANS).fit(blobs[0].x)
+
+
+def test_ae_kmeans_clusters_the_codes_and_predicts_unseen_points(ae_kmeans, blobs):
+    train, test = blobs
+    assert ae_kmeans.stage.loop.position == 15  # the autoencoder trained its epochs
+    assert acc(train.y, ae_kmeans.labels_) > 0.95 and acc(test.y, ae_kmeans.predict(test.x)) > 0.95
+    assert np.array_equal(ae_kmeans.predict(train.x), ae_kmeans.labels_)
+    codes = ae_kmeans.transform(test.x)
+    assert codes.shape == (200, 2) and ae_kmeans.cluster_centers_.shape == (4, 2)
+    nearest = ((codes[:, None] - ae_kmeans.cluster_centers_[None]) ** 2).sum(axis=2).argmin(axis=1)
+    assert np.array_equal(nearest, ae_kmeans.predict(test.x))  # predict: the nearest center in code space
+    again = AEKMeans(seed=0, **AE_KMEANS).fit(train.x)
+    assert np.array_equal(again.predict(test.x), ae_kmeans.predict(test.x))
+
+
+def test_ae_kmeans_save_load_round_trip(ae_kmeans, blobs, tmp_path):
+    test = blobs[1]
+    ae_kmeans.save(tmp_path / "ae_kmeans.ckpt")
+    loaded = AEKMeans.load(tmp_path / "ae_kmeans.ckpt")
+    assert loaded.config == ae_kmeans.config and np.array_equal(loaded.labels_, ae_kmeans.labels_)
+    assert np.array_equal(loaded.predict(test.x), ae_kmeans.predict(test.x))
+    assert np.allclose(loaded.transform(test.x), ae_kmeans.transform(test.x))
+    assert np.array_equal(ClusteringMethod.load(tmp_path / "ae_kmeans.ckpt").predict(test.x), ae_kmeans.predict(test.x))
+    with pytest.raises(DataError, match="trained on samples of 2 features; this data has 3"):
+        loaded.predict(np.zeros((4, 3), dtype=np.float32))
+
+
+def test_ae_kmeans_settings_fail_in_one_line():
+    with pytest.raises(ConfigError, match=r"validation_fraction must be in \(0, 0.5\), got 0.7"):
+        AEKMeans(n_clusters=2, validation_fraction=0.7)
+    with pytest.raises(ConfigError, match="ae.code_dim must be >= 1, got 0"):
+        AEKMeans(n_clusters=2, ae={"code_dim": 0})

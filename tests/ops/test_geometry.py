@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from deepclust_cli.ops.geometry import FAMILIES, brute_force_nearest, family
+from deepclust_cli.ops.geometry import FAMILIES, METRICS, brute_force_nearest, family
 
 
 def distance(kind: str, point, obj) -> float:
@@ -40,6 +40,73 @@ def test_square_closest_point_lies_on_the_square_at_the_metric_distance():
     offset = points - closest
     local = torch.stack([cos * offset[:, 0] + sin * offset[:, 1], cos * offset[:, 1] - sin * offset[:, 0]], dim=1)
     assert torch.allclose(local.abs().amax(dim=1), family("squares").distance(points, squares), atol=1e-9)
+
+
+def world(point, square) -> float:
+    return float(family("squares", "world").distance(torch.tensor(point, dtype=torch.float64), torch.tensor(square, dtype=torch.float64)))
+
+
+def test_world_frame_square_distance_on_hand_cases():
+    # Side 2 rotated by 45°: corners at (±√2, 0) and (0, ±√2), edges on |x| + |y| = √2.
+    square = (0.0, 0.0, 2.0, math.pi / 4)
+    assert world((3.0, 0.0), square) == pytest.approx(3 - math.sqrt(2))  # a corner is nearest
+    assert world((2.0, 2.0), square) == pytest.approx(2 - math.sqrt(2) / 2)  # the box's corner meets an edge
+    assert world((0.3, 0.2), square) == 0.0
+    assert world((3.0, 1.0), (0.0, 0.0, 2.0, 0.0)) == pytest.approx(2.0)  # axis-aligned: the own-frame value
+
+
+def test_world_frame_square_distance_matches_a_dense_boundary_search():
+    squares = family("squares").generate(60, 10.0, 0.5, 3.0, torch.Generator().manual_seed(2)).double()
+    points = torch.rand(60, 2, generator=torch.Generator().manual_seed(3), dtype=torch.float64) * 16 - 3
+    # 4 × 4,000 points along each square's boundary, plus its centre: outside, the L∞ minimum lies on the boundary.
+    t = torch.linspace(-0.5, 0.5, 4000, dtype=torch.float64)
+    edge_u = torch.cat([t, t, torch.full_like(t, -0.5), torch.full_like(t, 0.5), torch.zeros(1, dtype=torch.float64)])
+    edge_v = torch.cat([torch.full_like(t, -0.5), torch.full_like(t, 0.5), t, t, torch.zeros(1, dtype=torch.float64)])
+    cos, sin, side = squares[:, 3:].cos(), squares[:, 3:].sin(), squares[:, 2:3]
+    x = squares[:, :1] + side * (cos * edge_u - sin * edge_v)
+    y = squares[:, 1:2] + side * (sin * edge_u + cos * edge_v)
+    dense = torch.maximum((x - points[:, :1]).abs(), (y - points[:, 1:]).abs()).amin(dim=1)
+    inside = family("squares").distance(points, squares) == 0  # the own frame says which points are inside
+    dense = torch.where(inside, torch.zeros_like(dense), dense)
+    exact = family("squares", "world").distance(points, squares)
+    assert (~inside).sum() > 40
+    assert torch.allclose(exact, dense, rtol=1e-3, atol=1e-3 * float(side.min()))
+    assert not torch.allclose(exact, family("squares").distance(points, squares), rtol=1e-2)  # not the own-frame metric
+
+
+def test_world_frame_closest_point_lies_on_the_square_at_the_world_distance():
+    shape = family("squares", "world")
+    squares = shape.generate(80, 10.0, 0.5, 2.0, torch.Generator().manual_seed(4)).double()
+    squares[:40, 3] = torch.tensor([0.0, math.pi / 4, math.pi / 2, 0.0]).repeat(10)  # the reference file's rotations
+    points = torch.rand(80, 2, generator=torch.Generator().manual_seed(5), dtype=torch.float64) * 14 - 2
+    closest = shape.closest_point(points, squares)
+    assert torch.allclose(shape.distance(closest, squares), torch.zeros(80, dtype=torch.float64), atol=1e-9)
+    assert torch.allclose((points - closest).abs().amax(dim=1), shape.distance(points, squares), atol=1e-9)
+    matrix = shape.closest_point(points[:5, None], squares[None])
+    assert matrix.shape == (5, 80, 2) and torch.allclose(matrix[3], shape.closest_point(points[3].expand(80, 2), squares))
+
+
+def test_the_reference_corner_metric_is_the_nearest_corner_and_never_below_the_exact_one():
+    square = (0.0, 0.0, 2.0, math.pi / 4)  # corners at (±√2, 0) and (0, ±√2)
+    corners = family("squares", "corners")
+    point = torch.tensor([2.0, 2.0], dtype=torch.float64)
+    assert float(corners.distance(point, torch.tensor(square, dtype=torch.float64))) == pytest.approx(2.0)  # an edge is nearer: 1.29
+    assert float(corners.distance(torch.tensor([3.0, 0.0], dtype=torch.float64), torch.tensor(square, dtype=torch.float64))) == pytest.approx(3 - math.sqrt(2))
+    squares = family("squares").generate(100, 10.0, 0.5, 3.0, torch.Generator().manual_seed(6)).double()
+    points = torch.rand(100, 2, generator=torch.Generator().manual_seed(7), dtype=torch.float64) * 14 - 2
+    reference, exact = corners.distance(points, squares), family("squares", "world").distance(points, squares)
+    assert (reference >= exact - 1e-12).all() and (reference > exact + 1e-3).any()
+    assert torch.equal(reference == 0, family("squares").distance(points, squares) == 0)  # 0 exactly inside
+    closest = corners.closest_point(points, squares)
+    assert torch.allclose((points - closest).abs().amax(dim=1), reference) and torch.allclose(family("squares").distance(closest, squares), torch.zeros(100, dtype=torch.float64), atol=1e-9)
+
+
+def test_metric_choices_are_named():
+    assert sorted(METRICS["squares"]) == ["corners", "frame", "world"] and family("squares", "frame") == family("squares")
+    with pytest.raises(ValueError, match="squares have no metric 'euclid'; known: frame, world, corners"):
+        family("squares", "euclid")
+    with pytest.raises(ValueError, match="cuboids have no metric 'world'; known: only their own"):
+        family("cuboids", "world")
 
 
 @pytest.mark.parametrize("point, expected", [((0, 0, 5), 2.0), ((2, 3, 0), 1.0), ((0.5, -1.5, 2.5), 0.0), ((-4, 0, 0), 3.0)])

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import List, Optional
 
-from deepclust_cli.data.config import OBJECT_TYPES
+from deepclust_cli.data.config import OBJECT_METRICS, OBJECT_TYPES
 from deepclust_cli.errors import require
 from deepclust_cli.methods.config import MethodConfig
 
@@ -50,6 +50,7 @@ class GeoClusterConfig(MethodConfig):
     ``threshold`` objects; its leaves are the clusters a query point is assigned to."""
 
     object_type: Optional[str] = None  # squares, cuboids, segments2d, segments3d, ellipses (from the dataset)
+    metric: Optional[str] = None  # None: the family's own; squares: frame (L∞ in its frame), world (L∞ in world coordinates) or corners (the reference's)
     branching: int = 8  # children per node
     threshold: int = 64  # a node with at most this many objects is a leaf
     max_depth: int = 16
@@ -71,6 +72,12 @@ class GeoClusterConfig(MethodConfig):
             "geocluster needs geometric objects: use dataset=squares, cuboids, segments2d, segments3d, ellipses or objects",
         )
         require(self.object_type in OBJECT_TYPES, f"object_type must be one of {', '.join(OBJECT_TYPES)}, got {self.object_type!r}")
+        choices = OBJECT_METRICS.get(self.object_type, ())
+        require(
+            self.metric is None or self.metric in choices,
+            f"metric {self.metric!r} is not one of {self.object_type}'s: "
+            + (", ".join(choices) if choices else f"{self.object_type} have only their own metric (metric=null)"),
+        )
         require(self.branching >= 2, f"branching (children per node) must be >= 2, got {self.branching}")
         require(self.threshold >= 1, f"threshold must be >= 1, got {self.threshold}")
         require(self.max_depth >= 1, f"max_depth must be >= 1, got {self.max_depth}")

@@ -69,7 +69,7 @@ class GeoCluster(ClusteringMethod):
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
-        self.family = family(self.config.object_type)
+        self.family = family(self.config.object_type, self.config.metric)
         self.tree: Optional[ObjectTree] = None
         self.loop: Optional[Loop] = None
         self._stored_tree: Optional[dict[str, Any]] = None  # a checkpoint's unfinished tree and loop, until fit continues them
@@ -305,8 +305,11 @@ class GeoCluster(ClusteringMethod):
         tied = true_k <= true_k[:, :1] + tolerance
         for level, beam in enumerate(found.beams, start=1):
             holders = tree.ancestors_at(level)[true_indices]
-            reached = ((holders[:, :, None] == beam[:, None, :]) & tied[:, :, None]).flatten(1).any(dim=1)
-            metrics[f"nn_acc_level_{level}"] = float(reached.float().mean())
+            held = (holders[:, :, None] == beam[:, None, :]) & tied[:, :, None]
+            metrics[f"nn_acc_level_{level}"] = float(held.flatten(1).any(dim=1).float().mean())
+            # The reference's per-layer figure: a query whose path ended in a leaf above this level counts as wrong.
+            deep = held & (tree.depth[holders] == level)[:, :, None]
+            metrics[f"nn_acc_reached_level_{level}"] = float(deep.flatten(1).any(dim=1).float().mean())
         metrics.update(self._tree_shape())
         folder = context.predictions_dir()
         if folder is not None:

@@ -114,12 +114,19 @@ class SpectralNetConfig(ClusteringConfig):
 
 @dataclass
 class DecoderConfig:
-    """SpectralNetAE's decoder from Ỹ back to the spectral net's input: its hidden widths."""
+    """SpectralNetAE's decoder from Ỹ back to the spectral net's input: its hidden widths, and the
+    activation after its first layer (LeakyReLU after the others; the output is linear). The
+    reference (Arthedon/SpectralNetAutoEncoder, Model/SpectralNetAEModel.py) puts a tanh there."""
 
     hidden: Optional[List[int]] = None  # None: the spectral net's hidden widths reversed
+    first_activation: str = "leaky_relu"  # leaky_relu (ours) or tanh (the reference's)
 
     def __post_init__(self) -> None:
         require(self.hidden is None or min(self.hidden, default=1) >= 1, f"decoder.hidden must be positive widths, got {self.hidden}")
+        require(
+            self.first_activation in ("leaky_relu", "tanh"),
+            f"decoder.first_activation must be leaky_relu or tanh, got {self.first_activation!r}",
+        )
 
 
 @dataclass
@@ -137,3 +144,7 @@ class SpectralNetAEConfig(SpectralNetConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         require(self.alpha >= 0, f"alpha must be >= 0, got {self.alpha}")
+        require(
+            self.decoder.first_activation == "leaky_relu" or len(self.decoder_hidden) > 0,
+            "decoder.first_activation=tanh needs a hidden layer to follow: the decoder has none (decoder.hidden)",
+        )

@@ -8,7 +8,10 @@ and the spectral stage minimizes
 
 so Ỹ must keep enough of x to rebuild it, which regularizes the embedding against the collapse of
 noisy batch graphs. The decoder trains with the spectral net in the same stage; alpha = 0 leaves
-the decoder untouched and reproduces SpectralNet exactly.
+the decoder untouched and reproduces SpectralNet exactly. Its layers are LeakyReLU with a linear
+output; ``decoder.first_activation=tanh`` puts the reference's tanh after its first layer
+(Arthedon/SpectralNetAutoEncoder, Model/SpectralNetAEModel.py: ``Linear → Tanh`` first, then
+``Linear → LeakyReLU``, then ``Linear``).
 """
 
 from __future__ import annotations
@@ -39,6 +42,8 @@ class SpectralNetAE(SpectralNet):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.config.seed + 1)
             decoder = mlp(self.config.embedding_dim, [*self.config.decoder_hidden, code_dim], activation="leaky_relu")
+            if self.config.decoder.first_activation == "tanh":
+                decoder[1] = nn.Tanh()  # the reference's decoder: tanh after its first layer only
         self.nets["decoder"] = decoder.to(self.device)
 
     def _stage_parameters(self) -> dict[str, list[nn.Parameter]]:

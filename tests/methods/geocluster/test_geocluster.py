@@ -105,6 +105,10 @@ def test_per_level_accuracy_falls_with_depth_and_ends_at_the_end_to_end_accuracy
     levels = [metrics[f"nn_acc_level_{level}"] for level in range(1, int(metrics["tree_depth"]) + 1)]
     assert levels == sorted(levels, reverse=True)
     assert levels[-1] == pytest.approx(metrics["nn_acc"])
+    # The reference's rule counts a query whose path ended in a shallower leaf as wrong at deeper levels.
+    reached = [metrics[f"nn_acc_reached_level_{level}"] for level in range(1, int(metrics["tree_depth"]) + 1)]
+    assert reached[0] == levels[0] and all(r <= a for r, a in zip(reached, levels))
+    assert int(model.tree.depth[model.tree.is_leaf].min()) < metrics["tree_depth"] and reached[-1] < levels[-1]
     assert metrics["nn_acc"] > 0.95 and 0 < metrics["nn_topk_acc"] <= 1
     assert metrics["qps"] > 0 and metrics["qps_bruteforce"] > 0
 
@@ -132,9 +136,27 @@ def test_tree_state_round_trip_answers_the_same(fitted):
     assert all(torch.equal(a, b) for a, b in zip(before.beams, after.beams))
 
 
+def test_the_world_frame_metric_is_the_one_the_tree_is_built_and_searched_under(tmp_path):
+    objects = family("squares").generate(120, 20.0, 0.5, 2.0, torch.Generator().manual_seed(1))
+    objects[:, 3] = torch.pi / 4  # every square at 45°, where the two metrics differ most
+    model = GeoCluster(object_type="squares", metric="world", branching=4, threshold=30, student={"samples": 256, "steps": 20}, seed=0).fit(objects)
+    points = torch.rand(300, 2, generator=torch.Generator().manual_seed(2)) * 20
+    exhaustive = model.tree.descend(points, beam=model.tree.n_nodes)
+    world, _ = brute_force_nearest(points, objects, family("squares", "world").distance)
+    frame, _ = brute_force_nearest(points, objects, family("squares").distance)
+    assert torch.allclose(exhaustive.distances, world) and not torch.allclose(exhaustive.distances, frame)
+    model.save(tmp_path / "world.ckpt")
+    restored = GeoCluster.load(tmp_path / "world.ckpt")
+    assert restored.config.metric == "world" and np.array_equal(restored.kneighbors(points)[0], model.kneighbors(points)[0])
+
+
 def test_configuration_errors_are_one_line():
     with pytest.raises(ConfigError, match="geocluster needs geometric objects: use dataset=squares"):
         GeoCluster()
+    with pytest.raises(ConfigError, match="metric 'world' is not one of cuboids's: cuboids have only their own metric"):
+        GeoCluster(object_type="cuboids", metric="world")
+    with pytest.raises(ConfigError, match="metric 'l2' is not one of squares's: frame, world, corners"):
+        GeoCluster(object_type="squares", metric="l2")
     with pytest.raises(DataError, match="squares need 4 numbers per object"):
         GeoCluster(object_type="squares").fit(np.zeros((20, 3)))
 

@@ -57,6 +57,11 @@ def test_decoder_shape_and_its_parameters_train_with_the_spectral_stage():
     optimized = {id(p) for p in model.stages["spectral"].optimizer.parameters}
     assert all(id(p) in optimized for p in model.nets["decoder"].parameters())
     assert set(model.stages) == {"spectral"}
+    kinds = [type(layer).__name__ for layer in model.nets["decoder"]]
+    assert kinds == ["Linear", "LeakyReLU", "Linear", "LeakyReLU", "Linear"]
+    reference = SpectralNetAE(n_clusters=3, alpha=0.1, decoder={"hidden": [12, 24], "first_activation": "tanh"}, **SMALL)
+    reference._build_nets(6)  # the reference's decoder: tanh after the first layer only
+    assert [type(layer).__name__ for layer in reference.nets["decoder"]] == ["Linear", "Tanh", "Linear", "LeakyReLU", "Linear"]
 
 
 def test_reconstructs_the_ae_codes_when_the_autoencoder_runs():
@@ -83,3 +88,7 @@ def test_config_errors():
         SpectralNetAE(n_clusters=2, alpha=-1)
     with pytest.raises(ConfigError, match=r"decoder.hidden must be positive widths, got \[8, 0\]"):
         SpectralNetAE(n_clusters=2, decoder={"hidden": [8, 0]})
+    with pytest.raises(ConfigError, match="decoder.first_activation must be leaky_relu or tanh, got 'relu'"):
+        SpectralNetAE(n_clusters=2, decoder={"first_activation": "relu"})
+    with pytest.raises(ConfigError, match="decoder.first_activation=tanh needs a hidden layer to follow"):
+        SpectralNetAE(n_clusters=2, decoder={"hidden": [], "first_activation": "tanh"})
