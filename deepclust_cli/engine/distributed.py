@@ -44,7 +44,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from torch import nn
 
-from deepclust_cli.errors import ConfigError, DeepclustError
+from deepclust_cli.errors import ConfigError, DeepclustError, Interrupted
 
 # How long a rank waits for the others at a collective (e.g. while rank 0 alone scores a held-out evaluation).
 TIMEOUT = _dt.timedelta(minutes=30)
@@ -288,7 +288,14 @@ def _rank_main(rank: int, task: Callable[..., Any], args: tuple[Any, ...], launc
         launch.backend, init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=launch.size, timeout=TIMEOUT
     )
     try:
-        result = task(*args, world)
+        try:
+            result = task(*args, world)
+        except Interrupted:
+            # Every rank stops at the agreed checkpoint, or after the run for a late signal (where a
+            # rank without it returns): they leave together too, as below.
+            with contextlib.suppress(RuntimeError):  # a peer already gone: the report names it
+                dist.barrier()
+            raise
         if world.is_main:
             (outbox / "result.pkl").write_bytes(pickle.dumps(result))
         # The ranks leave together: one that tore gloo down while rank 0 still scored the
