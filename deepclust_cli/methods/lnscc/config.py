@@ -8,6 +8,7 @@ from typing import List, Optional
 from deepclust_cli.errors import require
 from deepclust_cli.methods.config import AutoencoderConfig, ClusteringConfig, require_knn_backend
 
+FORMULATIONS = ("deepclust", "reference")
 IMAGENET_MEAN = [0.485, 0.456, 0.406]
 IMAGENET_STD = [0.229, 0.224, 0.225]
 
@@ -39,10 +40,12 @@ class FeatureConfig:
 
 @dataclass
 class LNSCCConfig(ClusteringConfig):
-    """The reference's graph and optimizer — k = 30, min_dist 0.1, 5 negatives per edge, Adam 0.008
-    on batches of 500 edges, 0.1-weighted KL and balance terms — with a network sized for speed:
-    [256, 128] without dropout to 10 dimensions, 5,000 sampled edges an epoch (the reference:
-    [512, 256], dropout 0.3, 2-D, every edge; conf/experiment/lnscc_digits)."""
+    """The reference's graph and optimizer — k = 30, min_dist 0.1, Adam 0.008 on batches of 500
+    edges, 0.1-weighted KL and balance terms — with 5 negatives per edge (the reference: 10) and a
+    network sized for speed: [256, 128] without dropout to 10 dimensions, 5,000 sampled edges an
+    epoch (the reference: [512, 256], dropout 0.3, 2-D, every edge; conf/experiment/lnscc_digits).
+    ``formulation`` chooses our loss, balance term, seeding rule and residual block or the
+    reference's (xma24/lnscc, ``lnscc_train.py``); method.py's docstring lists both."""
 
     features: FeatureConfig = field(default_factory=FeatureConfig)
     validation_fraction: float = 0.1  # held out for the autoencoder stage's validation loss (features.source=ae)
@@ -61,6 +64,8 @@ class LNSCCConfig(ClusteringConfig):
     batch_size: int = 500  # edges
     lr: float = 0.008
     clustering_epoch: int = 20  # the clustering phase starts after this many epochs
+    clustering_delay: int = 0  # epochs between seeding the centers and adding the clustering terms (the reference: half of clustering_epoch)
+    formulation: str = "deepclust"  # or reference: lnscc_train.py's loss, balance term, seeding KL and residual block
     n_init: int = 10
     balance_tolerance: float = 0.01  # restarts this close to the most balanced compete on graph cut; 0: the reference's rule
     kl_weight: float = 0.1
@@ -84,6 +89,11 @@ class LNSCCConfig(ClusteringConfig):
         require(self.batch_size >= 2, f"batch_size must be >= 2, got {self.batch_size}")
         require(self.lr > 0, f"lr must be > 0, got {self.lr}")
         require(0 <= self.clustering_epoch <= self.epochs, f"clustering_epoch must be in [0, epochs={self.epochs}], got {self.clustering_epoch}")
+        require(
+            0 <= self.clustering_delay <= self.epochs - self.clustering_epoch,
+            f"clustering_delay must be in [0, epochs - clustering_epoch = {self.epochs - self.clustering_epoch}], got {self.clustering_delay}",
+        )
+        require(self.formulation in FORMULATIONS, f"formulation must be one of {', '.join(FORMULATIONS)}, got {self.formulation!r}")
         require(self.n_init >= 1, f"n_init must be >= 1, got {self.n_init}")
         require(self.balance_tolerance >= 0, f"balance_tolerance must be >= 0, got {self.balance_tolerance}")
         require(self.kl_weight >= 0 and self.balance_weight >= 0, "kl_weight and balance_weight must be >= 0")

@@ -14,10 +14,26 @@ DEC-style phase pulls the embedding into ``n_clusters`` groups around trainable 
    ``−log q`` on sampled edges, ``−log(1 − q)`` on ``negative_sample_rate`` shuffled pairs per edge.
 4. **Clustering phase** (from epoch ``clustering_epoch``): centers from the k-means restart whose
    cluster sizes are closest to uniform (restarts within ``balance_tolerance`` of it: the one
-   cutting the least graph weight), then ``+ kl_weight·KL(P‖Q) + balance_weight·KL(q̄‖uniform)``
-   with the Student-t assignment ``q_ik ∝ (1 + ‖z_i − μ_k‖²)⁻¹`` and target ``p_ik ∝ q_ik²/f_k``.
+   cutting the least graph weight), then, ``clustering_delay`` epochs later,
+   ``+ kl_weight·KL(P‖Q) + balance_weight·KL(q̄‖uniform)`` with the Student-t assignment
+   ``q_ik ∝ (1 + ‖z_i − μ_k‖²)⁻¹`` and target ``p_ik ∝ q_ik²/f_k``.
    The label of a point is ``argmax_k q_ik``, for seen and unseen points alike.
-"""
+
+``formulation=reference`` trains as the reference code does (xma24/lnscc, ``lnscc_train.py``),
+which differs from the paper's equations and from ours in four places:
+
+- the loss is parametric UMAP's cross-entropy with ``log q`` as the logit — ``log(1 + q) − log q``
+  for an edge, ``log(1 + q)`` for a negative — averaged over edges and negatives together
+  (:func:`reference_soft_contrastive_loss`);
+- the balance term is ``MSE(q̄, 1/K)`` instead of ``KL(q̄‖uniform)``;
+- the most balanced restart minimizes ``KL(uniform‖sizes/n)`` instead of ``KL(sizes/n‖uniform)``;
+- each residual block is ``h → 2h → h`` with two LayerNorms and the activation after the sum, with
+  Kaiming-normal weights (:class:`~deepclust_cli.methods.lnscc.network.ReferenceResidual`).
+
+The reference's other settings are keys of their own: 10 negatives per edge
+(``negative_sample_rate``), 20 k-means restarts (``n_init``), balance alone (``balance_tolerance=0``),
+the clustering terms from 1.5× the seeding iteration (``clustering_delay`` = half of
+``clustering_epoch``), [512, 256] with dropout 0.3 to 2-D (``hidden``, ``dropout``, ``embedding_dim``)."""
 
 from __future__ import annotations
 
@@ -60,15 +76,23 @@ def target_distribution(q: torch.Tensor) -> torch.Tensor:
     return weight / weight.sum(dim=1, keepdim=True)
 
 
-def clustering_terms(q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """``KL(P‖Q)`` averaged over points (P held fixed) and the balance term ``KL(q̄‖uniform)`` of
-    the mean assignment ``q̄``, which is 0 when clusters are used equally."""
+def clustering_terms(q: torch.Tensor, reference: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """``KL(P‖Q)`` averaged over points (P held fixed) and the balance term of the mean assignment
+    ``q̄``, 0 when clusters are used equally: ``KL(q̄‖uniform)``, or with ``reference``
+    ``mean_k (q̄_k − 1/K)²`` (the reference's ``MSELoss(q_mean, desired)``)."""
     p = target_distribution(q).detach()
     tiny = torch.finfo(q.dtype).tiny
     kl = (p * (p.clamp_min(tiny).log() - q.clamp_min(tiny).log())).sum(dim=1).mean()
     mean = q.mean(dim=0)
+    if reference:
+        return kl, (mean - 1.0 / len(mean)).square().mean()
     balance = (mean * (mean.clamp_min(tiny) * len(mean)).log()).sum()
     return kl, balance
+
+
+def _scaled_distance(first: torch.Tensor, second: torch.Tensor, a: float, b: float) -> torch.Tensor:
+    """``a·d^(2b)`` of each row pair, so that ``q(d) = 1/(1 + a·d^(2b))``; the epsilon keeps d^(2b)'s gradient finite at 0."""
+    return a * ((first - second).square().sum(dim=1) + 1e-8).pow(b)
 
 
 def soft_contrastive_loss(
@@ -78,15 +102,25 @@ def soft_contrastive_loss(
     ``q(d) = 1/(1 + a·d^(2b))``; ``negatives`` holds, for each head repeated ``rate`` times, a tail of
     another sampled edge."""
     rate = len(negatives) // len(heads)
-
-    def q_of(first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
-        squared = (first - second).square().sum(dim=1)
-        return 1.0 / (1.0 + a * (squared + 1e-8).pow(b))  # the epsilon keeps d^(2b)'s gradient finite at 0
-
     eps = 1e-4
-    attract = -q_of(heads, tails).clamp(eps, 1.0).log()
-    repel = -(1.0 - q_of(heads.repeat_interleave(rate, dim=0), negatives)).clamp(eps, 1.0).log()
+    attract = -(1.0 / (1.0 + _scaled_distance(heads, tails, a, b))).clamp(eps, 1.0).log()
+    repel = -(1.0 - 1.0 / (1.0 + _scaled_distance(heads.repeat_interleave(rate, dim=0), negatives, a, b))).clamp(eps, 1.0).log()
     return attract.mean() + negative_weight * repel.mean()
+
+
+def reference_soft_contrastive_loss(
+    heads: torch.Tensor, tails: torch.Tensor, negatives: torch.Tensor, a: float, b: float, negative_weight: float
+) -> torch.Tensor:
+    """The reference's loss (parametric UMAP's cross-entropy with the logit ``log q``): with
+    ``σ(log q) = q/(1 + q)``, ``−log σ(log q) = log(1 + q) − log q`` for each edge and
+    ``negative_weight · (log σ(log q) − log q)`` negated, ``= negative_weight · log(1 + q)``, for each
+    negative; one mean over all ``(1 + rate)·B`` pairs."""
+    rate = len(negatives) // len(heads)
+    log_q_edges = -torch.log1p(_scaled_distance(heads, tails, a, b))
+    log_q_negatives = -torch.log1p(_scaled_distance(heads.repeat_interleave(rate, dim=0), negatives, a, b))
+    attract = -nn.functional.logsigmoid(log_q_edges)
+    repel = -(nn.functional.logsigmoid(log_q_negatives) - log_q_negatives) * negative_weight
+    return torch.cat([attract, repel]).mean()
 
 
 @dataclass
@@ -100,9 +134,12 @@ class CenterSeed:
     cut: list[float]
 
 
-def balanced_kmeans_centers(z: torch.Tensor, k: int, restarts: int, seed: int, graph: Graph, tolerance: float = 0.0) -> CenterSeed:
+def balanced_kmeans_centers(
+    z: torch.Tensor, k: int, restarts: int, seed: int, graph: Graph, tolerance: float = 0.0, reference: bool = False
+) -> CenterSeed:
     """Of ``restarts`` single k-means runs, the one whose cluster sizes are closest to uniform
-    (smallest ``KL(sizes/n ‖ 1/k)``) — the reference's guard against one cluster swallowing two.
+    (smallest ``KL(sizes/n ‖ 1/k)``; with ``reference`` the reference's direction,
+    ``KL(1/k ‖ sizes/n)`` with 1e-10 added to both) — the reference's guard against one cluster swallowing two.
     Runs within ``tolerance`` of the most balanced are equally balanced; among them the one that
     cuts the least weight of ``graph`` wins: two touching classes can be cut across or along
     equally balanced, and the cut along breaks less of the graph (README, Results: MNIST's 4 and 9)."""
@@ -112,7 +149,10 @@ def balanced_kmeans_centers(z: torch.Tensor, k: int, restarts: int, seed: int, g
         result = kmeans(z, k, n_init=1, seed=seed * 1000 + restart)
         share = torch.bincount(result.labels, minlength=k).double() / len(z)
         results.append(result.centers)
-        balance.append(float((share * (share.clamp_min(1e-12) * k).log()).sum()))
+        if reference:
+            balance.append(float((((1.0 / k + 1e-10) / (share + 1e-10)).log() / k).sum()))
+        else:
+            balance.append(float((share * (share.clamp_min(1e-12) * k).log()).sum()))
         labels = result.labels.to(graph.rows.device)
         cut.append(float(graph.weights[labels[graph.rows] != labels[graph.cols]].sum() / total))
     chosen = choose_restart(balance, cut, tolerance)
@@ -172,7 +212,8 @@ class LNSCC(ClusteringMethod):
             if config.features.source == "ae":
                 self.autoencoder = Autoencoder(code_dim, config.features.ae.hidden, config.features.ae.code_dim).to(self.device)
                 code_dim = config.features.ae.code_dim
-            self.net = ResidualMLP(code_dim, config.hidden, config.embedding_dim, config.dropout).to(self.device)
+            reference = config.formulation == "reference"
+            self.net = ResidualMLP(code_dim, config.hidden, config.embedding_dim, config.dropout, reference=reference).to(self.device)
         self.centers, self.pending = None, {}
 
     # -- training ----------------------------------------------------------------------------
@@ -199,11 +240,15 @@ class LNSCC(ClusteringMethod):
         self.pending = {}
         # Under trainer.max_epochs the clustering phase keeps its share of the shortened schedule.
         clustering_epoch = round(config.clustering_epoch * loop.length / config.epochs)
+        terms_epoch = clustering_epoch + round(config.clustering_delay * loop.length / config.epochs)
 
         def run_pass() -> Pass:
             if loop.position == clustering_epoch and self.centers is None:
                 self._start_clustering_phase(codes, graph, context, loop.position)
-            loss = self._train_epoch(codes, graph, edges_per_epoch, a, b, context, loop.position)
+            if loop.position == terms_epoch and config.clustering_delay:
+                context.log(f"lnscc: clustering terms from epoch {terms_epoch} ({config.clustering_delay} epochs after seeding)")
+            with_terms = self.centers is not None and loop.position >= terms_epoch
+            loss = self._train_epoch(codes, graph, edges_per_epoch, a, b, context, loop.position, with_terms)
             epoch = loop.position + 1
             if config.plot_every and (epoch % config.plot_every == 0 or epoch == loop.total):
                 self._plot_frame(codes, y, context, epoch)
@@ -224,8 +269,12 @@ class LNSCC(ClusteringMethod):
         train, valid = validation_split(len(x), self.config.validation_fraction, self.config.seed, self.device)
         return pretrain_autoencoder(stage, self.autoencoder, x, train, valid, lambda: context.checkpoint(self, stage.loop.where()), self.config.seed)
 
-    def _train_epoch(self, codes: torch.Tensor, graph: Graph, edges: int, a: float, b: float, context: Context, epoch: int) -> float:
+    def _train_epoch(
+        self, codes: torch.Tensor, graph: Graph, edges: int, a: float, b: float, context: Context, epoch: int, with_terms: bool
+    ) -> float:
         config, net = self.config, self.net
+        reference = config.formulation == "reference"
+        contrastive = reference_soft_contrastive_loss if reference else soft_contrastive_loss
         generator = epoch_generator(config.seed, "lnscc", epoch)
         heads, tails = sample_edges(graph, edges, generator)
         net.train()
@@ -239,9 +288,9 @@ class LNSCC(ClusteringMethod):
             with context.autocast():
                 z = net(codes[torch.cat([head, tail])]).float()
             z_head, z_tail = z[: len(head)], z[len(head) :]
-            loss = soft_contrastive_loss(z_head, z_tail, z_tail[shuffle], a, b, config.negative_weight)
-            if self.centers is not None:
-                kl, balance = clustering_terms(student_t_assignment(z, self.centers))
+            loss = contrastive(z_head, z_tail, z_tail[shuffle], a, b, config.negative_weight)
+            if with_terms:
+                kl, balance = clustering_terms(student_t_assignment(z, self.centers), reference)
                 loss = loss + config.kl_weight * kl + config.balance_weight * balance
             self.optimizer.step(loss)
             total += loss.detach() * len(head)
@@ -251,7 +300,8 @@ class LNSCC(ClusteringMethod):
     def _start_clustering_phase(self, codes: torch.Tensor, graph: Graph, context: Context, epoch: int) -> None:
         config = self.config
         z = apply_in_batches(self.net, codes)
-        seed = balanced_kmeans_centers(z, config.n_clusters, config.n_init, config.seed, graph, config.balance_tolerance)
+        reference = config.formulation == "reference"
+        seed = balanced_kmeans_centers(z, config.n_clusters, config.n_init, config.seed, graph, config.balance_tolerance, reference)
         self.centers = nn.Parameter(seed.centers.to(self.device))
         self.optimizer.add_parameters([self.centers])
         context.log(

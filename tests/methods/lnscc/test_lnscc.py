@@ -16,10 +16,12 @@ from deepclust_cli.methods.lnscc.method import (
     balanced_kmeans_centers,
     choose_restart,
     clustering_terms,
+    reference_soft_contrastive_loss,
     soft_contrastive_loss,
     student_t_assignment,
     target_distribution,
 )
+from deepclust_cli.methods.lnscc.network import ResidualMLP
 from deepclust_cli.nets.backbones import pretrained_features
 from deepclust_cli.ops.metrics import acc
 from deepclust_cli.ops.neighbors import knn
@@ -78,6 +80,47 @@ def test_soft_contrastive_loss_against_hand_computation():
     assert loss.item() == pytest.approx(expected, rel=1e-4)
 
 
+def test_reference_soft_contrastive_loss_against_hand_computation():
+    # lnscc_train.py: log q = −log1p(a·d^(2b)); edges −logσ(log q), negatives −(logσ(log q) − log q)·force; one mean.
+    a, b = 1.577, 0.895
+    heads, tails = torch.tensor([[0.0, 0.0]]), torch.tensor([[1.0, 0.0]])
+    negatives = torch.tensor([[3.0, 0.0], [0.0, 2.0]])
+    q = lambda d: 1 / (1 + a * d ** (2 * b))  # noqa: E731
+    edge = np.log(1 + q(1.0)) - np.log(q(1.0))  # −log(q/(1 + q))
+    expected = (edge + 0.5 * np.log(1 + q(3.0)) + 0.5 * np.log(1 + q(2.0))) / 3
+    loss = reference_soft_contrastive_loss(heads, tails, negatives, a, b, negative_weight=0.5)
+    assert loss.item() == pytest.approx(expected, rel=1e-4)
+    assert loss.item() != pytest.approx(soft_contrastive_loss(heads, tails, negatives, a, b, 0.5).item(), rel=1e-2)
+
+
+def test_reference_balance_term_is_the_mse_to_uniform_sizes():
+    q = torch.tensor([[1.0, 0.0]] * 3 + [[0.0, 1.0]])  # mean assignment (0.75, 0.25)
+    kl, balance = clustering_terms(q, reference=True)
+    assert balance.item() == pytest.approx(((0.75 - 0.5) ** 2 + (0.25 - 0.5) ** 2) / 2, rel=1e-6)
+    assert kl.item() == pytest.approx(clustering_terms(q)[0].item())  # the KL(P‖Q) term is the same in both
+
+
+def test_reference_seeding_measures_balance_as_kl_from_uniform_to_the_sizes():
+    x = torch.cat([torch.randn(300, 2) * 0.1, torch.randn(30, 2) * 0.1 + 5, torch.randn(30, 2) * 0.1 - 5])
+    graph = fuzzy_knn_graph(*knn(x, 5))
+    seed = balanced_kmeans_centers(x, 3, restarts=8, seed=0, graph=graph, reference=True)
+    share = np.array([300, 30, 30]) / 360
+    assert seed.balance[seed.chosen] == pytest.approx(float(np.sum(np.log((1 / 3 + 1e-10) / (share + 1e-10)) / 3)), rel=1e-6)
+
+
+def test_reference_residual_block_widens_to_twice_the_width_with_two_layer_norms():
+    net = ResidualMLP(6, [8], 2, dropout=0.0, reference=True)
+    linear_shapes = [tuple(m.weight.shape) for m in net.modules() if isinstance(m, torch.nn.Linear)]
+    assert linear_shapes == [(8, 6), (16, 8), (8, 16), (2, 8)]
+    assert [m.normalized_shape for m in net.modules() if isinstance(m, torch.nn.LayerNorm)] == [(8,), (16,), (8,)]
+    assert all(float(m.bias.detach().abs().max()) == 0.0 for m in net.modules() if isinstance(m, torch.nn.Linear))
+    block, residual = net.layers[0], net.layers[1]
+    h = block(torch.randn(5, 6))
+    assert torch.allclose(residual(h), torch.nn.functional.leaky_relu(h + residual.inner(h), 0.1))
+    ours = ResidualMLP(6, [8], 2, dropout=0.0)
+    assert [tuple(m.weight.shape) for m in ours.modules() if isinstance(m, torch.nn.Linear)] == [(8, 6), (8, 8), (2, 8)]
+
+
 def test_centers_come_from_the_most_balanced_restart():
     # Three groups of very different sizes: a lopsided run would put two centers in the big one.
     x = torch.cat([torch.randn(300, 2) * 0.1, torch.randn(30, 2) * 0.1 + 5, torch.randn(30, 2) * 0.1 - 5])
@@ -115,6 +158,30 @@ def test_library_fit_predicts_seen_and_unseen_points():
     unseen, unseen_labels = blobs(100, 1)
     assert acc(unseen_labels, model.predict(unseen)) > 0.95
     assert model.transform(unseen).shape == (100, 10)  # the default embedding_dim
+
+
+def test_reference_formulation_clusters_blobs_and_waits_out_the_delay(monkeypatch):
+    import deepclust_cli.methods.lnscc.method as lnscc_method
+
+    seeded, original = [], lnscc_method.balanced_kmeans_centers
+
+    def recording(*args, **kwargs):
+        result = original(*args, **kwargs)
+        seeded.append(result.centers.clone())  # the centers parameter may share its storage
+        return result
+
+    monkeypatch.setattr(lnscc_method, "balanced_kmeans_centers", recording)
+    x, y = blobs(300, 0)
+    params = dict(n_clusters=3, n_neighbors=10, hidden=[32], epochs=6, clustering_epoch=3, edges_per_epoch=2000, batch_size=200, n_init=3, plot_every=0)
+    model = LNSCC(**params, formulation="reference", negative_sample_rate=10).fit(x)
+    assert acc(y, model.predict(x)) > 0.95
+    assert not torch.equal(model.centers.detach(), seeded[-1])  # the terms moved the centers
+    waiting = LNSCC(**params, formulation="reference", clustering_delay=3).fit(x)
+    assert torch.equal(waiting.centers.detach(), seeded[-1])  # no clustering term before the delay ran out
+    with pytest.raises(ConfigError, match="clustering_delay must be in"):
+        LNSCC(**params, clustering_delay=4)
+    with pytest.raises(ConfigError, match="formulation must be one of deepclust, reference"):
+        LNSCC(**params, formulation="paper")
 
 
 def test_pca_features_travel_with_a_saved_model(tmp_path):
