@@ -23,7 +23,7 @@ T = TypeVar("T")
 
 # The metrics runs report that a sweep can rank by; all of them are higher-is-better.
 METRIC_NAMES = (
-    "acc", "nmi", "ari", "knn_acc", "nn_acc", "nn_topk_acc", "qps",
+    "acc", "nmi", "ari", "knn_acc", "knn_acc_bank", "knn_acc_bank_best", "nn_acc", "nn_topk_acc", "qps",
     "silhouette", "davies_bouldin", "calinski_harabasz", "size_entropy", "largest_cluster",
 )
 # Overrides that say how to invoke a run, not what the experiment is; they are not replayed on resume.

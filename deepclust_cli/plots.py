@@ -189,11 +189,11 @@ def training_curves(histories: dict[str, dict[str, list[list[float]]]], path: Pa
 
 
 def round_curves(history: dict[str, list[list[float]]], epochs_per_round: int, path: Path) -> None:
-    """A curriculum's progress (AND): loss per epoch, held-out metrics (knn_acc, acc) per evaluation,
+    """A curriculum's progress (AND): loss per epoch, held-out metrics (knn_acc_bank, acc) per evaluation,
     and the anchors' neighborhood consistency per round; dotted lines mark where rounds start."""
     panels = [
         ("loss", ["loss"]),
-        ("held-out accuracy", [key for key in ("knn_acc", "acc", "nmi") if key in history]),
+        ("held-out accuracy", [key for key in ("knn_acc_bank", "knn_acc", "acc", "nmi") if key in history]),
         ("anchor neighborhood consistency", ["anchor_consistency"] if "anchor_consistency" in history else []),
     ]
     panels = [(title, keys) for title, keys in panels if keys and all(history.get(key) for key in keys)]

@@ -7,5 +7,5 @@ name without importing torch (:mod:`deepclust_cli.registry`).
 from deepclust_cli.registry import Registry
 
 BACKBONES: Registry = Registry("backbone")  # name → factory(in_channels, dim) -> module
-for _name in ("resnet18_cifar", "resnet50_cifar", "alexnet", "small_convnet"):
+for _name in ("resnet18_cifar", "resnet50_cifar", "alexnet", "alexnet_cifar", "small_convnet"):
     BACKBONES.add(_name, f"deepclust_cli.nets.backbones:{_name}")

@@ -6,6 +6,10 @@ vectors ``N×dim``, the feature AND's memory bank stores (Huang et al., ICML 201
 - ``resnet18_cifar``, ``resnet50_cifar``: torchvision's ResNets with the CIFAR stem — a 3×3 stride-1
   first convolution and no max-pool — so 32×32 inputs keep their resolution (He et al. 2016, sec. 4.2);
 - ``alexnet``: torchvision's AlexNet, for ImageNet-size inputs (224×224);
+- ``alexnet_cifar``: AlexNet's five convolutions (64, 192, 384, 256, 256 channels) as 3×3 stride-1
+  conv–BN–ReLU, max-pools 2×2 after the first, second and fifth, then 1024–1024 fully connected
+  BN–ReLU layers and a linear head: the 32×32 AlexNet of the instance-discrimination code family
+  AND's CIFAR/SVHN AlexNet rows come from (``CIFARAlexNet``; the AND repository ships only ResNets);
 - ``small_convnet``: two 3×3 conv–BN–ReLU–max-pool blocks (16, 32 channels) and a linear head on the
   7×7 map — it keeps where strokes are, which a global pool would lose — for 28×28 grey images on a CPU.
 
@@ -64,6 +68,30 @@ def alexnet(in_channels: int, dim: int) -> nn.Module:
     if in_channels != 3:
         model.features[0] = nn.Conv2d(in_channels, 64, kernel_size=11, stride=4, padding=2)
     return model
+
+
+def alexnet_cifar(in_channels: int, dim: int) -> nn.Module:
+    def conv(width_in: int, width_out: int) -> list[nn.Module]:
+        return [nn.Conv2d(width_in, width_out, 3, padding=1), nn.BatchNorm2d(width_out), nn.ReLU(inplace=True)]
+
+    def dense(width_in: int, width_out: int) -> list[nn.Module]:
+        return [nn.Linear(width_in, width_out), nn.BatchNorm1d(width_out), nn.ReLU(inplace=True)]
+
+    return nn.Sequential(
+        *conv(in_channels, 64),
+        nn.MaxPool2d(2),
+        *conv(64, 192),
+        nn.MaxPool2d(2),
+        *conv(192, 384),
+        *conv(384, 256),
+        *conv(256, 256),
+        nn.MaxPool2d(2),
+        nn.AdaptiveMaxPool2d(4),  # 4×4 from 32×32 inputs already; other sizes still reach the 4096-d head
+        nn.Flatten(),
+        *dense(256 * 4 * 4, 1024),
+        *dense(1024, 1024),
+        nn.Linear(1024, dim),
+    )
 
 
 def small_convnet(in_channels: int, dim: int) -> nn.Module:

@@ -187,6 +187,63 @@ def _features(x: ArrayLike, name: str) -> torch.Tensor:
     return x
 
 
+def knn_predict(
+    train_features: ArrayLike,
+    train_labels: ArrayLike,
+    test_features: ArrayLike,
+    k: int = 200,
+    temperature: float = 0.1,
+    device: Device = None,
+    chunk_size: Optional[int] = None,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+) -> np.ndarray:
+    """The weighted kNN classifier of Wu et al. (2018, section 3.5), used by AND (Huang et al. 2019;
+    reference code ``lib/protocols.py``, ``kNN``): one predicted train label per test feature.
+
+    Features are L2-normalized so ``s_ij = <f_i, g_j>`` is cosine similarity. For test feature
+    ``f_i`` let ``N_k(i)`` be its ``k`` most similar train features (all of them when
+    ``k > N_train``); class ``c`` gets the vote ``w_c(i) = sum_{j in N_k(i), y_j = c} exp(s_ij / T)``
+    and the prediction is ``argmax_c w_c(i)`` (ties: the smallest label). Weights are computed as
+    ``exp((s_ij - max_j s_ij) / T)``, the same ratio between classes, so small temperatures cannot overflow.
+
+    Runs with torch on ``device`` (default: the train features' device, else CPU), chunked over
+    test queries: ``chunk_size`` queries at a time, or as many as keep the ``chunk × N_train``
+    float32 similarity block within ``max_bytes``.
+    """
+    train = _features(train_features, "train_features")
+    test = _features(test_features, "test_features")
+    if train.shape[1] != test.shape[1]:
+        raise ValueError(f"train_features have {train.shape[1]} dims but test_features have {test.shape[1]}")
+    y_train = _numpy(train_labels, "train_labels")
+    if len(y_train) != len(train):
+        raise ValueError(f"train features and labels differ in length: {len(train)} vs {len(y_train)}")
+    if len(train) == 0 or len(test) == 0:
+        raise ValueError("knn needs at least one train and one test sample")
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    if not temperature > 0:
+        raise ValueError(f"temperature must be > 0, got {temperature}")
+    if chunk_size is not None and chunk_size < 1:
+        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+    if max_bytes < 1:
+        raise ValueError(f"max_bytes must be >= 1, got {max_bytes}")
+
+    device = torch.device(device) if device is not None else train.device
+    values, codes = np.unique(y_train, return_inverse=True)
+    code_train = torch.as_tensor(codes.ravel(), dtype=torch.long, device=device)
+    bank = torch.nn.functional.normalize(train.to(device=device, dtype=torch.float32), dim=1)
+    k = min(k, len(bank))
+    chunk = chunk_size or max(1, max_bytes // (4 * len(bank)))
+    predicted = torch.empty(len(test), dtype=torch.long, device=device)
+    for start in range(0, len(test), chunk):
+        query = torch.nn.functional.normalize(test[start : start + chunk].to(device=device, dtype=torch.float32), dim=1)
+        sim, idx = (query @ bank.T).topk(k, dim=1)
+        weight = ((sim - sim[:, :1]) / temperature).exp_()
+        votes = torch.zeros(len(query), len(values), device=device).scatter_add_(1, code_train[idx], weight)
+        predicted[start : start + chunk] = votes.argmax(dim=1)
+    return values[predicted.cpu().numpy()]
+
+
 def knn_acc(
     train_features: ArrayLike,
     train_labels: ArrayLike,
@@ -198,56 +255,13 @@ def knn_acc(
     chunk_size: Optional[int] = None,
     max_bytes: int = DEFAULT_MAX_BYTES,
 ) -> float:
-    """Top-1 accuracy of the weighted kNN classifier of Wu et al. (2018), used by AND (Huang et al. 2019).
-
-    Features are L2-normalized so ``s_ij = <f_i, g_j>`` is cosine similarity. For test feature
-    ``f_i`` let ``N_k(i)`` be its ``k`` most similar train features (all of them when
-    ``k > N_train``); class ``c`` gets the vote ``w_c(i) = sum_{j in N_k(i), y_j = c} exp(s_ij / T)``
-    and the prediction is ``argmax_c w_c(i)``. Weights are computed as ``exp((s_ij - max_j s_ij) / T)``,
-    the same ratio between classes, so small temperatures cannot overflow.
-
-    Runs with torch on ``device`` (default: the train features' device, else CPU), chunked over
-    test queries: ``chunk_size`` queries at a time, or as many as keep the ``chunk × N_train``
-    float32 similarity block within ``max_bytes``.
-    """
-    train = _features(train_features, "train_features")
-    test = _features(test_features, "test_features")
-    if train.shape[1] != test.shape[1]:
-        raise ValueError(f"train_features have {train.shape[1]} dims but test_features have {test.shape[1]}")
-    y_train, y_test = _numpy(train_labels, "train_labels"), _numpy(test_labels, "test_labels")
-    if len(y_train) != len(train) or len(y_test) != len(test):
-        raise ValueError(
-            f"features and labels differ in length: train {len(train)} vs {len(y_train)}, test {len(test)} vs {len(y_test)}"
-        )
-    if len(train) == 0 or len(test) == 0:
-        raise ValueError("knn_acc needs at least one train and one test sample")
-    if k < 1:
-        raise ValueError(f"k must be >= 1, got {k}")
-    if not temperature > 0:
-        raise ValueError(f"temperature must be > 0, got {temperature}")
-    if chunk_size is not None and chunk_size < 1:
-        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
-    if max_bytes < 1:
-        raise ValueError(f"max_bytes must be >= 1, got {max_bytes}")
-
-    device = torch.device(device) if device is not None else train.device
-    # One joint recoding, so test labels unseen in train get ids no vote can reach.
-    values, codes = np.unique(np.concatenate([y_train, y_test]), return_inverse=True)
-    codes = torch.as_tensor(codes.ravel(), dtype=torch.long, device=device)
-    code_train, code_test = codes[: len(train)], codes[len(train) :]
-    n_classes = len(values)
-
-    bank = torch.nn.functional.normalize(train.to(device=device, dtype=torch.float32), dim=1)
-    k = min(k, len(bank))
-    chunk = chunk_size or max(1, max_bytes // (4 * len(bank)))
-    correct = torch.zeros((), dtype=torch.long, device=device)
-    for start in range(0, len(test), chunk):
-        query = torch.nn.functional.normalize(test[start : start + chunk].to(device=device, dtype=torch.float32), dim=1)
-        sim, idx = (query @ bank.T).topk(k, dim=1)
-        weight = ((sim - sim[:, :1]) / temperature).exp_()
-        votes = torch.zeros(len(query), n_classes, device=device).scatter_add_(1, code_train[idx], weight)
-        correct += (votes.argmax(dim=1) == code_test[start : start + chunk]).sum()
-    return correct.item() / len(test)
+    """Top-1 accuracy of :func:`knn_predict` on ``test_labels`` (a test label no train sample has is
+    never predicted, so it counts as wrong)."""
+    y_test = _numpy(test_labels, "test_labels")
+    if len(y_test) != len(_features(test_features, "test_features")):
+        raise ValueError(f"test features and labels differ in length: {len(test_features)} vs {len(y_test)}")
+    predicted = knn_predict(train_features, train_labels, test_features, k, temperature, device, chunk_size, max_bytes)
+    return float((predicted == y_test.ravel()).mean())
 
 
 SILHOUETTE_SAMPLES = 10_000  # a seeded subsample keeps the O(m²) silhouette at seconds for any N

@@ -117,7 +117,7 @@ def and_replicas(world: World) -> dict:
     method = AND(n_clusters=10, backbone="small_convnet", anchor_fractions=[0.0, 0.5], epochs=2, batch_size=32, n_init=1)
     method.fit(images, context=Context(seed=0, show_progress=False, world=world))
     weights = torch.cat([p.detach().reshape(-1) for p in method.net.parameters()])
-    rows = [method.bank.features.reshape(-1), method.anchor.float(), method.neighbors.float(), weights]
+    rows = [method.bank.features.reshape(-1), method.anchor.float(), method.neighbors.reshape(-1).float(), weights]
     return {"per_rank": world.gather(torch.cat(rows).unsqueeze(0), world.size), "sizes": [len(r) for r in rows]}
 
 

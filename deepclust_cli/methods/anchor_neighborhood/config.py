@@ -10,6 +10,7 @@ from deepclust_cli.methods.config import ClusteringConfig
 from deepclust_cli.nets import BACKBONES
 
 DEFAULT_CHUNK_BYTES = 1 << 28  # 256 MiB per block of similarities while mining anchors
+BEST_BY = ("knn_acc_bank", "knn_acc", "acc")  # held-out scores best.ckpt can follow
 
 
 @dataclass
@@ -65,6 +66,7 @@ class ANDConfig(ClusteringConfig):
     temperature: float = 0.1
     bank_momentum: float = 0.5  # η in m_i ← normalize(η·m_i + (1 − η)·f_i)
     anchor_fractions: List[float] = field(default_factory=lambda: [0.0, 0.25, 0.5, 0.75, 1.0])  # one round each
+    neighborhood_size: int = 1  # the reference's ANs_size: nearest other samples per anchor
     epochs: int = 200  # per round
     batch_size: int = 128
     lr: float = 0.03
@@ -77,6 +79,7 @@ class ANDConfig(ClusteringConfig):
     eval_every: int = 10  # epochs between held-out evaluations; 0: only at the end
     knn_neighbors: int = 200
     knn_temperature: float = 0.1
+    best_by: str = "knn_acc_bank"  # best.ckpt: the evaluation with the highest of knn_acc_bank, knn_acc or acc
     n_init: int = 10
     channels_last: bool = True  # on CUDA: NHWC convolutions (tensor cores)
     bank_chunk_bytes: int = DEFAULT_CHUNK_BYTES  # similarity block size while mining anchors
@@ -92,6 +95,7 @@ class ANDConfig(ClusteringConfig):
             len(fractions) >= 1 and all(0 <= f <= 1 for f in fractions) and fractions == sorted(fractions),
             f"anchor_fractions must be a non-decreasing list of fractions in [0, 1], got {fractions}",
         )
+        require(self.neighborhood_size >= 1, f"neighborhood_size must be >= 1, got {self.neighborhood_size}")
         require(self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}")
         require(self.batch_size >= 2, f"batch_size must be >= 2, got {self.batch_size}")
         require(self.lr > 0, f"lr must be > 0, got {self.lr}")
@@ -102,5 +106,6 @@ class ANDConfig(ClusteringConfig):
         require(self.eval_every >= 0, f"eval_every must be >= 0, got {self.eval_every}")
         require(self.knn_neighbors >= 1, f"knn_neighbors must be >= 1, got {self.knn_neighbors}")
         require(self.knn_temperature > 0, f"knn_temperature must be > 0, got {self.knn_temperature}")
+        require(self.best_by in BEST_BY, f"best_by must be one of {', '.join(BEST_BY)}, got {self.best_by!r}")
         require(self.n_init >= 1, f"n_init must be >= 1, got {self.n_init}")
         require(self.bank_chunk_bytes >= 1 << 20, f"bank_chunk_bytes must be >= 1 MiB, got {self.bank_chunk_bytes}")

@@ -54,20 +54,24 @@ class MemoryBank:
 
     @torch.no_grad()
     def entropy_and_nearest(
-        self, chunk_bytes: int = DEFAULT_CHUNK_BYTES, rows: Optional[int] = None
+        self, chunk_bytes: int = DEFAULT_CHUNK_BYTES, rows: Optional[int] = None, k: int = 1
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Per sample: the entropy ``H_i = −Σ_j p_ij log p_ij`` of ``p_i = softmax(m_i·Mᵀ/T)`` (itself
-        included, as in the reference) and its most similar *other* sample ``argmax_{j≠i} m_i·m_j``.
+        included, as in the reference) and its ``k`` most similar *other* samples
+        ``topk_{j≠i} m_i·m_j`` (``mined × k``, most similar first: the reference's ``ANs_size``
+        neighbours, ``lib/ans_discovery.py`` ``ANsDiscovery.update``).
 
         ``H_i = logsumexp_j(s_ij) − Σ_j p_ij s_ij`` with ``s = m_i·Mᵀ/T``: no logarithm of a
         vanishing probability is taken. Rows go a block at a time (``chunk_bytes`` of float32
         similarities per block); ``rows`` limits the work to the first ``rows`` samples (benchmarks).
         """
         n = len(self.features)
+        if not 1 <= k < n:
+            raise ValueError(f"a neighborhood of {k} other samples needs more than {k} samples in the bank, which holds {n}")
         mined = n if rows is None else min(rows, n)
         rows_per_chunk = max(1, chunk_bytes // (4 * n))
         entropy = torch.empty(mined, device=self.features.device)
-        nearest = torch.empty(mined, dtype=torch.long, device=self.features.device)
+        nearest = torch.empty(mined, k, dtype=torch.long, device=self.features.device)
         for start in range(0, mined, rows_per_chunk):
             stop = min(start + rows_per_chunk, mined)
             logits = self.logits(self.features[start:stop])
@@ -76,7 +80,7 @@ class MemoryBank:
             entropy[start:stop] = log_normalizer - expected
             rows = torch.arange(stop - start, device=logits.device)
             logits[rows, rows + start] = -math.inf
-            nearest[start:stop] = logits.argmax(dim=1)
+            nearest[start:stop] = logits.topk(k, dim=1).indices
         return entropy, nearest
 
     def state_dict(self) -> dict[str, Any]:
@@ -98,15 +102,17 @@ def select_anchors(entropy: torch.Tensor, fraction: float) -> torch.Tensor:
 def neighborhood_loss(
     logits: torch.Tensor, indices: torch.Tensor, neighbors: torch.Tensor, anchor: torch.Tensor
 ) -> torch.Tensor:
-    """The AND loss of a batch (Huang et al. 2019, eq. 6), averaged over the batch.
+    """The AND loss of a batch (Huang et al. 2019, eq. 6; reference ``lib/criterion.py``), averaged
+    over the batch.
 
-    For sample ``i`` with bank logits ``s_i`` (``p_i = softmax(s_i)``): an anchor with neighbor
-    ``n_i`` contributes ``−log(p_ii + p_in) = logsumexp(s_i) − log(exp s_ii + exp s_in)``, any other
+    For sample ``i`` with bank logits ``s_i`` (``p_i = softmax(s_i)``): an anchor with neighborhood
+    ``N_i`` (``neighbors[i]``: one index, or a row of ``k``) contributes
+    ``−log(p_ii + Σ_{j∈N_i} p_ij) = logsumexp(s_i) − logsumexp(s_ii, s_ij for j ∈ N_i)``, any other
     sample ``−log p_ii = logsumexp(s_i) − s_ii`` (pure instance discrimination). ``indices`` are the
     batch's positions in the bank, ``neighbors`` and ``anchor`` their neighbors and anchor flags.
     """
     log_normalizer = logits.logsumexp(dim=1)
-    own = logits.gather(1, indices.unsqueeze(1)).squeeze(1)
-    neighbor = logits.gather(1, neighbors.unsqueeze(1)).squeeze(1)
-    positive = torch.where(anchor, torch.logaddexp(own, neighbor), own)
+    own = logits.gather(1, indices.unsqueeze(1))
+    neighbor = logits.gather(1, neighbors.reshape(len(indices), -1))
+    positive = torch.where(anchor, torch.cat([own, neighbor], dim=1).logsumexp(dim=1), own.squeeze(1))
     return (log_normalizer - positive).mean()

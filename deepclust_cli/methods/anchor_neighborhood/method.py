@@ -5,13 +5,19 @@ image to a unit vector ``f_i``; a memory bank keeps a momentum average ``m_i`` o
 features and serves as the weights of a softmax over all N samples
 (:mod:`deepclust_cli.methods.anchor_neighborhood.memory_bank`). Round 0 is pure instance discrimination. Before round r the
 bank's own softmax ``softmax(m_i·Mᵀ/T)`` ranks samples by entropy: the ``anchor_fractions[r]``
-lowest become *anchors*, each paired with its nearest other sample, and the loss
-``−log(p_ii + p_in)`` lets an anchor share its class with that neighbor (section 3.2). Network and
-optimizer carry over between rounds; the step schedule restarts.
+lowest become *anchors*, each paired with its ``neighborhood_size`` nearest other samples ``N_i``
+(the reference's ``ANs_size``), and the loss ``−log(p_ii + Σ_{j∈N_i} p_ij)`` lets an anchor share its
+class with them (section 3.2). Network and optimizer carry over between rounds; the step schedule
+restarts.
 
-Evaluation follows the paper: weighted kNN (k = 200, T = 0.1) of held-out features against the
-training features → ``knn_acc``, and k-means on the evaluated features → ``acc``/``nmi``/``ari``.
-``predict`` assigns to k-means centers fitted on the training features at the end of ``fit``.
+Evaluation: weighted kNN (k = 200, T = 0.1, :func:`~deepclust_cli.ops.metrics.knn_predict`) of the
+held-out features against two sets of training features. ``knn_acc_bank`` votes with the memory bank
+as training left it — the reference's rule (``lib/protocols.py`` ``kNN`` with
+``recompute_memory=False``, run after every epoch in ``main.py``), whose best epoch is the published
+figure: ``knn_acc_bank_best`` with its round and epoch, and ``best.ckpt`` with ``best_by=knn_acc_bank``.
+``knn_acc`` votes with the training images' features recomputed under the test transform after the
+last epoch. k-means on the evaluated features → ``acc``/``nmi``/``ari``; ``predict`` assigns to
+k-means centers fitted on the training features at the end of ``fit``.
 """
 
 from __future__ import annotations
@@ -60,7 +66,7 @@ class AND(ClusteringMethod):
         self.net: Optional[nn.Module] = None
         self.bank: Optional[MemoryBank] = None
         self.anchor = torch.zeros(0, dtype=torch.bool)  # per sample: is it an anchor this round
-        self.neighbors = torch.zeros(0, dtype=torch.long)  # per sample: its neighbor (itself if not an anchor)
+        self.neighbors = torch.zeros(0, 1, dtype=torch.long)  # per sample: its neighborhood_size neighbors (itself if not an anchor)
         self.optimizer: Optional[Optimizer] = None  # built by fit, which has the trainer's settings
         self.loop: Optional[Loop] = None  # the rounds × epochs, built by fit
         self.loop_state: Optional[dict[str, Any]] = None  # the loop's and optimizer's states from a checkpoint, until fit applies them
@@ -116,12 +122,14 @@ class AND(ClusteringMethod):
             device=self.device,
         )
         self.anchor = torch.zeros(n_samples, dtype=torch.bool, device=self.device)
-        self.neighbors = torch.arange(n_samples, device=self.device)
+        self.neighbors = self._own_index(n_samples)
         self.loop_state, self.optimizer_state, self.centers = None, None, None
 
     # -- training ----------------------------------------------------------------------------
     def _fit(self, x: Images, y: Optional[torch.Tensor], context: Context, eval_set: Optional[EvalSet], resuming: bool) -> None:
         config = self.config
+        if config.neighborhood_size >= len(x) and any(config.anchor_fractions):
+            raise DataError(f"and: neighborhood_size={config.neighborhood_size} needs more than {config.neighborhood_size} training images, got {len(x)}")
         if not resuming:
             self._build(_image_shape(x), len(x))
         if context.world.parallel and self.device.type == "cuda":
@@ -148,9 +156,9 @@ class AND(ClusteringMethod):
             epoch = loop.pass_in_round + 1
             round_ends = epoch == loop.length
             evaluated = eval_set is not None and (round_ends or bool(config.eval_every and epoch % config.eval_every == 0))
-            metrics = self._evaluate_during_training(eval_set, labels, context, loop.round, epoch) if evaluated else {}
+            metrics = self._evaluate_during_training(eval_set, x, labels, context, loop.round, epoch) if evaluated else {}
             # Every rank decides to save alike (saving is collective); only rank 0 has the score.
-            return Pass(loss, {"lr": lr, **mined, **metrics}, save=evaluated or round_ends, score=metrics.get("knn_acc"))
+            return Pass(loss, {"lr": lr, **mined, **metrics}, save=evaluated or round_ends, score=metrics.get(config.best_by))
 
         loop.run(run_pass, lambda score: context.checkpoint(self, loop.where(), score=score))
         features = self._features(source, context.world)
@@ -160,25 +168,31 @@ class AND(ClusteringMethod):
         if path is not None:
             plots.round_curves(loop.history, loop.length, path)
 
+    def _own_index(self, n: int) -> torch.Tensor:
+        """``n × neighborhood_size`` rows holding each sample's own index (no neighbors)."""
+        return torch.arange(n, device=self.device).unsqueeze(1).expand(n, self.config.neighborhood_size).contiguous()
+
     def _mine_anchors(self, context: Context, labels: Optional[torch.Tensor], round_: int) -> dict[str, float]:
-        """Before a round: the lowest-entropy samples become anchors with their nearest neighbor;
-        returns the anchor count and, with labels, their neighborhood consistency."""
+        """Before a round: the lowest-entropy samples become anchors with their ``neighborhood_size``
+        nearest other samples; returns the anchor count and, with labels, their neighborhood
+        consistency (the share of anchor–neighbor pairs of one class, as the reference's)."""
         fraction = self.config.anchor_fractions[round_]
         n = len(self.bank)
         if fraction == 0:
             self.anchor = torch.zeros(n, dtype=torch.bool, device=self.device)
-            self.neighbors = torch.arange(n, device=self.device)
+            self.neighbors = self._own_index(n)
             context.log(f"and: round {round_}: instance discrimination (no anchors)")
             return {}
         started = time.perf_counter()
-        entropy, nearest = self.bank.entropy_and_nearest(self.config.bank_chunk_bytes)
+        entropy, nearest = self.bank.entropy_and_nearest(self.config.bank_chunk_bytes, k=self.config.neighborhood_size)
         self.anchor = select_anchors(entropy, fraction)
-        self.neighbors = torch.where(self.anchor, nearest, torch.arange(n, device=self.device))
+        self.neighbors = torch.where(self.anchor.unsqueeze(1), nearest, self._own_index(n))
         count = int(self.anchor.sum())
         mined = {"anchors": float(count)}
         message = f"and: round {round_}: {count} anchors ({fraction:.0%}) mined in {time.perf_counter() - started:.1f} s"
         if labels is not None and count:
-            mined["anchor_consistency"] = float((labels[self.anchor] == labels[self.neighbors[self.anchor]]).float().mean())
+            pairs = labels[self.anchor].unsqueeze(1) == labels[self.neighbors[self.anchor]]
+            mined["anchor_consistency"] = float(pairs.float().mean())
             message += f", neighborhood consistency {mined['anchor_consistency']:.4f}"
         context.log(message)
         return mined
@@ -221,19 +235,27 @@ class AND(ClusteringMethod):
         return step_lr(self.config.lr, epoch, self.config.milestones, self.config.lr_decay)
 
     def _evaluate_during_training(
-        self, eval_set: EvalSet, labels: Optional[torch.Tensor], context: Context, round_: int, epoch: int
+        self, eval_set: EvalSet, train_images: Images, labels: Optional[torch.Tensor], context: Context, round_: int, epoch: int
     ) -> dict[str, float]:
-        """kNN against the bank (the training features as training left them) and k-means on the
-        held-out features; knn_acc picks best.ckpt. Rank 0 alone scores: the others return {}."""
+        """The held-out features scored after an epoch: ``knn_acc_bank`` (kNN against the bank, the
+        reference's per-epoch rule), ``knn_acc`` only when ``best_by`` asks for it (it recomputes
+        every training feature), and k-means ``acc``/``nmi``/``ari``; ``best_by`` picks best.ckpt.
+        Rank 0 alone scores: the others return {}."""
         held_out, held_out_labels = eval_set
         if held_out_labels is None:
             return {}
-        features = self._features(_Source(held_out, self.device, context.trainer.num_workers), context.world)
+        workers = context.trainer.num_workers
+        features = self._features(_Source(held_out, self.device, workers), context.world)
+        recomputed = None
+        if labels is not None and self.config.best_by == "knn_acc":
+            recomputed = self._features(_Source(train_images, self.device, workers), context.world)
         if not context.world.is_main:
             return {}
         metrics = clustering_metrics(held_out_labels.cpu().numpy(), self._clusters(features).cpu().numpy())
         if labels is not None:
-            metrics["knn_acc"] = self._knn_acc(self.bank.features, labels, features, held_out_labels)
+            metrics["knn_acc_bank"] = self._knn_acc(self.bank.features, labels, features, held_out_labels)
+        if recomputed is not None:
+            metrics["knn_acc"] = self._knn_acc(recomputed, labels, features, held_out_labels)
         context.log(f"and: round {round_} epoch {epoch}: " + "  ".join(f"{k}={v:.4f}" for k, v in metrics.items()))
         return metrics
 
@@ -269,9 +291,11 @@ class AND(ClusteringMethod):
 
     def _evaluate(self, split: Split, context: Context, reference: Optional[Split], out_of_sample: bool) -> tuple[Optional[Assignment], dict[str, Any]]:
         """k-means with ``n_clusters`` centers fitted on ``split``'s features (the paper's readout;
-        with ``out_of_sample``, the centers fitted at the end of training instead), and knn_acc of
+        with ``out_of_sample``, the centers fitted at the end of training instead), ``knn_acc`` of
         ``split`` against ``reference`` (the training split, its features recomputed with the test
-        transform)."""
+        transform), and from the evaluations during training (a finished checkpoint keeps no bank,
+        and neither net nor bank changed since): ``knn_acc_bank`` of the last epoch and
+        ``knn_acc_bank_best`` with its round (from 0) and epoch in the round (from 1)."""
         images = self._check_input(self.prepare(split))
         features = self._features(_Source(images, self.device, context.trainer.num_workers), context.world)
         reference_features = None
@@ -281,10 +305,24 @@ class AND(ClusteringMethod):
         if not context.world.is_main:
             return None, {}  # the other ranks only helped compute the features
         clusters = assign(features, self.centers.to(features.device))[0] if out_of_sample else self._clusters(features)
-        own = {}
+        own: dict[str, Any] = {}
         if reference_features is not None:
-            own["knn_acc"] = self._knn_acc(reference_features, reference.y.to(self.device), features, split.y.to(self.device))
+            reference_labels, labels = reference.y.to(self.device), split.y.to(self.device)
+            own["knn_acc"] = self._knn_acc(reference_features, reference_labels, features, labels)
+            own.update(self._bank_scores())
         return Assignment(clusters, features), own
+
+    def _bank_scores(self) -> dict[str, float]:
+        """The last and the highest ``knn_acc_bank`` of training's evaluations, the highest with its
+        round and epoch (the first of equal scores: the one best.ckpt keeps)."""
+        history = self.loop.history if self.loop is not None else (self.loop_state or {}).get("history", {})
+        series = history.get("knn_acc_bank", [])
+        if not series:
+            return {}
+        position, value = max(series, key=lambda pair: (pair[1], -pair[0]))
+        length = self.loop.length if self.loop is not None else int((self.loop_state or {}).get("epochs_per_round", self.config.epochs))
+        position = int(position) - 1
+        return {"knn_acc_bank": float(series[-1][1]), "knn_acc_bank_best": float(value), "knn_acc_bank_best_round": float(position // length), "knn_acc_bank_best_epoch": float(position % length + 1)}
 
     def _predict_and_embed(self, x: Images) -> tuple[torch.Tensor, torch.Tensor]:
         features = self._features(_Source(x, self.device, 0))
@@ -300,7 +338,7 @@ class AND(ClusteringMethod):
         state: dict[str, Any] = {
             "image_shape": list(self.image_shape),
             "net": {k: v.cpu() for k, v in self.net.state_dict().items()},
-            "loop": self.loop.state_dict() if self.loop is not None else self.loop_state,
+            "loop": {**self.loop.state_dict(), "epochs_per_round": self.loop.length} if self.loop is not None else self.loop_state,
         }
         if self.centers is None:  # what only training needs
             state["optimizer"] = self.optimizer.state_dict() if self.optimizer is not None else self.optimizer_state
@@ -324,7 +362,7 @@ class AND(ClusteringMethod):
         self.optimizer_state = state["optimizer"]
         self.bank.load_state_dict(state["bank"])
         self.anchor = state["anchor"].to(self.device)
-        self.neighbors = state["neighbors"].to(self.device)
+        self.neighbors = state["neighbors"].to(self.device).reshape(len(self.bank), -1)  # 1-D in older checkpoints
 
 
 def _image_shape(images: Images) -> tuple[int, ...]:

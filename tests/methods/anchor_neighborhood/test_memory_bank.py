@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from deepclust_cli.methods.anchor_neighborhood.memory_bank import MemoryBank, neighborhood_loss, select_anchors
+from deepclust_cli.ops.metrics import knn_acc, knn_predict
 
 
 def bank_of(rows: list[list[float]], temperature: float = 1.0, momentum: float = 0.5) -> MemoryBank:
@@ -52,7 +53,7 @@ def test_entropy_and_nearest_match_hand_computation():
     entropy, nearest = bank.entropy_and_nearest()
     np.testing.assert_allclose(entropy.numpy(), expected_entropy, rtol=1e-5)
     # Row 0's closest other row is 1 (0.8), row 1's is 0 (0.8 beats 0.6), row 2's is 1, row 3's is 2.
-    assert nearest.tolist() == [1, 0, 1, 2]
+    assert nearest.tolist() == [[1], [0], [1], [2]]
 
 
 def test_mining_a_row_at_a_time_equals_one_block():
@@ -92,3 +93,59 @@ def test_an_anchor_paired_with_itself_is_plain_instance_discrimination():
     plain = neighborhood_loss(logits, indices, indices, torch.zeros(3, dtype=torch.bool))
     expected = -torch.log_softmax(logits, dim=1)[torch.arange(3), indices].mean()
     assert plain.item() == pytest.approx(expected.item(), rel=1e-6)
+
+
+def at(degrees: float) -> list[float]:
+    return [math.cos(math.radians(degrees)), math.sin(math.radians(degrees))]
+
+
+# Six unit vectors with labels, and two queries: the reference's kNN rule (lib/protocols.py) by hand.
+KNN_BANK = [at(0), at(30), at(60), at(90), at(180), at(270)]
+KNN_LABELS = [0, 1, 1, 0, 2, 2]
+QUERIES = [at(5), at(200)]
+
+
+def test_the_and_knn_rule_on_a_hand_built_bank():
+    similarities = np.array(QUERIES) @ np.array(KNN_BANK).T
+    # Query at 5°: its k=3 nearest are 0° (class 0, cos 5°), 30° and 60° (class 1, cos 25° and cos 55°).
+    # Query at 200°: 180° (class 2, cos 20°), 270° (class 2, cos 70°), 90° (class 0, cos 110°).
+    nearest = [[0, 1, 2], [4, 5, 3]]
+    for temperature, expected in ((0.1, [0, 2]), (1.0, [1, 2])):
+        votes = np.zeros((2, 3))
+        for query, rows in enumerate(nearest):
+            for row in rows:
+                votes[query, KNN_LABELS[row]] += math.exp(similarities[query, row] / temperature)
+        assert votes.argmax(axis=1).tolist() == expected
+        predicted = knn_predict(KNN_BANK, KNN_LABELS, QUERIES, k=3, temperature=temperature)
+        assert predicted.tolist() == expected
+    # At T = 0.1 the single close class-0 vector outvotes two class-1 ones: e^9.96 > e^9.06 + e^5.74.
+    assert knn_acc(KNN_BANK, KNN_LABELS, QUERIES, [0, 1], k=3, temperature=0.1) == 0.5
+    assert knn_acc(KNN_BANK, KNN_LABELS, QUERIES, [0, 1], k=3, temperature=1.0) == 0.0
+    # A stale bank votes otherwise than the recomputed features: sample 0 has since moved to 240°.
+    recomputed = [at(240), *KNN_BANK[1:]]
+    assert knn_predict(recomputed, KNN_LABELS, QUERIES, k=3, temperature=0.1).tolist() == [1, 2]
+
+
+def test_an_anchor_neighborhood_holds_its_k_most_similar_other_samples():
+    bank = bank_of(HAND_BANK, temperature=0.5)
+    _, nearest = bank.entropy_and_nearest(k=2)
+    # Row 0 → 1 (0.8), 2 (0) before 3 (-1); row 1 → 0 (0.8), 2 (0.6); row 3 → 2 (0), 1 (-0.8);
+    # row 2 → 1 (0.6), then 0 and 3 tie at 0.
+    assert nearest[0].tolist() == [1, 2] and nearest[1].tolist() == [0, 2] and nearest[3].tolist() == [2, 1]
+    assert nearest[2, 0] == 1 and nearest[2, 1] in (0, 3)
+    assert (nearest != torch.arange(4).unsqueeze(1)).all()
+    with pytest.raises(ValueError, match="neighborhood of 4 other samples"):
+        bank.entropy_and_nearest(k=4)
+
+
+def test_loss_with_a_neighborhood_of_two_against_hand_computation():
+    logits = torch.tensor([[2.0, 1.0, 0.0, -1.0], [0.5, 0.5, 3.0, 0.0]], requires_grad=True)
+    indices = torch.tensor([0, 2])
+    neighbors = torch.tensor([[1, 3], [2, 2]])  # sample 0, an anchor, with neighbors 1 and 3; sample 1 no anchor
+    anchor = torch.tensor([True, False])
+    p = torch.softmax(logits.detach(), dim=1)
+    expected = (-torch.log(p[0, 0] + p[0, 1] + p[0, 3]) - torch.log(p[1, 2])) / 2
+    loss = neighborhood_loss(logits, indices, neighbors, anchor)
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-6)
+    # One neighbor fewer is a different loss: every neighbor counts.
+    assert neighborhood_loss(logits, indices, neighbors[:, :1], anchor).item() != pytest.approx(expected.item(), rel=1e-3)
