@@ -66,12 +66,13 @@ class SpectralStage(StageConfig):
 
 @dataclass
 class SpectralNetConfig(ClusteringConfig):
-    """The graph (``n_neighbors``, ``scale_k``, ``scale``, ``affinity_input``, ``laplacian``), the
+    """The graph (``n_neighbors``, ``scale_k``, ``scale``, ``scale_rule``, ``affinity_input``, ``laplacian``), the
     three training stages, the embedding's width and the k-means readout's restarts."""
 
     n_neighbors: int = 30  # kNN of the batch affinity
     scale_k: int = 15  # σ = distance to the scale_k-th neighbor (the point itself not counted)
     scale: str = "local"  # local: σ_i per point; global: one σ, the batch median
+    scale_rule: str = "ours"  # ours, or reference: σ as shaham-lab/SpectralNet computes it (gaussian_knn_weights)
     affinity_input: str = "auto"  # auto (siamese > code > raw), raw, code or siamese
     laplacian: str = "unnormalized"  # or normalized: L_sym, and k-means on unit-length rows (Ng, Jordan & Weiss)
     ae: AutoencoderStage = field(default_factory=AutoencoderStage)
@@ -89,6 +90,11 @@ class SpectralNetConfig(ClusteringConfig):
         require(self.n_neighbors >= 1, f"n_neighbors must be >= 1, got {self.n_neighbors}")
         require(self.scale_k >= 1, f"scale_k must be >= 1, got {self.scale_k}")
         require(self.scale in ("local", "global"), f"scale must be local or global, got {self.scale!r}")
+        require(self.scale_rule in ("ours", "reference"), f"scale_rule must be ours or reference, got {self.scale_rule!r}")
+        require(
+            not (self.scale_rule == "reference" and self.scale == "global" and self.scale_k < 2),
+            "scale_rule=reference with scale=global needs scale_k >= 2: its neighbor 1 is the point itself (σ = 0)",
+        )
         require(
             self.affinity_input in ("auto", "raw", "code", "siamese"),
             f"affinity_input must be auto, raw, code or siamese, got {self.affinity_input!r}",

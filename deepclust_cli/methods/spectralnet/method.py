@@ -290,7 +290,9 @@ class SpectralNet(ClusteringMethod):
         """The spectral loss of a batch's raw outputs and the Gaussian kNN graph of its points."""
         config, net = self.config, self.nets["spectral"]
         outputs = raw.float() @ (net.orthonorm_weights if weights is None else weights)
-        affinities, indices = gaussian_knn_weights(affinity_points, config.n_neighbors, config.scale_k, config.scale == "local")
+        affinities, indices = gaussian_knn_weights(
+            affinity_points, config.n_neighbors, config.scale_k, config.scale == "local", config.scale_rule
+        )
         return spectral_loss(affinities, indices, outputs, normalized=config.laplacian == "normalized")
 
     def _sparse_neighbors(self, affinity_space: torch.Tensor, train: torch.Tensor) -> torch.Tensor:

@@ -119,6 +119,51 @@ def test_scale_k_changes_the_local_scale():
     assert not torch.allclose(gaussian_affinity(x, 10, 2, True), gaussian_affinity(x, 10, 8, True))
 
 
+FIVE = torch.tensor([[0.0], [1.0], [3.0], [7.0], [15.0]])  # no distance ties: the neighbor lists are fixed
+
+
+def test_reference_scale_rule_on_hand_checked_distances():
+    """shaham-lab/SpectralNet's σ: its kNN counts the point as neighbor 0; the local kernel takes the
+    edge's other endpoint's σ_j = median of j's distances to itself and its 3 nearest."""
+    e = np.exp
+    # 3 nearest of each: 0 → 1, 2, 3 (1, 3, 7); 1 → 0, 2, 3 (1, 2, 6); 2 → 1, 0, 3 (2, 3, 4);
+    # 3 → 2, 1, 0 (4, 6, 7); 4 → 3, 2, 1 (8, 12, 14). σ_j = median(0, d1, d2, d3) = (d1 + d2)/2:
+    sigma = {0: 2.0, 1: 1.5, 2: 2.5, 3: 5.0, 4: 10.0}
+    weights, indices = gaussian_knn_weights(FIVE, n_neighbors=3, scale_k=2, local_scale=True, rule="reference")
+    assert indices.tolist() == [[1, 2, 3], [0, 2, 3], [1, 0, 3], [2, 1, 0], [3, 2, 1]]
+    for i in range(5):
+        for t, j in enumerate(indices[i].tolist()):
+            expected = e(-float(FIVE[i] - FIVE[j]) ** 2 / sigma[j] ** 2)
+            assert float(weights[i, t]) == pytest.approx(expected, rel=1e-5, abs=1e-30), (i, j)
+    # 4 → 3 is one-sided: the reference weighs it with σ_3 = 5, ours (scale_k=2) with σ_4 = 12.
+    reference = gaussian_affinity(FIVE, 3, 2, True, "reference")
+    assert float(reference[4, 3]) == pytest.approx(e(-64 / 25) / 2, rel=1e-5)
+    assert float(gaussian_affinity(FIVE, 3, 2, True)[4, 3]) == pytest.approx(e(-64 / 144) / 2, rel=1e-5)
+    # global, scale_k=2: the reference's column 1 is the nearest other point, 1, 1, 2, 4, 8 → σ = 2;
+    # ours is the second other point, 3, 2, 3, 6, 12 → σ = 3.
+    global_reference, _ = gaussian_knn_weights(FIVE, 3, 2, local_scale=False, rule="reference")
+    global_ours, _ = gaussian_knn_weights(FIVE, 3, 2, local_scale=False)
+    assert float(global_reference[1, 1]) == pytest.approx(e(-4 / 4), rel=1e-5)  # 1 → 2 at distance 2
+    assert float(global_ours[1, 1]) == pytest.approx(e(-4 / 9), rel=1e-5)
+    # An even count takes np.median's mean of the middle two: 0, 1, 3, 7 → 1, 1, 2, 4 → σ = 1.5 (ours' torch.median: 1).
+    four_reference, _ = gaussian_knn_weights(FIVE[:4], 2, 2, local_scale=False, rule="reference")
+    four_ours, _ = gaussian_knn_weights(FIVE[:4], 2, 1, local_scale=False)
+    assert float(four_reference[0, 0]) == pytest.approx(e(-1 / 2.25), rel=1e-5)
+    assert float(four_ours[0, 0]) == pytest.approx(e(-1 / 1), rel=1e-5)
+    with pytest.raises(ValueError, match="needs scale_k >= 2"):
+        gaussian_knn_weights(FIVE, 3, 1, local_scale=False, rule="reference")
+
+
+def test_scale_rule_reaches_the_spectral_loss(moons):
+    train, _ = moons
+    spectral = {**TINY, "epochs": 1}
+    ours, reference = (
+        SpectralNet(n_clusters=2, seed=0, spectral=spectral, scale_rule=rule, **GRAPH).fit(train.x[:600], context=QUIET)
+        for rule in ("ours", "reference")
+    )
+    assert ours.stages["spectral"].loop.values("valid") != reference.stages["spectral"].loop.values("valid")
+
+
 def test_contrastive_loss_by_hand():
     a = torch.tensor([[0.0, 0.0], [0.0, 0.0]])
     b = torch.tensor([[0.3, 0.4], [0.6, 0.0]])  # distances 0.5 and 0.6
