@@ -20,7 +20,13 @@ class AutoencoderStage(AutoencoderConfig):
 class SiameseStage(StageConfig):
     """Stage 2: ``n_neighbors`` nearest neighbors of each point are positive pairs, as many
     random other points are negative pairs; contrastive loss with ``margin``; an MLP of ``hidden``
-    widths to ``output_dim`` outputs, the space affinities are measured in."""
+    widths to ``output_dim`` outputs, the space affinities are measured in.
+
+    ``pairs_per_epoch`` set: each epoch draws ``pairs_per_epoch / 2`` anchor points afresh, each
+    with one positive (a random one of its ``n_neighbors`` nearest) and one random negative, the
+    reference's sampling (KlugerLab/SpectralNet ``src/core/pairs.py``
+    ``create_pairs_from_unlabeled_data``: ``siamese_tot_pairs``; shaham-lab/SpectralNet
+    ``_get_approx_nn_pairs``); None: every training point with all ``2·n_neighbors`` pairs."""
 
     enabled: bool = False
     hidden: List[int] = field(default_factory=lambda: [1024, 1024, 512])
@@ -30,10 +36,15 @@ class SiameseStage(StageConfig):
     margin: float = 1.0
     epochs: int = 30
     batch_size: int = 128  # pairs per batch
+    pairs_per_epoch: Optional[int] = None  # None: every training point × 2·n_neighbors pairs
 
     def __post_init__(self) -> None:
         super().__post_init__()
         require(min(self.hidden, default=1) >= 1, f"siamese.hidden must be positive widths, got {self.hidden}")
+        require(
+            self.pairs_per_epoch is None or (self.pairs_per_epoch >= 2 and self.pairs_per_epoch % 2 == 0),
+            f"siamese.pairs_per_epoch must be null or an even number >= 2 (one positive and one negative per point), got {self.pairs_per_epoch}",
+        )
         require(self.output_dim >= 1, f"siamese.output_dim must be >= 1, got {self.output_dim}")
         require(self.n_neighbors >= 1, f"siamese.n_neighbors must be >= 1, got {self.n_neighbors}")
         require_knn_backend(self.knn_backend, "siamese.knn_backend")
