@@ -82,7 +82,7 @@ def build_reuters(raw_dir: Path, seed: int = 1234) -> tuple[scipy.sparse.csr_mat
     features (sqrt(2000), as DEC does), then rows are permuted with ``seed`` (DEC's 1234).
     DEC's reading loop loses the last document of the last file; this one keeps it.
     """
-    from sklearn.feature_extraction.text import CountVectorizer, TfidfTransformer  # deferred: slow import
+    from sklearn.feature_extraction.text import CountVectorizer  # deferred: slow import
 
     labels_by_doc = read_top_categories(raw_dir)
     texts, labels = [], []
@@ -94,9 +94,47 @@ def build_reuters(raw_dir: Path, seed: int = 1234) -> tuple[scipy.sparse.csr_mat
     if not texts:
         raise DataError(f"{raw_dir}: no token documents carry exactly one of {', '.join(TOP_CATEGORIES)}")
     counts = CountVectorizer(dtype=np.float64, max_features=N_FEATURES).fit_transform(texts)
-    vectors = TfidfTransformer(norm="l2", sublinear_tf=True).fit_transform(counts) * np.sqrt(counts.shape[1])
     order = np.random.RandomState(seed).permutation(len(texts))
-    return scipy.sparse.csr_matrix(vectors[order], dtype=np.float32), np.asarray(labels, dtype=np.int64)[order]
+    return _dec_tfidf(counts)[order], np.asarray(labels, dtype=np.int64)[order]
+
+
+def _dec_tfidf(counts: scipy.sparse.spmatrix) -> scipy.sparse.csr_matrix:
+    """DEC's weighting: sublinear tf-idf, unit-length rows, times √(number of features); float32 CSR."""
+    from sklearn.feature_extraction.text import TfidfTransformer  # deferred: slow import
+
+    vectors = TfidfTransformer(norm="l2", sublinear_tf=True).fit_transform(counts) * np.sqrt(counts.shape[1])
+    return scipy.sparse.csr_matrix(vectors, dtype=np.float32)
+
+
+SYNTHETIC_PROPORTIONS = (0.4, 0.3, 0.2, 0.1)  # unequal classes, as Reuters' are
+
+
+def synthetic_reuters(n_documents: int = SUBSET_SIZE, seed: int = 0) -> tuple[scipy.sparse.csr_matrix, np.ndarray]:
+    """Generated documents of Reuters' shape, **not Reuters**: ``n_documents`` × 2,000 DEC tf-idf
+    vectors (:func:`_dec_tfidf`) and labels 0..3 in proportions ``SYNTHETIC_PROPORTIONS``, seeded.
+
+    A document of ``20 + Poisson(30)`` tokens draws each token from its class's topic, a
+    Dirichlet(0.05) distribution over the vocabulary, with probability ``λ ~ Beta(1, 4)`` (one λ
+    per document), else from a background Zipf(1) distribution shared by all classes: sparse
+    non-negative rows with about 2% non-zeros and classes that overlap about as much as
+    Reuters-10k's (k-means on 10,000 of them: ACC ≈ .52, NMI ≈ .42; DEC reports k-means ACC .54
+    on Reuters-10k). For measuring runs at Reuters' size without the RCV1 files (which cannot be
+    downloaded).
+    """
+    if n_documents < len(SYNTHETIC_PROPORTIONS):
+        raise DataError(f"synthetic Reuters needs at least {len(SYNTHETIC_PROPORTIONS)} documents, got {n_documents}")
+    rng = np.random.default_rng(seed)
+    background = 1.0 / np.arange(1, N_FEATURES + 1)
+    background = rng.permutation(background / background.sum())
+    topics = rng.dirichlet(np.full(N_FEATURES, 0.05), size=len(SYNTHETIC_PROPORTIONS))
+    labels = rng.choice(len(SYNTHETIC_PROPORTIONS), size=n_documents, p=SYNTHETIC_PROPORTIONS)
+    lengths = 20 + rng.poisson(30, size=n_documents)
+    on_topic = rng.binomial(lengths, rng.beta(1.0, 4.0, size=n_documents))
+    counts = rng.multinomial(lengths - on_topic, background)
+    for label, topic in enumerate(topics):
+        rows = np.flatnonzero(labels == label)
+        counts[rows] += rng.multinomial(on_topic[rows], topic)
+    return _dec_tfidf(scipy.sparse.csr_matrix(counts, dtype=np.float64)), labels.astype(np.int64)
 
 
 def _save_csr(path: Path, vectors: scipy.sparse.csr_matrix, labels: np.ndarray) -> None:

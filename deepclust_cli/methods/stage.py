@@ -109,24 +109,35 @@ def run_minibatch_stage(
     save: Callable[[], None],
     seed: int,
     rows_per_batch: Optional[int] = None,
+    sample: Optional[Callable[[int, int], torch.Tensor]] = None,
 ) -> None:
     """The plain epoch (autoencoders, Siamese nets): shuffled minibatches of the ``train`` rows
     (reshuffled passes until ``min_batches`` batches ran), ``loss_of(rows)`` (a mean over
     ``rows``) per batch, the mean loss over the ``valid`` rows as validation loss. Across data-parallel ranks each takes its shard of every batch, its loss
-    weighted by the shard's share of the batch; validation runs whole on every rank."""
+    weighted by the shard's share of the batch; validation runs whole on every rank.
+
+    ``sample(epoch, pass)``, when given, draws each pass's rows afresh (already shuffled; e.g.
+    sampled Siamese pairs, one row each) in place of a pass over ``train``; it must be seeded by
+    its arguments alone, so that a resumed run draws what an uninterrupted one drew."""
     size = rows_per_batch or stage.config.batch_size
     context = stage.context
     device, world = train.device, context.world
 
     passes = passes_for(stage.config.min_batches, -(-len(train) // size))
 
+    def epoch_batches(epoch: int) -> list[torch.Tensor]:
+        if sample is None:
+            return [train[rows] for p in range(passes) for rows in batches(len(train), size, epoch_generator(seed, stage.name, epoch, p), device)]
+        drawn = [sample(epoch, 0)]
+        drawn += [sample(epoch, p) for p in range(1, passes_for(stage.config.min_batches, -(-len(drawn[0]) // size)))]
+        return [rows for rows_of_pass in drawn for rows in rows_of_pass.split(size)]
+
     def train_epoch(epoch: int) -> float:
         net.train()
         total, count = torch.zeros((), device=device), 0
-        epoch_batches = [rows for p in range(passes) for rows in batches(len(train), size, epoch_generator(seed, stage.name, epoch, p), device)]
-        for rows in context.limit_batches(epoch_batches):
+        for rows in context.limit_batches(epoch_batches(epoch)):
             shard = world.shard(rows)
-            loss = loss_of(train[shard]) * (len(shard) / len(rows)) if len(shard) else None
+            loss = loss_of(shard) * (len(shard) / len(rows)) if len(shard) else None
             stage.optimizer.step(loss)
             if loss is not None:
                 total += loss.detach() * len(rows)

@@ -481,34 +481,64 @@ def knn_graph(
     return scipy.sparse.csr_matrix((vals, keys % n, indptr), shape=(n, n))
 
 
+SCALE_RULES = ("ours", "reference")
+
+
 def gaussian_knn_weights(
-    x: torch.Tensor, n_neighbors: int, scale_k: int, local_scale: bool = True
+    x: torch.Tensor, n_neighbors: int, scale_k: int, local_scale: bool = True, rule: str = "ours"
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Gaussian kNN weights of one batch, on the batch's device (SpectralNet, §4), as lists.
 
     Returns ``(weights, indices)``, both ``m × n_neighbors``: ``indices[i]`` are ``x_i``'s nearest
-    points in the batch (itself not counted) and ``weights[i, t] = exp(−‖x_i − x_j‖² / σ_i²)`` for
-    ``j = indices[i, t]``. The scale ``σ_i`` is the distance from ``x_i`` to its ``scale_k``-th
-    nearest neighbor (``local_scale``), or the median of those distances over the batch
-    (global). ``scale_k`` counts neighbors without the point itself and is honoured in both
-    modes — the reference package ignores it in local mode and uses the median of all neighbor
-    distances instead. Both counts are capped at the batch size minus one.
+    points in the batch (itself not counted) and ``weights[i, t] = exp(−‖x_i − x_j‖² / σ²)`` for
+    ``j = indices[i, t]``, with σ by ``rule``:
+
+    * ``"ours"``: ``σ = σ_i``, the distance from ``x_i`` to its ``scale_k``-th nearest neighbor,
+      the point itself not counted (``local_scale``), or the median of those distances over the
+      batch (global). ``scale_k`` is honoured in both modes.
+    * ``"reference"``: shaham-lab/SpectralNet's ``compute_scale`` and ``get_gaussian_kernel``
+      (``src/spectralnet/_utils.py``), whose kNN lists the point itself first at distance 0.
+      Global: the median over the batch of column ``scale_k − 1`` of that list, i.e. the
+      distance to the ``(scale_k − 1)``-th other point (one neighbor nearer than ours). Local:
+      ``σ_j`` of the edge's *other* endpoint (the kernel divides ``D²`` column-wise by
+      ``scale``), where ``σ_j`` is the median of ``x_j``'s distances to itself and its
+      ``n_neighbors`` nearest points (``np.median``: the mean of the two middle values for an
+      even count); the reference ignores ``scale_k`` in local mode, and so does this rule.
+
+    Either way the affinity is ``(W + Wᵀ)/2`` of these lists, without the reference's self-loops
+    (weight 1, which change only the normalized Laplacian's degrees), and the global median of
+    ``"ours"`` is the lower middle value (``torch.median``). Counts are capped at the batch size
+    minus one.
     """
+    if rule not in SCALE_RULES:
+        raise ValueError(f"scale rule must be one of {', '.join(SCALE_RULES)}, got {rule!r}")
+    reference = rule == "reference"
+    if reference and not local_scale and scale_k < 2:
+        raise ValueError(f"the reference's global scale needs scale_k >= 2 (its neighbor 1 is the point itself), got {scale_k}")
     m = len(x)
     if m < 2:
         raise DataError(f"an affinity needs at least 2 points, got {m}; use more samples")
-    n_neighbors, scale_k = min(n_neighbors, m - 1), min(scale_k, m - 1)
-    distances, indices = _batch_knn(x.float(), max(n_neighbors, scale_k))
-    sigma = distances[:, scale_k - 1]
-    sigma = sigma if local_scale else sigma.median().expand(m)
+    # The reference's column scale_k - 1 counting the point itself is our (scale_k - 1)-th other point.
+    n_neighbors, scale_k = min(n_neighbors, m - 1), min(scale_k - 1 if reference else scale_k, m - 1)
+    distances, indices = _batch_knn(x.float(), max(n_neighbors, scale_k, 1))
+    indices = indices[:, :n_neighbors]
+    if not reference:
+        sigma = distances[:, scale_k - 1]
+        sigma = (sigma if local_scale else sigma.median().expand(m)).unsqueeze(1)
+    elif local_scale:
+        with_self = torch.cat([torch.zeros_like(distances[:, :1]), distances[:, :n_neighbors]], dim=1)
+        # quantile interpolates: np.median's mean of the two middle values; then σ of each neighbor (column).
+        sigma = with_self.quantile(0.5, dim=1)[indices]
+    else:
+        sigma = distances[:, scale_k - 1].quantile(0.5).expand(m, 1)
     sigma = sigma.clamp_min(torch.finfo(torch.float32).tiny ** 0.25)  # duplicates put σ at 0
-    weights = torch.exp(-distances[:, :n_neighbors].square() / sigma.square().unsqueeze(1))
-    return weights, indices[:, :n_neighbors]
+    weights = torch.exp(-distances[:, :n_neighbors].square() / sigma.square())
+    return weights, indices
 
 
-def gaussian_affinity(x: torch.Tensor, n_neighbors: int, scale_k: int, local_scale: bool = True) -> torch.Tensor:
+def gaussian_affinity(x: torch.Tensor, n_neighbors: int, scale_k: int, local_scale: bool = True, rule: str = "ours") -> torch.Tensor:
     """The dense symmetric affinity ``(W + Wᵀ)/2`` (m × m) of :func:`gaussian_knn_weights`."""
-    weights, indices = gaussian_knn_weights(x, n_neighbors, scale_k, local_scale)
+    weights, indices = gaussian_knn_weights(x, n_neighbors, scale_k, local_scale, rule)
     affinity = torch.zeros(len(x), len(x), dtype=weights.dtype, device=x.device)
     affinity.scatter_(1, indices, weights)
     return (affinity + affinity.T) / 2

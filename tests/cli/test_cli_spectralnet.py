@@ -54,13 +54,21 @@ def test_every_stage_through_the_cli_then_test_only(deepclust):
     assert json.loads((session / "metrics_test.json").read_text()) == metrics
 
 
-@pytest.mark.parametrize("crash_at", [2, 4, 7], ids=["within-ae", "between-ae-and-siamese", "within-spectral"])
-def test_resume_gives_the_metrics_of_an_uninterrupted_run(deepclust, monkeypatch, tmp_path, crash_at):
-    uninterrupted = deepclust(*TINY_RUN)
+SAMPLED_SIAMESE = ["method.siamese.pairs_per_epoch=200", "method.siamese.epochs=3"]  # 100 anchors redrawn each epoch
+
+
+@pytest.mark.parametrize(
+    "crash_at, extra",
+    [(2, []), (4, []), (7, []), (5, SAMPLED_SIAMESE)],
+    ids=["within-ae", "between-ae-and-siamese", "within-spectral", "within-sampled-siamese"],
+)
+def test_resume_gives_the_metrics_of_an_uninterrupted_run(deepclust, monkeypatch, tmp_path, crash_at, extra):
+    run = [*TINY_RUN, *extra]
+    uninterrupted = deepclust(*run)
     assert uninterrupted.code == 0, uninterrupted.err
     expected = json.loads((uninterrupted.session() / "metrics.json").read_text())
 
-    written = run_until_crash(deepclust, monkeypatch, TINY_RUN, crash_at)
+    written = run_until_crash(deepclust, monkeypatch, run, crash_at)
 
     sessions = sorted((tmp_path / "outputs" / "spectralnet" / "blobs").iterdir())
     crashed = sessions[-1]

@@ -9,12 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import scipy.sparse
+import scipy.sparse.linalg
 import torch
 from sklearn.feature_extraction.text import CountVectorizer, TfidfTransformer
 
 from deepclust_cli.data import load_dataset
 from deepclust_cli.data.config import ReutersConfig
-from deepclust_cli.data.text import build_reuters, write_reuters
+from deepclust_cli.data.text import build_reuters, synthetic_reuters, write_reuters
 from deepclust_cli.errors import ConfigError, DataError
 
 QRELS = """\
@@ -144,3 +145,35 @@ def test_prepare_script_writes_both_files(tmp_path: Path, capsys: pytest.Capture
 
     assert script.main(["--raw", str(tmp_path / "nothing"), "--out", str(tmp_path / "out2")]) == 1
     assert "rcv1-v2.topics.qrels" in capsys.readouterr().err
+
+
+def test_synthetic_reuters_is_sparse_non_negative_dec_tfidf_with_four_classes() -> None:
+    vectors, labels = synthetic_reuters(2000, seed=3)
+    assert vectors.shape == (2000, 2000) and vectors.dtype == np.float32
+    assert vectors.min() >= 0
+    assert 0.01 <= vectors.nnz / (2000 * 2000) <= 0.03
+    np.testing.assert_allclose(scipy.sparse.linalg.norm(vectors, axis=1), np.sqrt(2000), rtol=1e-5)  # DEC's scaling
+    counts = np.bincount(labels, minlength=4)
+    assert counts.sum() == 2000 and (counts > 100).all() and counts[0] > counts[3]
+    # the classes are there: each document is nearer its own class's mean than most others'
+    means = np.stack([np.asarray(vectors[labels == c].mean(axis=0)).ravel() for c in range(4)])
+    assert ((vectors @ means.T).argmax(axis=1) == labels).mean() > 0.7
+    again, again_labels = synthetic_reuters(2000, seed=3)
+    assert (again != vectors).nnz == 0 and np.array_equal(again_labels, labels)
+    assert not np.array_equal(synthetic_reuters(2000, seed=4)[1], labels)
+    with pytest.raises(DataError, match="at least 4 documents"):
+        synthetic_reuters(3)
+
+
+def test_prepare_script_writes_synthetic_files_the_loader_reads(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    spec = importlib.util.spec_from_file_location(
+        "prepare_reuters", Path(__file__).parents[2] / "scripts" / "prepare_reuters.py"
+    )
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    assert script.main(["--synthetic", "300", "--seed", "0", "--out", str(tmp_path / "reuters")]) == 0
+    assert "300 documents × 2000 features" in capsys.readouterr().out
+    data = load_dataset(ReutersConfig(name="reuters", subset="full"), tmp_path)
+    assert data.train.x.shape == (300, 2000) and data.n_classes == 4
+    with pytest.raises(SystemExit):
+        script.main(["--synthetic", "300", "--raw", str(tmp_path), "--out", str(tmp_path / "x")])

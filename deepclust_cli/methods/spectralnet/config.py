@@ -20,7 +20,13 @@ class AutoencoderStage(AutoencoderConfig):
 class SiameseStage(StageConfig):
     """Stage 2: ``n_neighbors`` nearest neighbors of each point are positive pairs, as many
     random other points are negative pairs; contrastive loss with ``margin``; an MLP of ``hidden``
-    widths to ``output_dim`` outputs, the space affinities are measured in."""
+    widths to ``output_dim`` outputs, the space affinities are measured in.
+
+    ``pairs_per_epoch`` set: each epoch draws ``pairs_per_epoch / 2`` anchor points afresh, each
+    with one positive (a random one of its ``n_neighbors`` nearest) and one random negative, the
+    reference's sampling (KlugerLab/SpectralNet ``src/core/pairs.py``
+    ``create_pairs_from_unlabeled_data``: ``siamese_tot_pairs``; shaham-lab/SpectralNet
+    ``_get_approx_nn_pairs``); None: every training point with all ``2·n_neighbors`` pairs."""
 
     enabled: bool = False
     hidden: List[int] = field(default_factory=lambda: [1024, 1024, 512])
@@ -30,10 +36,15 @@ class SiameseStage(StageConfig):
     margin: float = 1.0
     epochs: int = 30
     batch_size: int = 128  # pairs per batch
+    pairs_per_epoch: Optional[int] = None  # None: every training point × 2·n_neighbors pairs
 
     def __post_init__(self) -> None:
         super().__post_init__()
         require(min(self.hidden, default=1) >= 1, f"siamese.hidden must be positive widths, got {self.hidden}")
+        require(
+            self.pairs_per_epoch is None or (self.pairs_per_epoch >= 2 and self.pairs_per_epoch % 2 == 0),
+            f"siamese.pairs_per_epoch must be null or an even number >= 2 (one positive and one negative per point), got {self.pairs_per_epoch}",
+        )
         require(self.output_dim >= 1, f"siamese.output_dim must be >= 1, got {self.output_dim}")
         require(self.n_neighbors >= 1, f"siamese.n_neighbors must be >= 1, got {self.n_neighbors}")
         require_knn_backend(self.knn_backend, "siamese.knn_backend")
@@ -66,12 +77,13 @@ class SpectralStage(StageConfig):
 
 @dataclass
 class SpectralNetConfig(ClusteringConfig):
-    """The graph (``n_neighbors``, ``scale_k``, ``scale``, ``affinity_input``, ``laplacian``), the
+    """The graph (``n_neighbors``, ``scale_k``, ``scale``, ``scale_rule``, ``affinity_input``, ``laplacian``), the
     three training stages, the embedding's width and the k-means readout's restarts."""
 
     n_neighbors: int = 30  # kNN of the batch affinity
     scale_k: int = 15  # σ = distance to the scale_k-th neighbor (the point itself not counted)
     scale: str = "local"  # local: σ_i per point; global: one σ, the batch median
+    scale_rule: str = "ours"  # ours, or reference: σ as shaham-lab/SpectralNet computes it (gaussian_knn_weights)
     affinity_input: str = "auto"  # auto (siamese > code > raw), raw, code or siamese
     laplacian: str = "unnormalized"  # or normalized: L_sym, and k-means on unit-length rows (Ng, Jordan & Weiss)
     ae: AutoencoderStage = field(default_factory=AutoencoderStage)
@@ -89,6 +101,11 @@ class SpectralNetConfig(ClusteringConfig):
         require(self.n_neighbors >= 1, f"n_neighbors must be >= 1, got {self.n_neighbors}")
         require(self.scale_k >= 1, f"scale_k must be >= 1, got {self.scale_k}")
         require(self.scale in ("local", "global"), f"scale must be local or global, got {self.scale!r}")
+        require(self.scale_rule in ("ours", "reference"), f"scale_rule must be ours or reference, got {self.scale_rule!r}")
+        require(
+            not (self.scale_rule == "reference" and self.scale == "global" and self.scale_k < 2),
+            "scale_rule=reference with scale=global needs scale_k >= 2: its neighbor 1 is the point itself (σ = 0)",
+        )
         require(
             self.affinity_input in ("auto", "raw", "code", "siamese"),
             f"affinity_input must be auto, raw, code or siamese, got {self.affinity_input!r}",

@@ -62,6 +62,35 @@ def contrastive_loss(first: torch.Tensor, second: torch.Tensor, positive: torch.
     return torch.where(positive, distance.square(), (margin - distance).clamp_min(0).square()).mean()
 
 
+SAMPLED_CLASH_CHUNK = 1 << 16  # anchors per clash test: bounds the chunk × n_neighbors comparison
+
+
+def sampled_pairs(points: torch.Tensor, neighbors: torch.Tensor, count: int, generator: torch.Generator) -> torch.Tensor:
+    """``count`` Siamese anchors drawn from ``points`` (indices; without replacement, reshuffled
+    passes when ``count`` exceeds them), each with one positive — a uniformly drawn one of its
+    ``neighbors`` (the n × k kNN table) — and one negative uniform over all ``n`` points, redrawn
+    once if it hit the anchor or its neighbors. The reference's sampling: one positive and one
+    negative pair per point (KlugerLab/SpectralNet ``src/core/pairs.py``
+    ``create_pairs_from_unlabeled_data``; shaham-lab/SpectralNet ``_siamesenet_trainer.py``
+    ``_get_approx_nn_pairs``). Returns ``count × 3`` rows ``(anchor, positive, negative)``;
+    O(count) memory besides the table."""
+    n, k = neighbors.shape
+    device = neighbors.device
+    passes = -(-count // len(points))
+    order = torch.cat([torch.randperm(len(points), generator=generator) for _ in range(passes)])[:count]
+    anchors = points[order.to(points.device)].to(device)
+    positives = neighbors[anchors, torch.randint(k, (count,), generator=generator).to(device)]
+    negatives = torch.randint(n, (count,), generator=generator).to(device)
+    redraw = torch.randint(n, (count,), generator=generator).to(device)
+    clash = torch.cat([
+        (chunk_negatives.unsqueeze(1) == neighbors[chunk_anchors]).any(dim=1) | (chunk_negatives == chunk_anchors)
+        for chunk_anchors, chunk_negatives in zip(anchors.split(SAMPLED_CLASH_CHUNK), negatives.split(SAMPLED_CLASH_CHUNK), strict=True)
+    ])
+    # A second clash is as likely as the first (~k/n) and just stays a weak negative, as in _siamese_pairs.
+    negatives = torch.where(clash, redraw, negatives)
+    return torch.stack([anchors, positives, negatives], dim=1)
+
+
 class SpectralNet(ClusteringMethod):
     """SpectralNet: optional autoencoder → optional Siamese net → spectral net → k-means."""
 
@@ -149,18 +178,38 @@ class SpectralNet(ClusteringMethod):
     def _train_siamese(self, codes: torch.Tensor, train: torch.Tensor, valid: torch.Tensor, checkpoint: Callable[[], None]) -> None:
         net, stage, config = self.nets["siamese"], self.stages["siamese"], self.config.siamese
         context = stage.context
-        partners, positive = self._siamese_pairs(codes, config)
-        per_point = partners.shape[1]
 
-        def loss_of(rows: torch.Tensor) -> torch.Tensor:
-            # All pairs of a batch of points: each point is embedded once for its 2·n_neighbors pairs.
+        def pair_loss(anchors: torch.Tensor, partners: torch.Tensor, positive: torch.Tensor) -> torch.Tensor:
+            # Each anchor is embedded once for all its pairs (a row of partners).
             with context.autocast():
-                anchors = net(codes[rows]).float()
-                others = net(codes[partners[rows].reshape(-1)]).float()
-            anchors = anchors.repeat_interleave(per_point, dim=0)
-            return contrastive_loss(anchors, others, positive[rows].reshape(-1), config.margin)
+                embedded = net(codes[anchors]).float()
+                others = net(codes[partners.reshape(-1)]).float()
+            embedded = embedded.repeat_interleave(partners.shape[1], dim=0)
+            return contrastive_loss(embedded, others, positive.reshape(-1), config.margin)
 
-        run_minibatch_stage(stage, net, train, valid, loss_of, checkpoint, self.config.seed, rows_per_batch=max(1, config.batch_size // per_point))
+        seed = self.config.seed
+        if config.pairs_per_epoch is None:
+            partners, positive = self._siamese_pairs(codes, config)
+
+            def loss_of(rows: torch.Tensor) -> torch.Tensor:
+                return pair_loss(rows, partners[rows], positive[rows])
+
+            run_minibatch_stage(stage, net, train, valid, loss_of, checkpoint, seed, rows_per_batch=max(1, config.batch_size // partners.shape[1]))
+            return
+
+        _, neighbors = knn(codes, config.n_neighbors, backend=config.knn_backend, seed=seed)
+        neighbors = neighbors.to(codes.device)
+        one_of_each = torch.tensor([[True, False]], device=codes.device)
+
+        def triple_loss(triples: torch.Tensor) -> torch.Tensor:
+            return pair_loss(triples[:, 0], triples[:, 1:], one_of_each.expand(len(triples), 2))
+
+        def sample(epoch: int, stream: int) -> torch.Tensor:
+            return sampled_pairs(train, neighbors, config.pairs_per_epoch // 2, epoch_generator(seed, "siamese-pairs", epoch, stream))
+
+        # One fixed draw for validation, each held-out point once, so epochs' validation losses compare.
+        valid_triples = sampled_pairs(valid, neighbors, len(valid), epoch_generator(seed, "siamese-valid-pairs", 0))
+        run_minibatch_stage(stage, net, train, valid_triples, triple_loss, checkpoint, seed, rows_per_batch=max(1, config.batch_size // 2), sample=sample)
 
     def _siamese_pairs(self, codes: torch.Tensor, config: SiameseStage) -> tuple[torch.Tensor, torch.Tensor]:
         """Per point: its ``n_neighbors`` nearest neighbors (positive) and as many random points
@@ -290,7 +339,9 @@ class SpectralNet(ClusteringMethod):
         """The spectral loss of a batch's raw outputs and the Gaussian kNN graph of its points."""
         config, net = self.config, self.nets["spectral"]
         outputs = raw.float() @ (net.orthonorm_weights if weights is None else weights)
-        affinities, indices = gaussian_knn_weights(affinity_points, config.n_neighbors, config.scale_k, config.scale == "local")
+        affinities, indices = gaussian_knn_weights(
+            affinity_points, config.n_neighbors, config.scale_k, config.scale == "local", config.scale_rule
+        )
         return spectral_loss(affinities, indices, outputs, normalized=config.laplacian == "normalized")
 
     def _sparse_neighbors(self, affinity_space: torch.Tensor, train: torch.Tensor) -> torch.Tensor:

@@ -7,9 +7,10 @@ import torch
 from deepclust_cli.data import load_dataset
 from deepclust_cli.data.config import BlobsConfig, GeneratedConfig
 from deepclust_cli.engine.context import Context
+from deepclust_cli.engine.seeds import epoch_generator
 from deepclust_cli.errors import ConfigError
 from deepclust_cli.methods import SpectralNet
-from deepclust_cli.methods.spectralnet.method import contrastive_loss, spectral_loss
+from deepclust_cli.methods.spectralnet.method import contrastive_loss, sampled_pairs, spectral_loss
 from deepclust_cli.methods.spectralnet.network import SpectralNetwork, orthonormalizer
 from deepclust_cli.ops.metrics import acc
 from deepclust_cli.ops.neighbors import gaussian_affinity, gaussian_knn_weights
@@ -119,6 +120,51 @@ def test_scale_k_changes_the_local_scale():
     assert not torch.allclose(gaussian_affinity(x, 10, 2, True), gaussian_affinity(x, 10, 8, True))
 
 
+FIVE = torch.tensor([[0.0], [1.0], [3.0], [7.0], [15.0]])  # no distance ties: the neighbor lists are fixed
+
+
+def test_reference_scale_rule_on_hand_checked_distances():
+    """shaham-lab/SpectralNet's σ: its kNN counts the point as neighbor 0; the local kernel takes the
+    edge's other endpoint's σ_j = median of j's distances to itself and its 3 nearest."""
+    e = np.exp
+    # 3 nearest of each: 0 → 1, 2, 3 (1, 3, 7); 1 → 0, 2, 3 (1, 2, 6); 2 → 1, 0, 3 (2, 3, 4);
+    # 3 → 2, 1, 0 (4, 6, 7); 4 → 3, 2, 1 (8, 12, 14). σ_j = median(0, d1, d2, d3) = (d1 + d2)/2:
+    sigma = {0: 2.0, 1: 1.5, 2: 2.5, 3: 5.0, 4: 10.0}
+    weights, indices = gaussian_knn_weights(FIVE, n_neighbors=3, scale_k=2, local_scale=True, rule="reference")
+    assert indices.tolist() == [[1, 2, 3], [0, 2, 3], [1, 0, 3], [2, 1, 0], [3, 2, 1]]
+    for i in range(5):
+        for t, j in enumerate(indices[i].tolist()):
+            expected = e(-float(FIVE[i] - FIVE[j]) ** 2 / sigma[j] ** 2)
+            assert float(weights[i, t]) == pytest.approx(expected, rel=1e-5, abs=1e-30), (i, j)
+    # 4 → 3 is one-sided: the reference weighs it with σ_3 = 5, ours (scale_k=2) with σ_4 = 12.
+    reference = gaussian_affinity(FIVE, 3, 2, True, "reference")
+    assert float(reference[4, 3]) == pytest.approx(e(-64 / 25) / 2, rel=1e-5)
+    assert float(gaussian_affinity(FIVE, 3, 2, True)[4, 3]) == pytest.approx(e(-64 / 144) / 2, rel=1e-5)
+    # global, scale_k=2: the reference's column 1 is the nearest other point, 1, 1, 2, 4, 8 → σ = 2;
+    # ours is the second other point, 3, 2, 3, 6, 12 → σ = 3.
+    global_reference, _ = gaussian_knn_weights(FIVE, 3, 2, local_scale=False, rule="reference")
+    global_ours, _ = gaussian_knn_weights(FIVE, 3, 2, local_scale=False)
+    assert float(global_reference[1, 1]) == pytest.approx(e(-4 / 4), rel=1e-5)  # 1 → 2 at distance 2
+    assert float(global_ours[1, 1]) == pytest.approx(e(-4 / 9), rel=1e-5)
+    # An even count takes np.median's mean of the middle two: 0, 1, 3, 7 → 1, 1, 2, 4 → σ = 1.5 (ours' torch.median: 1).
+    four_reference, _ = gaussian_knn_weights(FIVE[:4], 2, 2, local_scale=False, rule="reference")
+    four_ours, _ = gaussian_knn_weights(FIVE[:4], 2, 1, local_scale=False)
+    assert float(four_reference[0, 0]) == pytest.approx(e(-1 / 2.25), rel=1e-5)
+    assert float(four_ours[0, 0]) == pytest.approx(e(-1 / 1), rel=1e-5)
+    with pytest.raises(ValueError, match="needs scale_k >= 2"):
+        gaussian_knn_weights(FIVE, 3, 1, local_scale=False, rule="reference")
+
+
+def test_scale_rule_reaches_the_spectral_loss(moons):
+    train, _ = moons
+    spectral = {**TINY, "epochs": 1}
+    ours, reference = (
+        SpectralNet(n_clusters=2, seed=0, spectral=spectral, scale_rule=rule, **GRAPH).fit(train.x[:600], context=QUIET)
+        for rule in ("ours", "reference")
+    )
+    assert ours.stages["spectral"].loop.values("valid") != reference.stages["spectral"].loop.values("valid")
+
+
 def test_contrastive_loss_by_hand():
     a = torch.tensor([[0.0, 0.0], [0.0, 0.0]])
     b = torch.tensor([[0.3, 0.4], [0.6, 0.0]])  # distances 0.5 and 0.6
@@ -136,6 +182,51 @@ def test_siamese_pairs_are_neighbors_and_non_neighbors():
     negatives = partners[:, 3:]
     clashes = (negatives.unsqueeze(2) == nearest.unsqueeze(1)).any(2) | (negatives == torch.arange(200).unsqueeze(1))
     assert clashes.float().mean() < 0.01
+
+
+@pytest.mark.parametrize("count", [50, 120, 250])
+def test_sampled_siamese_pairs_one_positive_and_one_negative_per_anchor(count):
+    """Fewer anchors than points: distinct points; more: every point once per reshuffled pass."""
+    codes = torch.randn(200, 5, generator=torch.Generator().manual_seed(0))
+    nearest = torch.cdist(codes, codes).fill_diagonal_(float("inf")).topk(3, largest=False).indices
+    points = torch.arange(20, 140)  # e.g. the training rows: anchors come from them only
+    triples = sampled_pairs(points, nearest, count, epoch_generator(0, "siamese-pairs", 0))
+    assert triples.shape == (count, 3)
+    anchors, positives, negatives = triples.unbind(1)
+    assert torch.isin(anchors, points).all()
+    uses = torch.bincount(anchors, minlength=200)[points]
+    assert uses.min() == count // len(points) and uses.max() == -(-count // len(points))
+    assert (positives.unsqueeze(1) == nearest[anchors]).any(1).all()
+    clashes = (negatives.unsqueeze(1) == nearest[anchors]).any(1) | (negatives == anchors)
+    assert clashes.float().mean() < 0.02
+    assert torch.equal(triples, sampled_pairs(points, nearest, count, epoch_generator(0, "siamese-pairs", 0)))
+    assert not torch.equal(triples, sampled_pairs(points, nearest, count, epoch_generator(0, "siamese-pairs", 1)))
+
+
+@pytest.mark.parametrize("pairs_per_epoch, min_batches, steps_per_epoch", [(None, 1, 34), (640, 1, 10), (630, 1, 10), (640, 25, 30)])
+def test_siamese_steps_per_epoch_are_pairs_over_batch_size(pairs_per_epoch, min_batches, steps_per_epoch):
+    """540 training points × 2·2 pairs at 64 pairs a batch (16 points) are 34 steps; 640 sampled
+    pairs are 320 anchors, 32 a batch: 10 steps (630: 315 anchors, still 10), 3 draws for min_batches 25."""
+    data = load_dataset(BlobsConfig(name="blobs", n_samples=600, n_classes=3, n_features=8), "unused", 0)
+    counter = StepCounter()
+    siamese = {"enabled": True, "hidden": [16], "output_dim": 4, "epochs": 2, "batch_size": 64, "n_neighbors": 2}
+    siamese.update(pairs_per_epoch=pairs_per_epoch, min_batches=min_batches, patience=100)
+    SpectralNet(n_clusters=3, siamese=siamese, spectral={**TINY, "epochs": 1}, **GRAPH).fit(data.train.x, context=counter)
+    assert counter.steps_by_loop["siamese"] == 2 * steps_per_epoch
+
+
+def test_sampled_siamese_stage_is_seeded_and_redraws_each_epoch():
+    data = load_dataset(BlobsConfig(name="blobs", n_samples=600, n_classes=3, n_features=8), "unused", 0)
+    siamese = {"enabled": True, "hidden": [32], "output_dim": 4, "epochs": 3, "batch_size": 64, "pairs_per_epoch": 640}
+
+    def fit(seed):
+        return SpectralNet(n_clusters=3, seed=seed, siamese=siamese, spectral={**TINY, "epochs": 2}, **GRAPH).fit(data.train.x, context=QUIET)
+
+    first, second, other = fit(0), fit(0), fit(1)
+    assert np.array_equal(first.transform(data.train.x), second.transform(data.train.x))
+    assert first.stages["siamese"].loop.history == second.stages["siamese"].loop.history
+    assert first.stages["siamese"].loop.values("loss") != other.stages["siamese"].loop.values("loss")
+    assert acc(data.train.y, first.predict(data.train.x)) > 0.9
 
 
 def test_two_moons_and_unseen_points(moons):
@@ -211,6 +302,12 @@ def test_config_errors():
         SpectralNet(n_clusters=10, spectral={"batch_size": 8})
     with pytest.raises(ConfigError, match="scale must be local or global"):
         SpectralNet(n_clusters=2, scale="median")
+    with pytest.raises(ConfigError, match="scale_rule must be ours or reference, got 'paper'"):
+        SpectralNet(n_clusters=2, scale_rule="paper")
+    with pytest.raises(ConfigError, match="scale_rule=reference with scale=global needs scale_k >= 2"):
+        SpectralNet(n_clusters=2, scale_rule="reference", scale="global", scale_k=1)
+    with pytest.raises(ConfigError, match="siamese.pairs_per_epoch must be null or an even number >= 2"):
+        SpectralNet(n_clusters=2, siamese={"pairs_per_epoch": 3})
     with pytest.raises(ConfigError, match="spectralnet.spectral.epochs"):
         SpectralNet(n_clusters=2, spectral={"epochs": "many"})
 
