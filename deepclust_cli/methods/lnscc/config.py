@@ -44,8 +44,9 @@ class LNSCCConfig(ClusteringConfig):
     edges, 0.1-weighted KL and balance terms — with 5 negatives per edge (the reference: 10) and a
     network sized for speed: [256, 128] without dropout to 10 dimensions, 5,000 sampled edges an
     epoch (the reference: [512, 256], dropout 0.3, 2-D, every edge; conf/experiment/lnscc_digits).
-    ``formulation`` chooses our loss, balance term, seeding rule and residual block or the
-    reference's (xma24/lnscc, ``lnscc_train.py``); method.py's docstring lists both."""
+    ``formulation`` chooses the reference's loss, balance term, seeding rule and residual block
+    (xma24/lnscc, ``lnscc_train.py``; the default: ACC 0.974 against 0.881 on MNIST, 3 seeds) or
+    ours; method.py's docstring lists both."""
 
     features: FeatureConfig = field(default_factory=FeatureConfig)
     validation_fraction: float = 0.1  # held out for the autoencoder stage's validation loss (features.source=ae)
@@ -65,7 +66,7 @@ class LNSCCConfig(ClusteringConfig):
     lr: float = 0.008
     clustering_epoch: int = 20  # the clustering phase starts after this many epochs
     clustering_delay: int = 0  # epochs between seeding the centers and adding the clustering terms (the reference: half of clustering_epoch)
-    formulation: str = "deepclust"  # or reference: lnscc_train.py's loss, balance term, seeding KL and residual block
+    formulation: str = "reference"  # lnscc_train.py's loss, balance term, seeding KL and residual block (README: it beat ours), or deepclust
     n_init: int = 10
     balance_tolerance: float = 0.01  # restarts this close to the most balanced compete on graph cut; 0: the reference's rule
     kl_weight: float = 0.1
